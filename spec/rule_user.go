@@ -1,0 +1,91 @@
+package spec
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+// ruleUser makes the process non-root where the level requires it.
+//
+// Restricted fields: process.user.uid, process.user.gid,
+// process.user.additionalGids, and process.env HOME when the user changes.
+//
+// Allowed values: with user.runAsNonRoot, uid and gid other than 0 and no
+// supplementary group 0. A workload's own non-root user is kept.
+//
+// Otherwise: with user.onRoot fix, a root uid (or gid) becomes the level's
+// uid (gid); for an exec'd process, the container's own user. Group 0 is
+// dropped from the supplementary groups. HOME becomes /tmp when it pointed at
+// root's home, because the new user could not write there. With onRoot
+// refuse, the container is refused.
+func ruleUser(h *hardening) {
+	u := &h.proc.User
+	if !h.level.User.RunAsNonRoot {
+		return
+	}
+	prefix := h.field("user")
+	if u.UID == 0 || u.GID == 0 {
+		if h.level.User.OnRoot == profiles.Refuse {
+			h.refuse(prefix+".uid", itoa(u.UID)+":"+itoa(u.GID), "the level requires a non-root user and group",
+				"run as a non-root user (USER in the image, runAsUser/runAsGroup in the pod), or select a level with user.onRoot: fix")
+			return
+		}
+		uid, gid, why := h.level.User.UID, h.level.User.GID, "level "+h.level.Name+" runs root containers as its non-root user"
+		if h.container != nil {
+			// An exec becomes the container's own user, never more.
+			uid, gid, why = h.container.Process.User.UID, h.container.Process.User.GID, "an exec runs as the container's hardened user"
+		}
+		if u.UID == 0 {
+			h.change(prefix+".uid", "0", itoa(uid), why)
+			u.UID = uid
+			h.fixHome()
+		}
+		if u.GID == 0 {
+			h.change(prefix+".gid", "0", itoa(gid), why)
+			u.GID = gid
+		}
+		u.Username = ""
+	}
+	if slices.Contains(u.AdditionalGids, 0) {
+		before := gidList(u.AdditionalGids)
+		u.AdditionalGids = slices.DeleteFunc(slices.Clone(u.AdditionalGids), func(g uint32) bool { return g == 0 })
+		h.change(prefix+".additionalGids", before, gidList(u.AdditionalGids), "supplementary group 0 gives root's group access")
+	}
+}
+
+// fixHome points HOME at a writable place when the process no longer is the
+// user whose home it names.
+func (h *hardening) fixHome() {
+	for i, e := range h.proc.Env {
+		name, val, _ := strings.Cut(e, "=")
+		if name != "HOME" {
+			continue
+		}
+		if val == "/root" || val == "/" {
+			h.change(h.field("env")+"[HOME]", val, "/tmp", "the non-root user cannot write root's home")
+			h.proc.Env = slices.Clone(h.proc.Env)
+			h.proc.Env[i] = "HOME=/tmp"
+		}
+		return
+	}
+	h.change(h.field("env")+"[HOME]", "", "/tmp", "HOME was unset; the non-root user gets a writable one")
+	h.proc.Env = append(slices.Clone(h.proc.Env), "HOME=/tmp")
+}
+
+// field names a field of the process being hardened.
+func (h *hardening) field(name string) string {
+	if h.container != nil {
+		return "exec." + name
+	}
+	return "process." + name
+}
+
+func gidList(gids []uint32) string {
+	s := make([]string, len(gids))
+	for i, g := range gids {
+		s[i] = itoa(g)
+	}
+	return list(s)
+}

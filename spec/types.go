@@ -1,0 +1,121 @@
+package spec
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Change is one thing Harden changed, or one decision it recorded.
+type Change struct {
+	// Rule is the rule that made the change (user, capabilities, ...).
+	Rule string `json:"rule"`
+	// Field is the spec field, as a JSON path (process.user.uid).
+	Field string `json:"field"`
+	// From and To are the old and new values, rendered for people.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Reason says why, in a few words.
+	Reason string `json:"reason"`
+	// Note marks a recorded decision that changed nothing (for example
+	// "host has no AppArmor"); notes are not violations.
+	Note bool `json:"note,omitempty"`
+}
+
+// Violation is a way in which a spec does not comply with a level.
+type Violation struct {
+	Rule   string `json:"rule"`
+	Field  string `json:"field"`
+	Value  string `json:"value,omitempty"`
+	Reason string `json:"reason"`
+	// Fix says what would make the spec comply.
+	Fix string `json:"fix"`
+	// Refused is true when the level refuses such a spec rather than fixing it.
+	Refused bool `json:"refused"`
+}
+
+func (v Violation) String() string {
+	s := "rule " + v.Rule + ": " + v.Field
+	if v.Value != "" {
+		s += "=" + v.Value
+	}
+	s += ": " + v.Reason
+	if v.Fix != "" {
+		s += "; fix: " + v.Fix
+	}
+	return s
+}
+
+// RefusedError is returned when a level refuses a spec. Its message is one
+// line: it ends up in `kubectl describe pod` through the kubelet.
+type RefusedError struct {
+	Level      string
+	Violations []Violation
+}
+
+func (e *RefusedError) Error() string {
+	if len(e.Violations) == 0 {
+		return "refused by level " + e.Level
+	}
+	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
+	if n := len(e.Violations) - 1; n > 0 {
+		var more []string
+		for _, v := range e.Violations[1:] {
+			more = append(more, v.Rule+" "+v.Field)
+		}
+		msg += fmt.Sprintf(" (and %d more: %s)", n, strings.Join(more, ", "))
+	}
+	return msg
+}
+
+// ImageInfo is what the caller knows about the image the container runs.
+// Everything is optional.
+type ImageInfo struct {
+	// Name and Digest identify the image, for the record.
+	Name   string
+	Digest string
+	// User is the image config's USER, for the record.
+	User string
+	// Volumes are the image config's declared VOLUMEs.
+	Volumes []string
+	// Rootfs, when set, is the container's root filesystem. It is only
+	// read (to see whether /var/run is a directory of its own).
+	Rootfs fs.FS
+}
+
+// Host holds the facts about the node that some rules depend on. The shim
+// probes them once; hardenctl has flags for them.
+type Host struct {
+	// AppArmor is true when the kernel has AppArmor enabled, the parser is
+	// present and the level's profile is loaded.
+	AppArmor bool
+	// UnprivilegedPortSysctl is true when the kernel has
+	// net.ipv4.ip_unprivileged_port_start (Linux 4.11+).
+	UnprivilegedPortSysctl bool
+	// ResolvePath resolves symlinks in a bind mount's host path, so that a
+	// link to a sensitive path is judged as that path. Nil: paths are taken
+	// as they are.
+	ResolvePath func(string) string
+	// IsHostNamespace reports whether a namespace path (a
+	// linux.namespaces[].path) is the host's own namespace of that type.
+	// Nil: only /proc/1/ns/* and /proc/self/ns/* count as the host's.
+	IsHostNamespace func(nsType specs.LinuxNamespaceType, path string) bool
+}
+
+// Inputs are everything Harden needs besides the spec and the level.
+type Inputs struct {
+	Image ImageInfo
+	Host  Host
+}
+
+// Result is the hardened spec and what was done to it.
+type Result struct {
+	// Level is the name of the level applied.
+	Level string `json:"level"`
+	// Spec is the hardened spec: a copy, never the input.
+	Spec *specs.Spec `json:"-"`
+	// Changes lists every change and note, in rule order.
+	Changes []Change `json:"changes"`
+}
