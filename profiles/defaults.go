@@ -98,11 +98,11 @@ var StandardDevices = []StandardDevice{
 
 // SensitiveHostPaths may not be bind-mounted into a container unless the
 // level allows them (mounts.allowHostPaths). A path refuses itself and, for
-// those marked subtree, everything below it. "/proc" and "/sys" are refused
+// those marked subtree, everything below it. "/sys" is refused
 // only when mounted read-write.
 var SensitiveHostPaths = []SensitivePath{
 	{Path: "/", Subtree: false, Why: "the host's root filesystem"},
-	{Path: "/proc", Subtree: true, ReadOnlyOK: true, Why: "the host's /proc"},
+	{Path: "/proc", Subtree: true, Why: "the host's /proc (every process's environment and memory maps)"},
 	{Path: "/sys", Subtree: true, ReadOnlyOK: true, Why: "the host's /sys"},
 	{Path: "/dev", Subtree: true, Why: "host devices"},
 	{Path: "/etc", Subtree: true, Why: "host configuration (credentials, kubelet and containerd config)"},
@@ -111,9 +111,9 @@ var SensitiveHostPaths = []SensitivePath{
 	{Path: "/root", Subtree: true, Why: "the host's root home directory"},
 	{Path: "/var/run/docker.sock", Why: "the Docker API (root on the host)"},
 	{Path: "/run/docker.sock", Why: "the Docker API (root on the host)"},
-	{Path: "/var/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)"},
-	{Path: "/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)"},
-	{Path: "/var/lib/containerd", Subtree: true, Why: "containerd's image and container state"},
+	{Path: "/var/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)", AllowBelow: criSandboxFiles("/var/run/containerd")},
+	{Path: "/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)", AllowBelow: criSandboxFiles("/run/containerd")},
+	{Path: "/var/lib/containerd", Subtree: true, Why: "containerd's image and container state", AllowBelow: criSandboxFiles("/var/lib/containerd")},
 	{Path: "/var/lib/kubelet", Subtree: true, Why: "the kubelet's state, including other pods' secrets", AllowBelow: []string{"/var/lib/kubelet/pods/"}},
 	{Path: "/var/run/crio", Subtree: true, Why: "the CRI-O API socket"},
 	{Path: "/run/crio", Subtree: true, Why: "the CRI-O API socket"},
@@ -150,4 +150,11 @@ func (s SensitivePath) Matches(p string) bool {
 		}
 	}
 	return true
+}
+
+// criSandboxFiles are the per-pod files containerd's CRI plugin bind-mounts
+// into every container of a pod (hosts, hostname, resolv.conf, /dev/shm),
+// below containerd's root or state directory.
+func criSandboxFiles(dir string) []string {
+	return []string{dir + "/io.containerd.grpc.v1.cri/sandboxes/"}
 }

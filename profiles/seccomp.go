@@ -56,11 +56,18 @@ type seccompKey struct {
 	caps    string
 }
 
+// seccompEntry is a computed profile and the syscall sets it allows, so that
+// comparing a workload's profile with it costs no rebuild.
+type seccompEntry struct {
+	profile   *specs.LinuxSeccomp
+	some, all map[string]bool
+}
+
 var (
 	// mu guards seccompCache: profiles are computed once per distinct
 	// (profile, arches, packs, capabilities) and shared read-only after.
 	mu           sync.Mutex
-	seccompCache = map[seccompKey]*specs.LinuxSeccomp{}
+	seccompCache = map[seccompKey]*seccompEntry{}
 )
 
 // Seccomp returns the seccomp profile of the level for a process whose
@@ -77,21 +84,48 @@ var (
 //     EPERM, which is what users expect from mount or unshare;
 //   - removes StrictRemoved for the strict profile and adds the level's packs.
 func Seccomp(l *Level, bounding []string) (*specs.LinuxSeccomp, error) {
-	caps := slices.Clone(bounding)
-	sort.Strings(caps)
-	caps = slices.Compact(caps)
-	key := seccompKey{l.Seccomp.Profile, l.Seccomp.CompatArches, strings.Join(l.Seccomp.Packs, ","), strings.Join(caps, ",")}
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := seccompCache[key]; ok {
-		return p, nil
-	}
-	p, err := buildSeccomp(key.profile, key.compat, l.Seccomp.Packs, caps)
+	e, err := seccompFor(l, bounding)
 	if err != nil {
 		return nil, err
 	}
-	seccompCache[key] = p
-	return p, nil
+	return e.profile, nil
+}
+
+// SeccompAllows returns the syscalls the level's profile (for the bounding
+// set) allows for some arguments and for all arguments, as AllowedSyscalls
+// computes them. The maps are shared: read them, never write them.
+func SeccompAllows(l *Level, bounding []string) (some, all map[string]bool, err error) {
+	e, err := seccompFor(l, bounding)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.some, e.all, nil
+}
+
+func seccompFor(l *Level, bounding []string) (*seccompEntry, error) {
+	key := seccompKey{l.Seccomp.Profile, l.Seccomp.CompatArches, strings.Join(l.Seccomp.Packs, ","), capsKey(bounding)}
+	mu.Lock()
+	defer mu.Unlock()
+	if e, ok := seccompCache[key]; ok {
+		return e, nil
+	}
+	caps := slices.Clone(bounding)
+	sort.Strings(caps)
+	p, err := buildSeccomp(key.profile, key.compat, l.Seccomp.Packs, slices.Compact(caps))
+	if err != nil {
+		return nil, err
+	}
+	e := &seccompEntry{profile: p}
+	e.some, e.all = AllowedSyscalls(p)
+	seccompCache[key] = e
+	return e, nil
+}
+
+// capsKey is the cache key of a capability set: sorted, without duplicates.
+func capsKey(caps []string) string {
+	caps = slices.Clone(caps)
+	sort.Strings(caps)
+	return strings.Join(slices.Compact(caps), ",")
 }
 
 func buildSeccomp(profile string, compat bool, packs, caps []string) (*specs.LinuxSeccomp, error) {

@@ -29,11 +29,12 @@ fi
 
 stamp() { cat "$bin/.$1.version" 2>/dev/null || true; }
 
-if [ "$(stamp containerd)" != "$CONTAINERD_VERSION" ] || [ ! -x "$bin/containerd" ] || [ ! -x "$bin/ctr" ]; then
-  echo "tools: building containerd $CONTAINERD_VERSION (containerd, ctr) into .tools/bin"
+if [ "$(stamp containerd)" != "$CONTAINERD_VERSION" ] || [ ! -x "$bin/containerd" ] || [ ! -x "$bin/ctr" ] || [ ! -x "$bin/containerd-shim-runc-v2" ]; then
+  echo "tools: building containerd $CONTAINERD_VERSION (containerd, ctr, containerd-shim-runc-v2) into .tools/bin"
   GOBIN="$bin" GOFLAGS=-buildvcs=false go install -tags no_btrfs \
     "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
-    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION"
   echo "$CONTAINERD_VERSION" >"$bin/.containerd.version"
 fi
 

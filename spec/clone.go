@@ -1,83 +1,122 @@
 package spec
 
-import "reflect"
+import (
+	"reflect"
+	"sync"
+)
 
 // deepCopy returns a deep copy of *v. The runtime-spec types are plain data
 // (exported fields, pointers, slices, maps), so a reflective copy is
-// complete and stays correct when the spec grows new fields.
+// complete and stays correct when the spec grows new fields. It writes into
+// addressable values in place, so that each pointer, slice and map of the
+// input costs one allocation.
 func deepCopy[T any](v *T) *T {
 	if v == nil {
 		return nil
 	}
-	return copyValue(reflect.ValueOf(v)).Interface().(*T)
+	c := new(T)
+	copyInto(reflect.ValueOf(c).Elem(), reflect.ValueOf(v).Elem())
+	return c
 }
 
-func copyValue(v reflect.Value) reflect.Value {
-	switch v.Kind() {
+// copyInto sets the addressable dst to a deep copy of src.
+func copyInto(dst, src reflect.Value) {
+	switch src.Kind() {
 	case reflect.Pointer:
-		if v.IsNil() {
-			return v
+		if src.IsNil() {
+			return
 		}
-		c := reflect.New(v.Elem().Type())
-		c.Elem().Set(copyValue(v.Elem()))
-		return c
+		p := reflect.New(src.Type().Elem())
+		copyInto(p.Elem(), src.Elem())
+		dst.Set(p)
 	case reflect.Struct:
-		c := reflect.New(v.Type()).Elem()
-		c.Set(v) // copies the scalar fields in one go
-		for i := range v.NumField() {
-			switch v.Field(i).Kind() {
-			case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Struct, reflect.Interface:
-				c.Field(i).Set(copyValue(v.Field(i)))
-			}
+		dst.Set(src) // the scalar fields in one go
+		for _, i := range refFields(src.Type()) {
+			copyInto(dst.Field(i), src.Field(i))
 		}
-		return c
 	case reflect.Slice:
-		if v.IsNil() {
-			return v
+		if src.IsNil() {
+			dst.SetZero()
+			return
 		}
-		c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		if isFlat(v.Type().Elem()) {
-			reflect.Copy(c, v)
-			return c
+		n := src.Len()
+		if n == 0 {
+			dst.Set(reflect.MakeSlice(src.Type(), 0, 0))
+			return
 		}
-		for i := range v.Len() {
-			c.Index(i).Set(copyValue(v.Index(i)))
+		dst.SetZero()
+		dst.Grow(n)
+		dst.SetLen(n)
+		if isFlat(src.Type().Elem()) {
+			reflect.Copy(dst, src)
+			return
 		}
-		return c
+		for i := range n {
+			copyInto(dst.Index(i), src.Index(i))
+		}
 	case reflect.Map:
-		if v.IsNil() {
-			return v
+		if src.IsNil() {
+			dst.SetZero()
+			return
 		}
-		c := reflect.MakeMapWithSize(v.Type(), v.Len())
-		iter := v.MapRange()
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		flat := isFlat(src.Type().Elem())
+		iter := src.MapRange()
 		for iter.Next() {
-			c.SetMapIndex(iter.Key(), copyValue(iter.Value()))
+			if flat {
+				m.SetMapIndex(iter.Key(), iter.Value())
+				continue
+			}
+			e := reflect.New(src.Type().Elem()).Elem()
+			copyInto(e, iter.Value())
+			m.SetMapIndex(iter.Key(), e)
 		}
-		return c
+		dst.Set(m)
 	case reflect.Interface:
-		if v.IsNil() {
-			return v
+		if src.IsNil() {
+			dst.SetZero()
+			return
 		}
-		c := reflect.New(v.Type()).Elem()
-		c.Set(copyValue(v.Elem()))
-		return c
+		e := reflect.New(src.Elem().Type()).Elem()
+		copyInto(e, src.Elem())
+		dst.Set(e)
+	default:
+		dst.Set(src)
 	}
-	return v
 }
 
-// isFlat reports whether values of t hold no references to copy.
-func isFlat(t reflect.Type) bool {
+// typeInfo is what the copy needs to know about a type, computed once.
+type typeInfo struct {
+	flat bool  // holds no references
+	refs []int // for structs: the fields that hold references
+}
+
+var typeInfos sync.Map // reflect.Type -> *typeInfo
+
+func infoOf(t reflect.Type) *typeInfo {
+	if v, ok := typeInfos.Load(t); ok {
+		return v.(*typeInfo)
+	}
+	ti := &typeInfo{flat: true}
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
-		return false
+		ti.flat = false
 	case reflect.Struct:
 		for i := range t.NumField() {
 			if !isFlat(t.Field(i).Type) {
-				return false
+				ti.flat = false
+				ti.refs = append(ti.refs, i)
 			}
 		}
 	case reflect.Array:
-		return isFlat(t.Elem())
+		ti.flat = isFlat(t.Elem())
 	}
-	return true
+	typeInfos.Store(t, ti)
+	return ti
 }
+
+// isFlat reports whether values of t hold no references to copy.
+func isFlat(t reflect.Type) bool { return infoOf(t).flat }
+
+// refFields lists the fields of struct type t that hold references.
+func refFields(t reflect.Type) []int { return infoOf(t).refs }

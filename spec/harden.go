@@ -109,11 +109,23 @@ func prepare(s *specs.Spec, level *profiles.Level, in Inputs) (*hardening, error
 	if err := validate(s); err != nil {
 		return nil, err
 	}
-	c := deepCopy(s)
+	// The workload's seccomp profile is most of a CRI spec and is usually
+	// replaced: copy everything else now, and the profile only if ruleSeccomp
+	// keeps it. Until then the copy shares it read-only.
+	shallow := *s
+	var seccomp *specs.LinuxSeccomp
+	if s.Linux != nil {
+		linux := *s.Linux
+		seccomp, linux.Seccomp = linux.Seccomp, nil
+		shallow.Linux = &linux
+	}
+	c := deepCopy(&shallow)
 	if c.Linux == nil {
 		c.Linux = &specs.Linux{}
 	}
-	return &hardening{level: level, in: in, spec: c, proc: c.Process}, nil
+	c.Linux.Seccomp = seccomp
+	// Most specs get 10 to 20 changes: one allocation for them.
+	return &hardening{level: level, in: in, spec: c, proc: c.Process, changes: make([]Change, 0, 24)}, nil
 }
 
 // Harden returns a hardened copy of s under level and the list of changes.

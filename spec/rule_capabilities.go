@@ -41,7 +41,7 @@ func ruleCapabilities(h *hardening) {
 		{"bounding", &caps.Bounding}, {"effective", &caps.Effective}, {"permitted", &caps.Permitted},
 		{"inheritable", &caps.Inheritable}, {"ambient", &caps.Ambient},
 	}
-	refused := map[string]bool{}
+	var refused map[string]bool // refuse each capability once, not once per set
 	for _, s := range sets {
 		var dropped []string
 		for _, c := range *s.set {
@@ -50,6 +50,9 @@ func ruleCapabilities(h *hardening) {
 			}
 			if !slices.Contains(profiles.RuntimeDefaultCapabilities, c) && h.level.Capabilities.OnRequest == profiles.Refuse {
 				if !refused[c] {
+					if refused == nil {
+						refused = map[string]bool{}
+					}
 					refused[c] = true
 					h.refuse(prefix+"."+s.name, c, "the level "+h.level.Name+" does not allow this capability",
 						"drop it (securityContext.capabilities.add / ctr --cap-add), or allow it with capabilities.allow in a level of the node policy")
@@ -60,7 +63,7 @@ func ruleCapabilities(h *hardening) {
 		}
 		if len(dropped) > 0 {
 			before := list(*s.set)
-			*s.set = slices.DeleteFunc(slices.Clone(*s.set), func(c string) bool { return slices.Contains(dropped, c) })
+			*s.set = slices.DeleteFunc(*s.set, func(c string) bool { return slices.Contains(dropped, c) })
 			h.change(prefix+"."+s.name, before, list(*s.set), "not in the allowlist of level "+h.level.Name)
 		}
 	}

@@ -50,7 +50,7 @@ func ruleUser(h *hardening) {
 	}
 	if slices.Contains(u.AdditionalGids, 0) {
 		before := gidList(u.AdditionalGids)
-		u.AdditionalGids = slices.DeleteFunc(slices.Clone(u.AdditionalGids), func(g uint32) bool { return g == 0 })
+		u.AdditionalGids = slices.DeleteFunc(u.AdditionalGids, func(g uint32) bool { return g == 0 })
 		h.change(prefix+".additionalGids", before, gidList(u.AdditionalGids), "supplementary group 0 gives root's group access")
 	}
 }
@@ -65,13 +65,12 @@ func (h *hardening) fixHome() {
 		}
 		if val == "/root" || val == "/" {
 			h.change(h.field("env")+"[HOME]", val, "/tmp", "the non-root user cannot write root's home")
-			h.proc.Env = slices.Clone(h.proc.Env)
 			h.proc.Env[i] = "HOME=/tmp"
 		}
 		return
 	}
 	h.change(h.field("env")+"[HOME]", "", "/tmp", "HOME was unset; the non-root user gets a writable one")
-	h.proc.Env = append(slices.Clone(h.proc.Env), "HOME=/tmp")
+	h.proc.Env = append(h.proc.Env, "HOME=/tmp")
 }
 
 // field names a field of the process being hardened.

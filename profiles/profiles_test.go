@@ -1,0 +1,299 @@
+package profiles
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestBuiltinLevelsAreValid(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		l, ok := Builtin(name)
+		if !ok {
+			t.Fatalf("Builtin(%q) missing", name)
+		}
+		if err := l.Validate(); err != nil {
+			t.Errorf("Builtin(%q).Validate() = %v", name, err)
+		}
+		if l.Name != name || l.Description == "" {
+			t.Errorf("Builtin(%q) = name %q description %q", name, l.Name, l.Description)
+		}
+		if !l.Rootfs.ReadOnly || l.Limits.Pids == 0 || l.Seccomp.OnWeaker == "" {
+			t.Errorf("Builtin(%q) is missing a control: %+v", name, l)
+		}
+	}
+	if _, ok := Builtin("nope"); ok {
+		t.Error(`Builtin("nope") found a level`)
+	}
+}
+
+// TestLevelsMeetPodSecurityStandards checks the built-in levels against what
+// the Kubernetes Pod Security Standards require of the level of the same name.
+func TestLevelsMeetPodSecurityStandards(t *testing.T) {
+	// PSS baseline allows only these capabilities to be added.
+	pssBaseline := []string{"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
+		"CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"}
+	b, _ := Builtin(Baseline)
+	for _, c := range b.Capabilities.Allow {
+		if !slices.Contains(pssBaseline, c) {
+			t.Errorf("baseline allows %s, which PSS baseline forbids", c)
+		}
+	}
+	if b.AllowPrivileged || len(b.Namespaces.AllowHost) > 0 || len(b.Mounts.AllowHostPaths) > 0 {
+		t.Error("baseline allows privileged, host namespaces or host paths")
+	}
+	for _, name := range []string{Restricted, Strict} {
+		l, _ := Builtin(name)
+		// PSS restricted: runAsNonRoot, drop ALL (NET_BIND_SERVICE may be added; we do not).
+		if !l.User.RunAsNonRoot || len(l.Capabilities.Allow) > 0 {
+			t.Errorf("%s: runAsNonRoot %v, capabilities %v", name, l.User.RunAsNonRoot, l.Capabilities.Allow)
+		}
+	}
+}
+
+func TestStricter(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{Restricted, Baseline, true}, {Strict, Restricted, true}, {Baseline, Restricted, false},
+		{Restricted, Restricted, false}, {"mine", Baseline, false}, {Strict, "mine", false},
+	} {
+		if got := Stricter(tc.a, tc.b); got != tc.want {
+			t.Errorf("Stricter(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeLevelErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "name: x\nuser:\n  runAsRoot: true\n", "line 3: field runAsRoot not found"},
+		{"bad action", "name: x\nuser:\n  onRoot: ignore\n", `user.onRoot: "ignore" is not one of fix, refuse`},
+		{"bad cap", "name: x\ncapabilities:\n  allow: [NET_ADMIN]\n", `"NET_ADMIN" is not a capability`},
+		{"bad profile", "name: x\nseccomp:\n  profile: unconfined\n", `seccomp.profile: "unconfined" is not one of`},
+		{"bad pack", "name: x\nseccomp:\n  packs: [bpf]\n", `unknown pack "bpf"`},
+		{"bad onWeaker", "name: x\nseccomp:\n  onWeaker: allow\n", "seccomp.onWeaker"},
+		{"apparmor unconfined", "name: x\napparmor:\n  profile: unconfined\n", "apparmor.profile"},
+		{"relative tmpfs", "name: x\nrootfs:\n  tmpfs: [tmp]\n", `"tmp" must be a clean absolute path`},
+		{"root tmpfs", "name: x\nrootfs:\n  writablePaths: [/]\n", `"/" must be a clean absolute path`},
+		{"bad size", "name: x\nrootfs:\n  tmpfsSize: big\n", `"big" is not a tmpfs size`},
+		{"relative host path", "name: x\nmounts:\n  allowHostPaths: [etc]\n", `"etc" must be an absolute path`},
+		{"host mount ns", "name: x\nnamespaces:\n  allowHost: [mount]\n", "never allowed"},
+		{"bad ns", "name: x\nnamespaces:\n  allowHost: [time]\n", `"time" is not one of`},
+		{"bad device", "name: x\ndevices:\n  allow: [/tmp/fuse]\n", "must be a path under /dev/"},
+		{"negative pids", "name: x\nlimits:\n  pids: -1\n", "limits.pids"},
+		{"no name", "user:\n  runAsNonRoot: false\n", "name: must not be empty"},
+		{"root uid", "name: x\nuser:\n  runAsNonRoot: true\n", "user.uid/gid: must be non-zero"},
+		{"not yaml", "name: [\n", "yaml"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeLevel([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("DecodeLevel = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeLevelDefaults(t *testing.T) {
+	l, err := DecodeLevel([]byte("name: minimal\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.User.OnRoot != Fix || l.Capabilities.OnRequest != Refuse || l.Seccomp.Profile != SeccompRuntimeDefault ||
+		l.AppArmor.Profile != DefaultAppArmorProfile || l.Rootfs.TmpfsSize != "64m" {
+		t.Errorf("defaults not filled: %+v", l)
+	}
+}
+
+func TestCloneIsDeep(t *testing.T) {
+	l, _ := Builtin(Baseline)
+	c := l.Clone()
+	c.Capabilities.Allow[0] = "CAP_SYS_ADMIN"
+	c.Rootfs.Tmpfs[0] = "/x"
+	if l.Capabilities.Allow[0] == "CAP_SYS_ADMIN" || l.Rootfs.Tmpfs[0] == "/x" {
+		t.Error("Clone shares slices with the original")
+	}
+	again, _ := Builtin(Baseline)
+	if again.Capabilities.Allow[0] == "CAP_SYS_ADMIN" {
+		t.Error("Builtin hands out the shared level")
+	}
+	if l.AllowsHostNamespace("network") {
+		t.Error("baseline allows the host network")
+	}
+}
+
+func TestSeccomp(t *testing.T) {
+	r, _ := Builtin(Restricted)
+	p, err := Seccomp(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.DefaultAction != specs.ActErrno || p.DefaultErrnoRet == nil || *p.DefaultErrnoRet != uint(syscall.ENOSYS) {
+		t.Errorf("default %s %v, want errno ENOSYS", p.DefaultAction, p.DefaultErrnoRet)
+	}
+	if len(p.Architectures) != 1 {
+		t.Errorf("architectures = %v, want the native one only", p.Architectures)
+	}
+	some, all := AllowedSyscalls(p)
+	for _, n := range []string{"read", "write", "openat", "execve", "getppid"} {
+		if !all[n] {
+			t.Errorf("%s not allowed", n)
+		}
+	}
+	if some["mount"] || some["unshare"] || some["kexec_load"] {
+		t.Error("privileged syscalls allowed without CAP_SYS_ADMIN")
+	}
+	eperm := false
+	for _, rule := range p.Syscalls {
+		if slices.Contains(rule.Names, "mount") && rule.Action == specs.ActErrno && rule.ErrnoRet != nil && *rule.ErrnoRet == uint(syscall.EPERM) {
+			eperm = true
+		}
+		if slices.Contains(rule.Names, "clone3") && (rule.ErrnoRet == nil || *rule.ErrnoRet != uint(syscall.ENOSYS)) {
+			t.Errorf("clone3 rule %+v, want ENOSYS", rule)
+		}
+	}
+	if !eperm {
+		t.Error("mount does not fail with EPERM")
+	}
+	// Cached: the same pointer for the same inputs, in any order.
+	p2, _ := Seccomp(r, []string{})
+	if p2 != p {
+		t.Error("profile not cached")
+	}
+	admin, _ := Seccomp(r, []string{"CAP_SYS_ADMIN", "CAP_CHOWN"})
+	admin2, _ := Seccomp(r, []string{"CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_CHOWN"})
+	if admin != admin2 {
+		t.Error("capability order changes the cache key")
+	}
+	if s, _ := AllowedSyscalls(admin); !s["mount"] {
+		t.Error("mount not allowed with CAP_SYS_ADMIN")
+	}
+
+	st, _ := Builtin(Strict)
+	sp, _ := Seccomp(st, nil)
+	ss, _ := AllowedSyscalls(sp)
+	for _, n := range StrictRemoved {
+		if ss[n] {
+			t.Errorf("strict allows %s", n)
+		}
+	}
+	if len(ss) >= len(some) {
+		t.Errorf("strict allows %d syscalls, restricted %d", len(ss), len(some))
+	}
+
+	packs := r.Clone()
+	packs.Seccomp.Packs = []string{"ptrace"}
+	packs.Seccomp.CompatArches = true
+	pp, _ := Seccomp(packs, nil)
+	if s, _ := AllowedSyscalls(pp); !s["ptrace"] || !s["process_vm_readv"] {
+		t.Error("ptrace pack not applied")
+	}
+	if len(pp.Architectures) < 2 {
+		t.Errorf("compatArches: architectures %v", pp.Architectures)
+	}
+	sa, aa, err := SeccompAllows(packs, nil)
+	if err != nil || !sa["ptrace"] || !aa["ptrace"] {
+		t.Errorf("SeccompAllows = %v", err)
+	}
+
+	bad := r.Clone()
+	bad.Seccomp.Packs = []string{"nope"}
+	if _, err := Seccomp(bad, nil); err == nil {
+		t.Error("unknown pack accepted")
+	}
+	bad.Seccomp.Packs = nil
+	bad.Seccomp.Profile = "nope"
+	if _, _, err := SeccompAllows(bad, nil); err == nil {
+		t.Error("unknown profile accepted")
+	}
+	if s, a := AllowedSyscalls(nil); len(s)+len(a) != 0 {
+		t.Error("AllowedSyscalls(nil) not empty")
+	}
+}
+
+func TestPermits(t *testing.T) {
+	for a, want := range map[specs.LinuxSeccompAction]bool{
+		specs.ActAllow: true, specs.ActLog: true, specs.ActNotify: true, specs.ActTrace: true,
+		specs.ActErrno: false, specs.ActKill: false, specs.ActKillProcess: false, specs.ActTrap: false,
+	} {
+		if got := Permits(a); got != want {
+			t.Errorf("Permits(%s) = %v, want %v", a, got, want)
+		}
+	}
+}
+
+func TestSensitivePaths(t *testing.T) {
+	match := func(p string) bool {
+		for _, s := range SensitiveHostPaths {
+			if s.Matches(p) {
+				return true
+			}
+		}
+		return false
+	}
+	for p, want := range map[string]bool{
+		"/": true, "/etc": true, "/etc/shadow": true, "/etcetera": false, "/srv": false, "/var/run/docker.sock": true,
+		"/run/containerd/containerd.sock": true, "/var/lib/kubelet/pods/x/volumes/y": false, "/var/lib/kubelet/config.yaml": true,
+		"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/hosts": false,
+		"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm":       false,
+		"/var/lib/containerd/io.containerd.content.v1.content":             true,
+		"/dev/mem": true, "/proc/1/root": true, "/home/user": false,
+	} {
+		if got := match(p); got != want {
+			t.Errorf("sensitive(%s) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestAppArmorProfile(t *testing.T) {
+	text, err := AppArmorProfile(DefaultAppArmorProfile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"profile hardened-default", "deny @{PROC}/sysrq-trigger", "peer=unconfined"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("profile text lacks %q", want)
+		}
+	}
+	if _, err := AppArmorProfile("bad name;", ""); err == nil {
+		t.Error("bad profile name accepted")
+	}
+	parser, err := exec.LookPath("apparmor_parser")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("apparmor_parser missing on CI: run make tools")
+		}
+		t.Skip("skipping: apparmor_parser not installed (make tools installs it)")
+	}
+	file := filepath.Join(t.TempDir(), "profile")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -Q: parse and check only, no kernel needed; -K: no cache.
+	if out, err := exec.Command(parser, "-Q", "-K", file).CombinedOutput(); err != nil {
+		t.Fatalf("apparmor_parser -Q: %v\n%s", err, out)
+	}
+	broken := filepath.Join(t.TempDir(), "broken")
+	os.WriteFile(broken, []byte(strings.Replace(text, "}", "", 1)), 0o644)
+	if err := exec.Command(parser, "-Q", "-K", broken).Run(); err == nil {
+		t.Error("apparmor_parser accepted a broken profile: the check proves nothing")
+	}
+}
+
+func TestPackNames(t *testing.T) {
+	if got := PackNames(); !slices.IsSorted(got) || len(got) != len(Packs) {
+		t.Errorf("PackNames() = %v", got)
+	}
+	for _, c := range RuntimeDefaultCapabilities {
+		if !IsCapability(c) {
+			t.Errorf("%s is not a capability", c)
+		}
+	}
+}

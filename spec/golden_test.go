@@ -1,0 +1,116 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenCase is one fixture: testdata/<in>.in.json hardened under level
+// with inputs gives testdata/<name>.golden.json.
+type goldenCase struct {
+	name, in, level string
+	in2             Inputs
+}
+
+// noAppArmorHost is this build machine: no AppArmor, the port sysctl present.
+var noAppArmorHost = Host{UnprivilegedPortSysctl: true}
+
+var goldenCases = []goldenCase{
+	// ctr run (containerd's pkg/oci default spec): root, 14 caps, no
+	// seccomp, read-write root.
+	{name: "ctr-run.restricted", in: "ctr-run", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
+	{name: "ctr-run.baseline", in: "ctr-run", level: "baseline", in2: Inputs{Host: noAppArmorHost}},
+	{name: "ctr-run.strict", in: "ctr-run", level: "strict", in2: Inputs{Host: noAppArmorHost}},
+	{name: "ctr-run.restricted-apparmor-volumes", in: "ctr-run", level: "restricted",
+		in2: Inputs{Host: Host{AppArmor: true, UnprivilegedPortSysctl: true}, Image: ImageInfo{Volumes: []string{"/data", "/var/lib/app/"}}}},
+	// CRI (kubelet through containerd): a pod container with RuntimeDefault
+	// seccomp and the pod's namespaces, and the pod sandbox (pause).
+	{name: "cri-container.restricted", in: "cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
+	{name: "cri-container.strict-apparmor", in: "cri-container", level: "strict", in2: Inputs{Host: Host{AppArmor: true, UnprivilegedPortSysctl: true}}},
+	{name: "cri-sandbox.restricted", in: "cri-sandbox", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
+	// A workload that is already careful keeps its own settings.
+	{name: "nonroot-own-seccomp.restricted", in: "nonroot-own-seccomp", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
+	{name: "nonroot-own-seccomp.strict", in: "nonroot-own-seccomp", level: "strict", in2: Inputs{Host: noAppArmorHost}},
+}
+
+// goldenResult is what a golden file holds.
+type goldenResult struct {
+	Level   string      `json:"level"`
+	Error   string      `json:"error,omitempty"`
+	Changes []Change    `json:"changes"`
+	Spec    *specs.Spec `json:"spec,omitempty"`
+}
+
+func readSpec(t testing.TB, name string) *specs.Spec {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name+".in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s specs.Spec
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("testdata/%s.in.json: %v", name, err)
+	}
+	return &s
+}
+
+func level(t testing.TB, name string) *profiles.Level {
+	t.Helper()
+	l, ok := profiles.Builtin(name)
+	if !ok {
+		t.Fatalf("no built-in level %q", name)
+	}
+	return l
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := readSpec(t, tc.in)
+			res, err := Harden(s, level(t, tc.level), tc.in2)
+			got := goldenResult{Level: tc.level}
+			var refused *RefusedError
+			switch {
+			case errors.As(err, &refused):
+				got.Error = err.Error()
+				got.Changes = res.Changes
+			case err != nil:
+				t.Fatalf("Harden(%s) = %v", tc.in, err)
+			default:
+				got.Changes, got.Spec = res.Changes, res.Spec
+			}
+			data, err := json.MarshalIndent(got, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, '\n')
+			file := filepath.Join("testdata", tc.name+".golden.json")
+			if *update {
+				if err := os.WriteFile(file, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./spec -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), string(data)); diff != "" {
+				t.Errorf("Harden(%s, %s) differs from %s (-want +got):\n%s", tc.in, tc.level, file, diff)
+			}
+		})
+	}
+}

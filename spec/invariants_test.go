@@ -1,0 +1,158 @@
+package spec
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+// fixtures are the input specs of testdata/ the invariants run on.
+var fixtures = []string{"ctr-run", "cri-container", "cri-sandbox", "nonroot-own-seccomp"}
+
+var hosts = map[string]Host{
+	"no-apparmor": {UnprivilegedPortSysctl: true},
+	"apparmor":    {AppArmor: true, UnprivilegedPortSysctl: true},
+	"old-kernel":  {},
+}
+
+// forEachHardened runs f for every fixture, built-in level and host whose
+// hardening is not refused.
+func forEachHardened(t *testing.T, f func(t *testing.T, in *specs.Spec, l *profiles.Level, inputs Inputs, out *Result)) {
+	for _, name := range fixtures {
+		for _, ln := range profiles.BuiltinNames() {
+			for hn, host := range hosts {
+				t.Run(name+"/"+ln+"/"+hn, func(t *testing.T) {
+					in := readSpec(t, name)
+					inputs := Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data"}}}
+					res, err := Harden(in, level(t, ln), inputs)
+					var refused *RefusedError
+					if errors.As(err, &refused) {
+						t.Skipf("refused: %v", err)
+					}
+					if err != nil {
+						t.Fatalf("Harden(%s, %s) = %v", name, ln, err)
+					}
+					f(t, in, level(t, ln), inputs, res)
+				})
+			}
+		}
+	}
+}
+
+func TestHardenIsIdempotent(t *testing.T) {
+	forEachHardened(t, func(t *testing.T, _ *specs.Spec, l *profiles.Level, inputs Inputs, once *Result) {
+		twice, err := Harden(once.Spec, l, inputs)
+		if err != nil {
+			t.Fatalf("Harden(Harden(s)) = %v", err)
+		}
+		if diff := cmp.Diff(once.Spec, twice.Spec); diff != "" {
+			t.Errorf("Harden(Harden(s)) != Harden(s) (-once +twice):\n%s", diff)
+		}
+		for _, c := range twice.Changes {
+			if !c.Note {
+				t.Errorf("Harden(Harden(s)) changed %s %s: %s -> %s", c.Rule, c.Field, c.From, c.To)
+			}
+		}
+	})
+}
+
+func TestCheckOfHardenedIsEmpty(t *testing.T) {
+	forEachHardened(t, func(t *testing.T, _ *specs.Spec, l *profiles.Level, inputs Inputs, res *Result) {
+		vs, err := Check(res.Spec, l, inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) > 0 {
+			t.Errorf("Check(Harden(s)) = %v, want none", vs)
+		}
+	})
+}
+
+func TestHardenLeavesInputUntouched(t *testing.T) {
+	forEachHardened(t, func(t *testing.T, in *specs.Spec, _ *profiles.Level, _ Inputs, res *Result) {
+		fresh := readSpec(t, fixtures[slices.IndexFunc(fixtures, func(n string) bool { return cmp.Equal(readSpec(t, n), in) })])
+		if diff := cmp.Diff(fresh, in); diff != "" {
+			t.Errorf("Harden changed its input (-before +after):\n%s", diff)
+		}
+		// The result shares no memory with the input: changing it leaves
+		// the input alone.
+		res.Spec.Process.Args[0] = "changed"
+		res.Spec.Process.Env = append(res.Spec.Process.Env[:0], "X=1")
+		if in.Process.Args[0] == "changed" || (len(in.Process.Env) > 0 && in.Process.Env[0] == "X=1") {
+			t.Error("the hardened spec shares memory with the input")
+		}
+	})
+}
+
+// TestHardenNeverLoosens checks the hardened spec against the input: no
+// capability, device, namespace sharing or writable path appears that the
+// input did not have, and the workload's own stricter settings stay.
+func TestHardenNeverLoosens(t *testing.T) {
+	forEachHardened(t, func(t *testing.T, in *specs.Spec, l *profiles.Level, _ Inputs, res *Result) {
+		out := res.Spec
+		if in.Process.Capabilities != nil {
+			for _, set := range [][2][]string{
+				{in.Process.Capabilities.Bounding, out.Process.Capabilities.Bounding},
+				{in.Process.Capabilities.Effective, out.Process.Capabilities.Effective},
+				{in.Process.Capabilities.Permitted, out.Process.Capabilities.Permitted},
+				{in.Process.Capabilities.Inheritable, out.Process.Capabilities.Inheritable},
+				{in.Process.Capabilities.Ambient, out.Process.Capabilities.Ambient},
+			} {
+				for _, c := range set[1] {
+					if !slices.Contains(set[0], c) {
+						t.Errorf("capability %s added", c)
+					}
+				}
+			}
+		}
+		if in.Process.User.UID != 0 && out.Process.User.UID != in.Process.User.UID {
+			t.Errorf("non-root uid %d changed to %d", in.Process.User.UID, out.Process.User.UID)
+		}
+		if in.Process.NoNewPrivileges && !out.Process.NoNewPrivileges {
+			t.Error("noNewPrivileges cleared")
+		}
+		if in.Root.Readonly && !out.Root.Readonly {
+			t.Error("root.readonly cleared")
+		}
+		for _, p := range in.Linux.MaskedPaths {
+			if !slices.Contains(out.Linux.MaskedPaths, p) {
+				t.Errorf("masked path %s removed", p)
+			}
+		}
+		for _, p := range in.Linux.ReadonlyPaths {
+			if !slices.Contains(out.Linux.ReadonlyPaths, p) {
+				t.Errorf("read-only path %s removed", p)
+			}
+		}
+		if len(out.Linux.Devices) > len(in.Linux.Devices) {
+			t.Errorf("devices added: %v", out.Linux.Devices)
+		}
+		if len(out.Linux.Namespaces) < len(in.Linux.Namespaces) {
+			t.Errorf("namespaces removed: %v -> %v", in.Linux.Namespaces, out.Linux.Namespaces)
+		}
+		if in.Linux.Seccomp != nil && out.Linux.Seccomp != nil {
+			if weaker := weakerSeccomp(out.Linux.Seccomp, in.Linux.Seccomp, l, out.Process.Capabilities.Bounding); weaker != "" && !cmp.Equal(in.Linux.Seccomp, out.Linux.Seccomp) {
+				// The output replaced the input's profile: it must be the level's.
+				want, _ := profiles.Seccomp(l, out.Process.Capabilities.Bounding)
+				if !cmp.Equal(want, out.Linux.Seccomp) {
+					t.Errorf("seccomp profile replaced by one that is not the level's")
+				}
+			}
+		}
+		if in.Linux.Resources != nil && in.Linux.Resources.Pids != nil && in.Linux.Resources.Pids.Limit != nil && *in.Linux.Resources.Pids.Limit > 0 {
+			if *out.Linux.Resources.Pids.Limit != *in.Linux.Resources.Pids.Limit {
+				t.Errorf("pids limit %d changed to %d", *in.Linux.Resources.Pids.Limit, *out.Linux.Resources.Pids.Limit)
+			}
+		}
+		for _, r := range out.Process.Rlimits {
+			if r.Type == "RLIMIT_NPROC" && !slices.ContainsFunc(in.Process.Rlimits, func(x specs.POSIXRlimit) bool { return x.Type == "RLIMIT_NPROC" }) {
+				t.Error("RLIMIT_NPROC set")
+			}
+		}
+	})
+}

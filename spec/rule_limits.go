@@ -1,0 +1,43 @@
+package spec
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// ruleLimits sets process limits the workload left unset.
+//
+// Restricted fields: linux.resources.pids.limit, process.rlimits
+// (RLIMIT_NOFILE).
+//
+// Allowed values: any limit the workload set (a lower one is stricter; a
+// higher one is the pod's resource decision).
+//
+// Otherwise: the level's limits.pids and limits.nofile are set. RLIMIT_NPROC
+// is never set: it counts processes per uid across the whole host, so every
+// container running as 65534 would share one limit. The pids cgroup limits
+// processes per container instead.
+func ruleLimits(h *hardening) {
+	lim := h.level.Limits
+	if lim.Pids > 0 {
+		r := h.spec.Linux.Resources
+		if r.Pids == nil || r.Pids.Limit == nil || *r.Pids.Limit <= 0 {
+			from := "unset"
+			if r.Pids != nil && r.Pids.Limit != nil {
+				from = itoa(*r.Pids.Limit)
+			}
+			n := lim.Pids
+			r.Pids = &specs.LinuxPids{Limit: &n}
+			h.change("linux.resources.pids.limit", from, itoa(n), "a fork bomb stops at the container's pids limit")
+		}
+	}
+	if lim.NoFile > 0 {
+		for _, r := range h.spec.Process.Rlimits {
+			if r.Type == "RLIMIT_NOFILE" {
+				return
+			}
+		}
+		h.spec.Process.Rlimits = append(h.spec.Process.Rlimits[:len(h.spec.Process.Rlimits):len(h.spec.Process.Rlimits)],
+			specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: lim.NoFile, Soft: lim.NoFile})
+		h.change("process.rlimits[RLIMIT_NOFILE]", "unset", itoa(lim.NoFile), "bounded open files per process")
+	}
+}

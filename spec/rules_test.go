@@ -1,0 +1,454 @@
+package spec
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+// ruleCase mutates the ctr run spec and says what hardening must do.
+type ruleCase struct {
+	name   string
+	level  string // default restricted
+	mutate func(s *specs.Spec)
+	inputs Inputs
+	// refused names the rule and a field substring that must be refused.
+	refused [2]string
+	// changed names the rule and a field that must be changed.
+	changed [2]string
+	// check inspects the hardened spec.
+	check func(t *testing.T, s *specs.Spec)
+}
+
+func addCaps(caps ...string) func(s *specs.Spec) {
+	return func(s *specs.Spec) {
+		c := s.Process.Capabilities
+		c.Bounding = append(c.Bounding, caps...)
+		c.Effective = append(c.Effective, caps...)
+		c.Permitted = append(c.Permitted, caps...)
+	}
+}
+
+func bind(src, dest string, opts ...string) func(s *specs.Spec) {
+	return func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: dest, Type: "bind", Source: src, Options: append([]string{"rbind"}, opts...)})
+	}
+}
+
+func setNamespacePath(t specs.LinuxNamespaceType, p string) func(s *specs.Spec) {
+	return func(s *specs.Spec) {
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == t {
+				s.Linux.Namespaces[i].Path = p
+			}
+		}
+	}
+}
+
+func dropNamespace(t specs.LinuxNamespaceType) func(s *specs.Spec) {
+	return func(s *specs.Spec) {
+		s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == t })
+	}
+}
+
+func hasMount(s *specs.Spec, dest string) (specs.Mount, bool) {
+	for _, m := range s.Mounts {
+		if m.Destination == dest {
+			return m, true
+		}
+	}
+	return specs.Mount{}, false
+}
+
+func TestRules(t *testing.T) {
+	host := Host{UnprivilegedPortSysctl: true}
+	cases := []ruleCase{
+		// privileged
+		{name: "privileged", mutate: func(s *specs.Spec) {
+			addCaps(profiles.Capabilities...)(s)
+			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		}, refused: [2]string{"privileged", "process.capabilities"}},
+		{name: "privileged without masks", mutate: func(s *specs.Spec) {
+			addCaps("CAP_SYS_ADMIN")(s)
+			s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		}, refused: [2]string{"privileged", "process.capabilities"}},
+		// user
+		{name: "root becomes nobody", changed: [2]string{"user", "process.user.uid"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 65534 || s.Process.User.GID != 65534 {
+				t.Errorf("user = %d:%d, want 65534:65534", s.Process.User.UID, s.Process.User.GID)
+			}
+		}},
+		{name: "root group only", mutate: func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 0} },
+			changed: [2]string{"user", "process.user.gid"}, check: func(t *testing.T, s *specs.Spec) {
+				if s.Process.User.UID != 1000 || s.Process.User.GID != 65534 {
+					t.Errorf("user = %d:%d, want 1000:65534", s.Process.User.UID, s.Process.User.GID)
+				}
+			}},
+		{name: "supplementary group 0", mutate: func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{0, 10}} },
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{10}) {
+					t.Errorf("additionalGids = %v, want [10]", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "own non-root user kept", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 101, GID: 101}
+			s.Process.Env = append(s.Process.Env, "HOME=/var/cache/nginx")
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 101 || !slices.Contains(s.Process.Env, "HOME=/var/cache/nginx") {
+				t.Errorf("user = %+v env %v, want 101 and HOME kept", s.Process.User, s.Process.Env)
+			}
+		}},
+		{name: "root HOME moves to /tmp", mutate: func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "HOME=/root") },
+			changed: [2]string{"user", "process.env[HOME]"}, check: func(t *testing.T, s *specs.Spec) {
+				if !slices.Contains(s.Process.Env, "HOME=/tmp") {
+					t.Errorf("env = %v, want HOME=/tmp", s.Process.Env)
+				}
+			}},
+		{name: "baseline keeps root", level: "baseline", check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 0 {
+				t.Errorf("uid = %d, want 0 under baseline", s.Process.User.UID)
+			}
+		}},
+		// capabilities
+		{name: "CAP_SYS_ADMIN refused", mutate: addCaps("CAP_SYS_ADMIN"), refused: [2]string{"capabilities", "bounding"}},
+		{name: "CAP_NET_RAW dropped (default set)", changed: [2]string{"capabilities", "process.capabilities.bounding"}},
+		{name: "ambient CAP_SYS_PTRACE refused", mutate: func(s *specs.Spec) {
+			s.Process.Capabilities.Ambient = []string{"CAP_SYS_PTRACE"}
+		}, refused: [2]string{"capabilities", "ambient"}},
+		{name: "inheritable CAP_SYS_ADMIN refused under baseline", level: "baseline", mutate: func(s *specs.Spec) {
+			s.Process.Capabilities.Inheritable = []string{"CAP_SYS_ADMIN"}
+		}, refused: [2]string{"capabilities", "inheritable"}},
+		{name: "baseline keeps NET_BIND_SERVICE", level: "baseline", check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_BIND_SERVICE") || slices.Contains(s.Process.Capabilities.Bounding, "CAP_NET_RAW") {
+				t.Errorf("bounding = %v", s.Process.Capabilities.Bounding)
+			}
+		}},
+		{name: "missing capabilities become the allowlist", level: "baseline", mutate: func(s *specs.Spec) { s.Process.Capabilities = nil },
+			changed: [2]string{"capabilities", "process.capabilities"}, check: func(t *testing.T, s *specs.Spec) {
+				if !slices.Equal(s.Process.Capabilities.Bounding, level(t, "baseline").Capabilities.Allow) {
+					t.Errorf("bounding = %v", s.Process.Capabilities.Bounding)
+				}
+			}},
+		// noNewPrivileges
+		{name: "noNewPrivileges forced", mutate: func(s *specs.Spec) { s.Process.NoNewPrivileges = false }, changed: [2]string{"no-new-privileges", "process.noNewPrivileges"}},
+		// seccomp
+		{name: "seccomp default with clone3 ENOSYS", changed: [2]string{"seccomp", "linux.seccomp"}, check: func(t *testing.T, s *specs.Spec) {
+			p := s.Linux.Seccomp
+			if p.DefaultAction != specs.ActErrno || p.DefaultErrnoRet == nil || *p.DefaultErrnoRet != 38 {
+				t.Errorf("default action %s errno %v, want ENOSYS", p.DefaultAction, p.DefaultErrnoRet)
+			}
+			for _, r := range p.Syscalls {
+				if slices.Contains(r.Names, "clone3") {
+					if r.Action != specs.ActErrno || r.ErrnoRet == nil || *r.ErrnoRet != 38 {
+						t.Errorf("clone3 rule %s %v, want ENOSYS", r.Action, r.ErrnoRet)
+					}
+				}
+			}
+			if !slices.Equal(p.Architectures, []specs.Arch{specs.ArchX86_64}) {
+				t.Errorf("arches = %v, want native only", p.Architectures)
+			}
+		}},
+		{name: "seccomp allow-all replaced", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp notify replaced", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/run/agent.sock"}
+		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp spec-allow replaced", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagSpecAllow}}
+		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp notify rule replaced", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActNotify}}}
+		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp extra syscall refused by custom level", level: "refuse-weaker-seccomp", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "kexec_load"}, Action: specs.ActAllow}}}
+		}, refused: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp stricter kept", mutate: func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess, Architectures: []specs.Arch{specs.ArchX86_64},
+				Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "exit_group"}, Action: specs.ActAllow}, {Names: []string{"mount"}, Action: specs.ActErrno}}}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Linux.Seccomp.DefaultAction != specs.ActKillProcess || len(s.Linux.Seccomp.Syscalls) != 2 {
+				t.Errorf("workload's stricter profile replaced: %+v", s.Linux.Seccomp)
+			}
+		}},
+		{name: "seccomp unconditional where level is conditional", mutate: func(s *specs.Spec) {
+			// clone is allowed by RuntimeDefault only without namespace flags.
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"clone"}, Action: specs.ActAllow}}}
+		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		{name: "seccomp pack", level: "with-packs", check: func(t *testing.T, s *specs.Spec) {
+			some, _ := profiles.AllowedSyscalls(s.Linux.Seccomp)
+			if !some["io_uring_setup"] || !some["keyctl"] {
+				t.Error("packs io_uring and keyring not in the profile")
+			}
+		}},
+		// AppArmor
+		{name: "apparmor set where the host has it", inputs: Inputs{Host: Host{AppArmor: true}}, changed: [2]string{"apparmor", "process.apparmorProfile"},
+			check: func(t *testing.T, s *specs.Spec) {
+				if s.Process.ApparmorProfile != profiles.DefaultAppArmorProfile {
+					t.Errorf("apparmorProfile = %q", s.Process.ApparmorProfile)
+				}
+			}},
+		{name: "apparmor unconfined replaced", inputs: Inputs{Host: Host{AppArmor: true}}, mutate: func(s *specs.Spec) { s.Process.ApparmorProfile = "unconfined" },
+			changed: [2]string{"apparmor", "process.apparmorProfile"}},
+		{name: "apparmor own profile kept", inputs: Inputs{Host: Host{AppArmor: true}}, mutate: func(s *specs.Spec) { s.Process.ApparmorProfile = "my-app" },
+			check: func(t *testing.T, s *specs.Spec) {
+				if s.Process.ApparmorProfile != "my-app" {
+					t.Errorf("apparmorProfile = %q, want my-app", s.Process.ApparmorProfile)
+				}
+			}},
+		{name: "apparmor removed on a host without", mutate: func(s *specs.Spec) { s.Process.ApparmorProfile = "cri-containerd.apparmor.d" },
+			changed: [2]string{"apparmor", "process.apparmorProfile"}},
+		{name: "apparmor required", level: "apparmor-required", refused: [2]string{"apparmor", "process.apparmorProfile"}},
+		// rootfs
+		{name: "image volumes and /var/run get tmpfs", inputs: Inputs{Host: host, Image: ImageInfo{
+			Volumes: []string{"/data", "cache/"},
+			Rootfs:  fstest.MapFS{"var/run": {Mode: 0o755 | 1<<31}},
+		}}, check: func(t *testing.T, s *specs.Spec) {
+			for _, d := range []string{"/data", "/cache", "/var/run", "/tmp", "/var/tmp"} {
+				if _, ok := hasMount(s, d); !ok {
+					t.Errorf("no tmpfs on %s", d)
+				}
+			}
+			m, _ := hasMount(s, "/data")
+			if !slices.Contains(m.Options, "uid=65534") {
+				t.Errorf("/data options %v, want uid=65534", m.Options)
+			}
+		}},
+		{name: "volume with a mount keeps the mount", mutate: bind("/srv/data", "/data"), inputs: Inputs{Image: ImageInfo{Volumes: []string{"/data"}}},
+			check: func(t *testing.T, s *specs.Spec) {
+				if m, _ := hasMount(s, "/data"); m.Type != "bind" {
+					t.Errorf("/data = %+v, want the bind mount", m)
+				}
+			}},
+		{name: "tmpfs goes before mounts below it", mutate: bind("/srv/secret", "/var/tmp/secret", "ro"), check: func(t *testing.T, s *specs.Spec) {
+			i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/var/tmp" })
+			j := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/var/tmp/secret" })
+			if i < 0 || i > j {
+				t.Errorf("/var/tmp at %d, /var/tmp/secret at %d: the tmpfs would hide the mount", i, j)
+			}
+		}},
+		{name: "writable paths", level: "writable", check: func(t *testing.T, s *specs.Spec) {
+			m, ok := hasMount(s, "/var/cache/nginx")
+			if !ok || !slices.Contains(m.Options, "mode=0755") {
+				t.Errorf("/var/cache/nginx = %+v", m)
+			}
+		}},
+		{name: "strict tmpfs is noexec", level: "strict", check: func(t *testing.T, s *specs.Spec) {
+			m, _ := hasMount(s, "/tmp")
+			if !slices.Contains(m.Options, "noexec") {
+				t.Errorf("/tmp options %v, want noexec", m.Options)
+			}
+		}},
+		{name: "restricted tmp stays exec", check: func(t *testing.T, s *specs.Spec) {
+			m, _ := hasMount(s, "/tmp")
+			if slices.Contains(m.Options, "noexec") {
+				t.Errorf("/tmp options %v: noexec breaks JNA and friends", m.Options)
+			}
+		}},
+		// mounts
+		{name: "bind of host root", mutate: bind("/", "/host"), refused: [2]string{"mounts", "mounts[/host].source"}},
+		{name: "bind of host /proc read-only", mutate: bind("/proc", "/hostproc", "ro"), refused: [2]string{"mounts", "mounts[/hostproc].source"}},
+		{name: "bind of host /sys read-write", mutate: bind("/sys", "/hostsys"), refused: [2]string{"mounts", "mounts[/hostsys].source"}},
+		{name: "bind of host /sys read-only is fine", mutate: bind("/sys/fs/cgroup", "/cg", "ro"), changed: [2]string{"mounts", "mounts[/cg].options"}},
+		{name: "bind of containerd.sock", mutate: bind("/run/containerd/containerd.sock", "/c.sock"), refused: [2]string{"mounts", "mounts[/c.sock].source"}},
+		{name: "bind of docker.sock", mutate: bind("/var/run/docker.sock", "/d.sock"), refused: [2]string{"mounts", "mounts[/d.sock].source"}},
+		{name: "bind of /dev/mem", mutate: bind("/dev/mem", "/dev/mem"), refused: [2]string{"mounts", "mounts[/dev/mem].source"}},
+		{name: "bind of host /etc", mutate: bind("/etc/kubernetes", "/k", "ro"), refused: [2]string{"mounts", "mounts[/k].source"}},
+		{name: "bind of host /etc allowlisted", level: "allow-etc", mutate: bind("/etc/ssl/certs", "/etc/ssl/certs", "ro"), changed: [2]string{"mounts", "mounts[/etc/ssl/certs].options"}},
+		{name: "bind through a symlink", mutate: bind("/srv/link", "/x"), inputs: Inputs{Host: Host{ResolvePath: func(p string) string {
+			if p == "/srv/link" {
+				return "/var/run/docker.sock"
+			}
+			return p
+		}}}, refused: [2]string{"mounts", "mounts[/x].source"}},
+		{name: "rshared becomes rslave", mutate: bind("/srv/data", "/data", "rshared"), check: func(t *testing.T, s *specs.Spec) {
+			m, _ := hasMount(s, "/data")
+			if !slices.Contains(m.Options, "rslave") || slices.Contains(m.Options, "rshared") || !slices.Contains(m.Options, "nosuid") || !slices.Contains(m.Options, "nodev") {
+				t.Errorf("/data options %v", m.Options)
+			}
+		}},
+		{name: "suid bind loses suid", mutate: bind("/srv/data", "/data", "suid", "dev"), check: func(t *testing.T, s *specs.Spec) {
+			m, _ := hasMount(s, "/data")
+			if slices.Contains(m.Options, "suid") || slices.Contains(m.Options, "dev") {
+				t.Errorf("/data options %v", m.Options)
+			}
+		}},
+		{name: "rootfs propagation shared", mutate: func(s *specs.Spec) { s.Linux.RootfsPropagation = "rshared" }, changed: [2]string{"mounts", "linux.rootfsPropagation"}},
+		{name: "sysfs read-write", mutate: func(s *specs.Spec) {
+			for i := range s.Mounts {
+				if s.Mounts[i].Type == "sysfs" {
+					s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "rw"}
+				}
+			}
+		}, changed: [2]string{"mounts", "mounts[/sys].options"}},
+		{name: "devtmpfs", mutate: func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hostdev", Type: "devtmpfs", Source: "devtmpfs"})
+		}, refused: [2]string{"mounts", "mounts[/hostdev].type"}},
+		// namespaces
+		{name: "host network (missing)", mutate: dropNamespace(specs.NetworkNamespace), refused: [2]string{"namespaces", "linux.namespaces[network]"}},
+		{name: "host pid by path", mutate: setNamespacePath(specs.PIDNamespace, "/proc/1/ns/pid"), refused: [2]string{"namespaces", "linux.namespaces[pid]"}},
+		{name: "host ipc by path", mutate: setNamespacePath(specs.IPCNamespace, "/proc/self/ns/ipc"), refused: [2]string{"namespaces", "linux.namespaces[ipc]"}},
+		{name: "host uts missing", mutate: dropNamespace(specs.UTSNamespace), refused: [2]string{"namespaces", "linux.namespaces[uts]"}},
+		{name: "host user ns by path", mutate: func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/proc/1/ns/user"})
+		}, refused: [2]string{"namespaces", "linux.namespaces[user]"}},
+		{name: "missing mount namespace", level: "host-network", mutate: dropNamespace(specs.MountNamespace), refused: [2]string{"namespaces", "linux.namespaces[mount]"}},
+		{name: "host network allowed by level", level: "host-network", mutate: dropNamespace(specs.NetworkNamespace), check: func(t *testing.T, s *specs.Spec) {
+			if _, ok := s.Linux.Sysctl[profiles.UnprivilegedPortSysctl]; ok {
+				t.Error("port sysctl set in the host's network namespace")
+			}
+		}},
+		{name: "pod namespace by path via host check", mutate: setNamespacePath(specs.NetworkNamespace, "/proc/4242/ns/net"), inputs: Inputs{Host: Host{
+			UnprivilegedPortSysctl: true,
+			IsHostNamespace:        func(specs.LinuxNamespaceType, string) bool { return true },
+		}}, refused: [2]string{"namespaces", "linux.namespaces[network]"}},
+		// devices
+		{name: "extra device", mutate: func(s *specs.Spec) {
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11})
+		}, refused: [2]string{"devices", "linux.devices[/dev/kmsg]"}},
+		{name: "standard device", mutate: func(s *specs.Spec) {
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/pts/0", Type: "c", Major: 136, Minor: 0})
+		}},
+		{name: "allowed device", level: "fuse", mutate: func(s *specs.Spec) {
+			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229})
+		}},
+		{name: "device cgroup allow all", mutate: func(s *specs.Spec) {
+			s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+		}, refused: [2]string{"devices", "linux.resources.devices[0]"}},
+		{name: "device cgroup without deny all", mutate: func(s *specs.Spec) { s.Linux.Resources = nil },
+			changed: [2]string{"devices", "linux.resources.devices[0]"}},
+		// kernel paths
+		{name: "masked paths removed", mutate: func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/proc/kcore"} },
+			changed: [2]string{"kernel-paths", "linux.maskedPaths"}},
+		{name: "/proc/sys writable", mutate: func(s *specs.Spec) { s.Linux.ReadonlyPaths = nil },
+			changed: [2]string{"kernel-paths", "linux.readonlyPaths"}},
+		// sysctls
+		{name: "kernel sysctl", mutate: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
+			refused: [2]string{"sysctls", "linux.sysctl[kernel.panic]"}},
+		{name: "safe sysctl", mutate: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ping_group_range": "0 0"} }},
+		{name: "allowed sysctl pattern", level: "sysctl", mutate: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.core.somaxconn": "1024"} }},
+		{name: "net sysctl in host netns", level: "host-network", mutate: func(s *specs.Spec) {
+			dropNamespace(specs.NetworkNamespace)(s)
+			s.Linux.Sysctl = map[string]string{"net.ipv4.tcp_syncookies": "1"}
+		}, refused: [2]string{"sysctls", "linux.sysctl[net.ipv4.tcp_syncookies]"}},
+		{name: "port sysctl kept", mutate: func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{profiles.UnprivilegedPortSysctl: "1024"} },
+			check: func(t *testing.T, s *specs.Spec) {
+				if v := s.Linux.Sysctl[profiles.UnprivilegedPortSysctl]; v != "1024" {
+					t.Errorf("port sysctl = %q, want the workload's 1024", v)
+				}
+			}},
+		{name: "no port sysctl on an old kernel", inputs: Inputs{Image: ImageInfo{Name: "old"}}, check: func(t *testing.T, s *specs.Spec) {
+			if _, ok := s.Linux.Sysctl[profiles.UnprivilegedPortSysctl]; ok {
+				t.Error("port sysctl set on a kernel without it")
+			}
+		}},
+		// limits
+		{name: "pids default", changed: [2]string{"limits", "linux.resources.pids.limit"}},
+		{name: "pids zero", mutate: func(s *specs.Spec) {
+			z := int64(0)
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &z}
+		}, changed: [2]string{"limits", "linux.resources.pids.limit"}},
+		{name: "nofile default", mutate: func(s *specs.Spec) { s.Process.Rlimits = nil }, changed: [2]string{"limits", "process.rlimits[RLIMIT_NOFILE]"},
+			check: func(t *testing.T, s *specs.Spec) {
+				for _, r := range s.Process.Rlimits {
+					if r.Type == "RLIMIT_NPROC" {
+						t.Error("RLIMIT_NPROC set")
+					}
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := readSpec(t, "ctr-run")
+			if tc.mutate != nil {
+				tc.mutate(s)
+			}
+			lv := testLevel(t, tc.level)
+			inputs := tc.inputs
+			if reflect.ValueOf(inputs).IsZero() {
+				inputs.Host = host
+			}
+			res, err := Harden(s, lv, inputs)
+			vs, cerr := Check(s, lv, inputs)
+			if cerr != nil {
+				t.Fatalf("Check = %v", cerr)
+			}
+			var refused *RefusedError
+			if tc.refused[0] != "" {
+				if !errors.As(err, &refused) {
+					t.Fatalf("Harden = %v, want refusal by rule %s", err, tc.refused[0])
+				}
+				if !slices.ContainsFunc(refused.Violations, func(v Violation) bool {
+					return v.Rule == tc.refused[0] && strings.Contains(v.Field, tc.refused[1]) && v.Fix != ""
+				}) {
+					t.Fatalf("Harden = %v, want refusal of %s by rule %s", err, tc.refused[1], tc.refused[0])
+				}
+				if !slices.ContainsFunc(vs, func(v Violation) bool { return v.Refused && v.Rule == tc.refused[0] }) {
+					t.Errorf("Check = %v, want a refused violation of rule %s", vs, tc.refused[0])
+				}
+				if !strings.Contains(err.Error(), "rule "+refused.Violations[0].Rule) {
+					t.Errorf("error %q does not name the rule", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Harden = %v", err)
+			}
+			if tc.changed[0] != "" && !slices.ContainsFunc(res.Changes, func(c Change) bool {
+				return c.Rule == tc.changed[0] && c.Field == tc.changed[1] && !c.Note
+			}) {
+				t.Errorf("Harden changes = %+v, want a change of %s by rule %s", res.Changes, tc.changed[1], tc.changed[0])
+			}
+			if tc.check != nil {
+				tc.check(t, res.Spec)
+			}
+			if vs, _ := Check(res.Spec, lv, inputs); len(vs) > 0 {
+				t.Errorf("Check(Harden(s)) = %v, want none", vs)
+			}
+		})
+	}
+}
+
+// testLevel returns a built-in level or one of the test levels below.
+func testLevel(t *testing.T, name string) *profiles.Level {
+	t.Helper()
+	if name == "" {
+		name = "restricted"
+	}
+	if l, ok := profiles.Builtin(name); ok {
+		return l
+	}
+	l := level(t, "restricted")
+	l.Name = name
+	switch name {
+	case "refuse-weaker-seccomp":
+		l.Seccomp.OnWeaker = profiles.Refuse
+	case "with-packs":
+		l.Seccomp.Packs = []string{"io_uring", "keyring"}
+	case "apparmor-required":
+		l.AppArmor.Required = true
+	case "writable":
+		l.Rootfs.WritablePaths = []string{"/var/cache/nginx"}
+	case "allow-etc":
+		l.Mounts.AllowHostPaths = []string{"/etc/ssl/certs"}
+	case "host-network":
+		l.Namespaces.AllowHost = []string{"network"}
+	case "fuse":
+		l.Devices.Allow = []string{"/dev/fuse"}
+	case "sysctl":
+		l.Sysctls.Allow = []string{"net.core.*"}
+	default:
+		t.Fatalf("no test level %q", name)
+	}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
