@@ -243,7 +243,7 @@ func TestSensitivePaths(t *testing.T) {
 		"/run/containerd/containerd.sock": true, "/var/lib/kubelet/pods/x/volumes/y": false, "/var/lib/kubelet/config.yaml": true,
 		"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/hosts": false,
 		"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm":       false,
-		"/var/lib/containerd/io.containerd.content.v1.content":             true,
+		"/var/lib/containerd/io.containerd.content.v1.content":              true,
 		"/dev/mem": true, "/proc/1/root": true, "/home/user": false,
 	} {
 		if got := match(p); got != want {

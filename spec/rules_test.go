@@ -91,7 +91,9 @@ func TestRules(t *testing.T) {
 					t.Errorf("user = %d:%d, want 1000:65534", s.Process.User.UID, s.Process.User.GID)
 				}
 			}},
-		{name: "supplementary group 0", mutate: func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{0, 10}} },
+		{name: "supplementary group 0", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{0, 10}}
+		},
 			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
 				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{10}) {
 					t.Errorf("additionalGids = %v, want [10]", s.Process.User.AdditionalGids)
