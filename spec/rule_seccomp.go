@@ -36,9 +36,11 @@ import (
 // The level's profile fails unknown syscalls (clone3 among them on older
 // profiles) with ENOSYS so that libc falls back.
 func ruleSeccomp(h *hardening) {
+	// The profile depends on the final capabilities. Capabilities that are
+	// being refused do not count (and cannot grow the profile cache).
 	var bounding []string
 	if h.proc.Capabilities != nil {
-		bounding = h.proc.Capabilities.Bounding
+		bounding = intersect(h.proc.Capabilities.Bounding, h.level.Capabilities.Allow)
 	}
 	want, err := profiles.Seccomp(h.level, bounding)
 	if err != nil {

@@ -1,0 +1,68 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+// FuzzHarden feeds config.json documents (seeded with the fixtures) to
+// Harden and Check under every built-in level. Invariants: no panic; the
+// result passes Check unless it was refused; hardening is idempotent.
+func FuzzHarden(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.in.json"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, uint8(0))
+	}
+	f.Add([]byte(`{"process":{"args":["sh"]},"root":{"path":"rootfs"}}`), uint8(1))
+	f.Add([]byte(`{"process":{"user":{"uid":0},"capabilities":null},"root":{"path":"r"},"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}`), uint8(2))
+	levels := profiles.BuiltinNames()
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		var s specs.Spec
+		if err := dec.Decode(&s); err != nil {
+			return
+		}
+		l, _ := profiles.Builtin(levels[int(which)%len(levels)])
+		in := Inputs{Host: Host{UnprivilegedPortSysctl: which&4 != 0, AppArmor: which&8 != 0}, Image: ImageInfo{Volumes: []string{"/data"}}}
+		res, err := Harden(&s, l, in)
+		if _, cerr := Check(&s, l, in); (cerr == nil) != (err == nil || isRefusal(err)) {
+			t.Fatalf("Harden error %v but Check error %v", err, cerr)
+		}
+		if err != nil {
+			if !isRefusal(err) && !strings.HasPrefix(err.Error(), "harden: ") {
+				t.Fatalf("Harden error %q does not say where it comes from", err)
+			}
+			return
+		}
+		vs, err := Check(res.Spec, l, in)
+		if err != nil || len(vs) > 0 {
+			t.Fatalf("Check(Harden(s)) = %v, %v", vs, err)
+		}
+		again, err := Harden(res.Spec, l, in)
+		if err != nil {
+			t.Fatalf("Harden(Harden(s)) = %v", err)
+		}
+		if diff := cmp.Diff(res.Spec, again.Spec); diff != "" {
+			t.Fatalf("Harden is not idempotent:\n%s", diff)
+		}
+	})
+}
+
+func isRefusal(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
+}
