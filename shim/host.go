@@ -1,0 +1,111 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/spec"
+)
+
+// hostProbe answers the questions some rules ask about the node. Results
+// that cannot change while the shim runs are computed once.
+type hostProbe struct {
+	once      sync.Once
+	apparmor  bool // module enabled
+	portCtl   bool // net.ipv4.ip_unprivileged_port_start exists
+	hostNS    map[specs.LinuxNamespaceType]nsID
+	procRoot  string
+	sysRoot   string
+	profileMu sync.Mutex
+	profiles  map[string]bool // AppArmor profile name -> loaded
+}
+
+type nsID struct{ dev, ino uint64 }
+
+func newHostProbe() *hostProbe { return &hostProbe{procRoot: "/proc", sysRoot: "/sys"} }
+
+func (p *hostProbe) init() {
+	p.once.Do(func() {
+		b, err := os.ReadFile(filepath.Join(p.sysRoot, "module/apparmor/parameters/enabled"))
+		p.apparmor = err == nil && strings.TrimSpace(string(b)) == "Y"
+		_, err = os.Stat(filepath.Join(p.procRoot, "sys/net/ipv4/ip_unprivileged_port_start"))
+		p.portCtl = err == nil
+		p.hostNS = map[specs.LinuxNamespaceType]nsID{}
+		for t, name := range map[specs.LinuxNamespaceType]string{
+			specs.PIDNamespace: "pid", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.NetworkNamespace: "net",
+			specs.MountNamespace: "mnt", specs.UserNamespace: "user", specs.CgroupNamespace: "cgroup",
+		} {
+			if id, ok := statNS(filepath.Join(p.procRoot, "1/ns", name)); ok {
+				p.hostNS[t] = id
+			}
+		}
+		p.profiles = map[string]bool{}
+	})
+}
+
+func statNS(path string) (nsID, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nsID{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nsID{}, false
+	}
+	return nsID{dev: uint64(st.Dev), ino: st.Ino}, true
+}
+
+// profileLoaded reports whether AppArmor has the profile loaded.
+func (p *hostProbe) profileLoaded(name string) bool {
+	p.profileMu.Lock()
+	defer p.profileMu.Unlock()
+	if loaded, ok := p.profiles[name]; ok && loaded {
+		return true
+	}
+	b, err := os.ReadFile(filepath.Join(p.sysRoot, "kernel/security/apparmor/profiles"))
+	loaded := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, _, _ := strings.Cut(line, " ("); err == nil && n == name {
+			loaded = true
+		}
+	}
+	p.profiles[name] = loaded
+	return loaded
+}
+
+// host returns the facts for a level whose AppArmor profile is profile.
+func (p *hostProbe) host(profile string) spec.Host {
+	p.init()
+	return spec.Host{
+		AppArmor:               p.apparmor && p.profileLoaded(profile),
+		UnprivilegedPortSysctl: p.portCtl,
+		ResolvePath:            resolvePath,
+		IsHostNamespace:        p.isHostNamespace,
+	}
+}
+
+// isHostNamespace compares a namespace path with the host's namespace of
+// the type by device and inode, as the kernel identifies namespaces. A
+// path that cannot be read counts as the host's: fail closed.
+func (p *hostProbe) isHostNamespace(t specs.LinuxNamespaceType, path string) bool {
+	host, ok := p.hostNS[t]
+	if !ok {
+		return false
+	}
+	id, ok := statNS(path)
+	return !ok || id == host
+}
+
+// resolvePath resolves symbolic links in a bind mount's source, so that a
+// link to a sensitive path is judged as that path.
+func resolvePath(path string) string {
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}

@@ -1,0 +1,116 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	contentapi "github.com/containerd/containerd/api/services/content/v1"
+	imagesapi "github.com/containerd/containerd/api/services/images/v1"
+	"github.com/containerd/containerd/v2/core/content"
+	contentproxy "github.com/containerd/containerd/v2/core/content/proxy"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hardened-runtime/hardened/spec"
+)
+
+// lookupTimeout bounds each look-up in containerd: a slow containerd fails
+// one create clearly instead of hanging it.
+const lookupTimeout = 10 * time.Second
+
+// imageResolver reads, from containerd's own records, which image a
+// container runs: the container record names it, the image record and the
+// content store give its config. Annotations, which a pod author controls,
+// are not consulted.
+type imageResolver struct {
+	address string
+
+	mu   sync.Mutex
+	conn *grpc.ClientConn
+}
+
+func (r *imageResolver) connect() (*grpc.ClientConn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		return r.conn, nil
+	}
+	if r.address == "" {
+		return nil, fmt.Errorf("the shim was not given containerd's address")
+	}
+	conn, err := grpc.NewClient("unix://"+strings.TrimPrefix(r.address, "unix://"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
+	}
+	r.conn = conn
+	return conn, nil
+}
+
+// resolve returns what containerd knows about the image of container id.
+func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageInfo, error) {
+	conn, err := r.connect()
+	if err != nil {
+		return spec.ImageInfo{}, err
+	}
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
+	defer cancel()
+	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: id})
+	if err != nil {
+		return spec.ImageInfo{}, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
+	}
+	info := spec.ImageInfo{Name: c.Container.Image}
+	if info.Name == "" {
+		return info, nil // a container made from a root filesystem, not an image
+	}
+	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: info.Name})
+	if err != nil {
+		return info, fmt.Errorf("read image %s of container %s from containerd: %w", info.Name, id, err)
+	}
+	target := ocispec.Descriptor{
+		MediaType: img.Image.Target.MediaType,
+		Digest:    digestOf(img.Image.Target.Digest),
+		Size:      img.Image.Target.Size,
+	}
+	info.Digest = target.Digest.String()
+	store := contentproxy.NewContentStore(contentapi.NewContentClient(conn))
+	cfg, err := imageConfig(ctx, store, target)
+	if err != nil {
+		return info, fmt.Errorf("read config of image %s: %w", info.Name, err)
+	}
+	info.User = cfg.Config.User
+	for v := range cfg.Config.Volumes {
+		info.Volumes = append(info.Volumes, v)
+	}
+	sort.Strings(info.Volumes)
+	return info, nil
+}
+
+func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, error) {
+	desc, err := images.Config(ctx, store, target, platforms.Default())
+	if err != nil {
+		return nil, err
+	}
+	data, err := content.ReadBlob(ctx, store, desc)
+	if err != nil {
+		return nil, err
+	}
+	var img ocispec.Image
+	if err := json.Unmarshal(data, &img); err != nil {
+		return nil, err
+	}
+	return &img, nil
+}
+
+func digestOf(s string) digest.Digest { return digest.Digest(s) }

@@ -1,0 +1,345 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/spec"
+)
+
+// PolicyEnv overrides the policy path for every container of the shim
+// (tests use it); a runtime's ConfigPath option still wins.
+const PolicyEnv = "HARDENED_POLICY"
+
+// ChangesAnnotation summarises in the hardened spec what the shim changed.
+const ChangesAnnotation = "hardened.dev/changes"
+
+// LevelAnnotationApplied names the level and mode the shim applied.
+const LevelAnnotationApplied = "hardened.dev/applied"
+
+// RecordFile is the file in the bundle that holds the full record of what
+// the shim did (level, mode, rule, changes or violations).
+const RecordFile = "hardened.json"
+
+// service is the runc task service with Create and Exec hardened.
+type service struct {
+	taskAPI.TTRPCTaskService
+
+	images *imageResolver
+	host   *hostProbe
+
+	// mu guards policies and containers.
+	mu       sync.Mutex
+	policies map[string]policyResult
+	// containers remembers, per container id, where its hardened spec is
+	// and which level it got, for its execs.
+	containers map[string]*hardenedContainer
+}
+
+type policyResult struct {
+	p   *policy.Policy
+	err error
+}
+
+type hardenedContainer struct {
+	bundle   string
+	decision *policy.Decision
+	host     spec.Host
+}
+
+var _ taskAPI.TTRPCTaskService = (*service)(nil)
+
+func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
+	return &service{
+		TTRPCTaskService: runc,
+		images:           &imageResolver{address: containerdAddress},
+		host:             newHostProbe(),
+		policies:         map[string]policyResult{},
+		containers:       map[string]*hardenedContainer{},
+	}
+}
+
+// RegisterTTRPC registers the wrapper, not the runc service it embeds.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+// policyAt loads the policy at path once per shim process.
+func (s *service) policyAt(path string) (*policy.Policy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.policies[path]; ok {
+		return r.p, r.err
+	}
+	p, err := policy.Load(path)
+	s.policies[path] = policyResult{p, err}
+	return p, err
+}
+
+func policyPath(fromOptions string) string {
+	if fromOptions != "" {
+		return fromOptions
+	}
+	if env := os.Getenv(PolicyEnv); env != "" {
+		return env
+	}
+	return policy.DefaultPath
+}
+
+// record is what the shim writes to <bundle>/hardened.json.
+type record struct {
+	Level      string           `json:"level"`
+	Mode       policy.Mode      `json:"mode"`
+	Rule       string           `json:"rule"`
+	Reason     string           `json:"reason"`
+	Policy     string           `json:"policy"`
+	Image      string           `json:"image,omitempty"`
+	Changes    []spec.Change    `json:"changes,omitempty"`
+	Violations []spec.Violation `json:"violations,omitempty"`
+}
+
+// Create hardens <bundle>/config.json, then lets runc create the container.
+func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	runcOptions, err := s.harden(ctx, r)
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("id", r.ID).Error("hardened: container refused")
+		return nil, errgrpc.ToGRPC(err)
+	}
+	r.Options = runcOptions
+	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	if err != nil {
+		s.forget(r.ID)
+	}
+	return resp, err
+}
+
+func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *anypbAny, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("hardened: container %s: %w", r.ID, err)
+		}
+	}()
+	opts, err := decodeOptions(r.Options)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	}
+	path := policyPath(opts.PolicyPath)
+	pol, err := s.policyAt(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: invalid node policy, fix it and run `hardenctl policy validate %s`: %w", errdefs.ErrFailedPrecondition, path, err)
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in, err := readSpec(r.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	}
+	img, err := s.images.resolve(ctx, ns, r.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+	}
+	w := policy.Workload{
+		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
+		ContainerdNamespace: ns,
+		Image:               img.Name,
+		Annotations:         in.Annotations,
+	}
+	d, err := pol.Resolve(w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+	}
+	host := s.host.host(d.Level.AppArmor.Profile)
+	inputs := spec.Inputs{Image: img, Host: host}
+	rec := record{Level: d.Level.Name, Mode: d.Mode, Rule: d.Rule, Reason: d.Reason, Policy: pol.Source, Image: img.Name}
+	logger := log.G(ctx).WithField("id", r.ID).WithField("level", d.Level.Name).WithField("mode", string(d.Mode))
+
+	out := in
+	if d.Mode == policy.Audit {
+		vs, err := spec.Check(in, d.Level, inputs)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		}
+		rec.Violations = vs
+		for _, v := range vs {
+			logger.WithField("rule", v.Rule).Warn("hardened audit: " + v.String())
+		}
+		out = deepCopySpec(in)
+		annotate(out, fmt.Sprintf("audit: %d violations%s", len(vs), ruleList(violationRules(vs))), d)
+	} else {
+		res, err := spec.Harden(in, d.Level, inputs)
+		var refused *spec.RefusedError
+		if errors.As(err, &refused) {
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		}
+		rec.Changes = res.Changes
+		for _, c := range res.Changes {
+			entry := logger.WithField("rule", c.Rule).WithField("field", c.Field)
+			if c.Note {
+				entry.Info("hardened: " + c.Reason)
+				continue
+			}
+			entry.Infof("hardened: %s -> %s (%s)", c.From, c.To, c.Reason)
+		}
+		out = res.Spec
+		annotate(out, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
+	}
+	logger.WithField("rule", d.Rule).Info("hardened: " + d.Reason)
+
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeJSONAtomic(filepath.Join(r.Bundle, RecordFile), rec); err != nil {
+		return nil, fmt.Errorf("write %s: %w", RecordFile, err)
+	}
+	if err := writeFileAtomic(filepath.Join(r.Bundle, "config.json"), data, 0o644); err != nil {
+		return nil, fmt.Errorf("write config.json: %w", err)
+	}
+	s.mu.Lock()
+	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, decision: d, host: host}
+	s.mu.Unlock()
+	return opts.Runc, nil
+}
+
+func annotate(s *specs.Spec, summary string, d *policy.Decision) {
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[ChangesAnnotation] = summary
+	s.Annotations[LevelAnnotationApplied] = d.Level.Name + " (" + string(d.Mode) + ")"
+}
+
+// Exec hardens the exec'd process like the container's own: containerd
+// builds it from its stored, unhardened spec (root, default capabilities).
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
+	if err := s.hardenExec(ctx, r); err != nil {
+		log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return s.TTRPCTaskService.Exec(ctx, r)
+}
+
+func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest) error {
+	s.mu.Lock()
+	c := s.containers[r.ID]
+	s.mu.Unlock()
+	if c == nil {
+		// Not created by this shim process: nothing to exec into.
+		return fmt.Errorf("hardened: exec %s in container %s: %w: the container was not created by this shim", r.ExecID, r.ID, errdefs.ErrNotFound)
+	}
+	if c.decision.Mode == policy.Audit {
+		return nil
+	}
+	v, err := typeurl.UnmarshalAny(r.Spec)
+	if err != nil {
+		return fmt.Errorf("hardened: exec %s: %w: %w", r.ExecID, errdefs.ErrInvalidArgument, err)
+	}
+	p, ok := v.(*specs.Process)
+	if !ok {
+		return fmt.Errorf("hardened: exec %s: %w: process spec of type %T", r.ExecID, errdefs.ErrInvalidArgument, v)
+	}
+	container, err := readSpec(c.bundle)
+	if err != nil {
+		return fmt.Errorf("hardened: exec %s: %w", r.ExecID, err)
+	}
+	hp, changes, err := spec.HardenProcess(p, container, c.decision.Level, spec.Inputs{Host: c.host})
+	if err != nil {
+		return fmt.Errorf("hardened: exec %s in container %s: %w: %w", r.ExecID, r.ID, errdefs.ErrFailedPrecondition, err)
+	}
+	for _, ch := range changes {
+		if !ch.Note {
+			log.G(ctx).WithField("id", r.ID).WithField("exec", r.ExecID).WithField("rule", ch.Rule).
+				Infof("hardened: %s %s -> %s (%s)", ch.Field, ch.From, ch.To, ch.Reason)
+		}
+	}
+	any, err := typeurl.MarshalAnyToProto(hp)
+	if err != nil {
+		return err
+	}
+	r.Spec = any
+	return nil
+}
+
+// Delete forgets the container once runc has deleted it.
+func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	resp, err := s.TTRPCTaskService.Delete(ctx, r)
+	if err == nil && r.ExecID == "" {
+		s.forget(r.ID)
+	}
+	return resp, err
+}
+
+func (s *service) forget(id string) {
+	s.mu.Lock()
+	delete(s.containers, id)
+	s.mu.Unlock()
+}
+
+func countChanges(cs []spec.Change) int {
+	n := 0
+	for _, c := range cs {
+		if !c.Note {
+			n++
+		}
+	}
+	return n
+}
+
+func changeRules(cs []spec.Change) []string {
+	var rules []string
+	for _, c := range cs {
+		if !c.Note {
+			rules = append(rules, c.Rule)
+		}
+	}
+	return rules
+}
+
+func violationRules(vs []spec.Violation) []string {
+	var rules []string
+	for _, v := range vs {
+		rules = append(rules, v.Rule)
+	}
+	return rules
+}
+
+// ruleList renders " (rules: a, b)" with each rule once, sorted.
+func ruleList(rules []string) string {
+	if len(rules) == 0 {
+		return ""
+	}
+	seen := map[string]bool{}
+	var uniq []string
+	for _, r := range rules {
+		if !seen[r] {
+			seen[r] = true
+			uniq = append(uniq, r)
+		}
+	}
+	sort.Strings(uniq)
+	return " (rules: " + strings.Join(uniq, ", ") + ")"
+}
