@@ -140,12 +140,12 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}()
 	opts, err := decodeOptions(r.Options)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	path := policyPath(opts.PolicyPath)
 	pol, err := s.policyAt(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: invalid node policy, fix it and run `hardenctl policy validate %s`: %w", errdefs.ErrFailedPrecondition, path, err)
+		return nil, classify(errdefs.ErrFailedPrecondition, fmt.Errorf("invalid node policy, fix it and run `hardenctl policy validate %s`: %w", path, err))
 	}
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -153,11 +153,11 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	in, err := readSpec(r.Bundle)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	img, err := s.images.resolve(ctx, ns, r.ID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+		return nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
@@ -167,7 +167,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	d, err := pol.Resolve(w)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	host := s.host.host(d.Level.AppArmor.Profile)
 	inputs := spec.Inputs{Image: img, Host: host}
@@ -178,7 +178,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+			return nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Violations = vs
 		for _, v := range vs {
@@ -190,10 +190,10 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		res, err := spec.Harden(in, d.Level, inputs)
 		var refused *spec.RefusedError
 		if errors.As(err, &refused) {
-			return nil, fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+			return nil, classify(errdefs.ErrFailedPrecondition, err)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)
+			return nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Changes = res.Changes
 		for _, c := range res.Changes {
@@ -223,6 +223,13 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, decision: d, host: host}
 	s.mu.Unlock()
 	return opts.Runc, nil
+}
+
+// classify marks err with an errdefs kind, so that containerd and the
+// kubelet show it well. The cause is kept as text only: one line, once
+// (errgrpc would otherwise carry each wrapped error again).
+func classify(kind, err error) error {
+	return fmt.Errorf("%w: %s", kind, err.Error())
 }
 
 func annotate(s *specs.Spec, summary string, d *policy.Decision) {
@@ -256,7 +263,7 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 	}
 	v, err := typeurl.UnmarshalAny(r.Spec)
 	if err != nil {
-		return fmt.Errorf("hardened: exec %s: %w: %w", r.ExecID, errdefs.ErrInvalidArgument, err)
+		return classify(errdefs.ErrInvalidArgument, fmt.Errorf("hardened: exec %s: %w", r.ExecID, err))
 	}
 	p, ok := v.(*specs.Process)
 	if !ok {
@@ -268,7 +275,7 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 	}
 	hp, changes, err := spec.HardenProcess(p, container, c.decision.Level, spec.Inputs{Host: c.host})
 	if err != nil {
-		return fmt.Errorf("hardened: exec %s in container %s: %w: %w", r.ExecID, r.ID, errdefs.ErrFailedPrecondition, err)
+		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
 	}
 	for _, ch := range changes {
 		if !ch.Note {

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -41,25 +42,21 @@ func ruleCapabilities(h *hardening) {
 		{"bounding", &caps.Bounding}, {"effective", &caps.Effective}, {"permitted", &caps.Permitted},
 		{"inheritable", &caps.Inheritable}, {"ambient", &caps.Ambient},
 	}
-	var refused map[string]bool // refuse each capability once, not once per set
 	for _, s := range sets {
-		var dropped []string
+		var dropped, refused []string
 		for _, c := range *s.set {
 			if slices.Contains(allow, c) {
 				continue
 			}
 			if !slices.Contains(profiles.RuntimeDefaultCapabilities, c) && h.level.Capabilities.OnRequest == profiles.Refuse {
-				if !refused[c] {
-					if refused == nil {
-						refused = map[string]bool{}
-					}
-					refused[c] = true
-					h.refuse(prefix+"."+s.name, c, "the level "+h.level.Name+" does not allow this capability",
-						"drop it (securityContext.capabilities.add / ctr --cap-add), or allow it with capabilities.allow in a level of the node policy")
-				}
+				refused = append(refused, c)
 				continue
 			}
 			dropped = append(dropped, c)
+		}
+		if len(refused) > 0 {
+			h.refuse(prefix+"."+s.name, strings.Join(refused, ","), "the level "+h.level.Name+" does not allow these capabilities",
+				"drop them (securityContext.capabilities.add / ctr --cap-add), or allow them with capabilities.allow in a level of the node policy")
 		}
 		if len(dropped) > 0 {
 			before := list(*s.set)

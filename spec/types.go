@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -60,12 +61,14 @@ func (e *RefusedError) Error() string {
 		return "refused by level " + e.Level
 	}
 	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
-	if n := len(e.Violations) - 1; n > 0 {
-		var more []string
-		for _, v := range e.Violations[1:] {
-			more = append(more, v.Rule+" "+v.Field)
+	var more []string
+	for _, v := range e.Violations[1:] {
+		if m := v.Rule + " " + v.Field; !slices.Contains(more, m) {
+			more = append(more, m)
 		}
-		msg += fmt.Sprintf(" (and %d more: %s)", n, strings.Join(more, ", "))
+	}
+	if len(more) > 0 {
+		msg += fmt.Sprintf(" (and %d more: %s)", len(more), strings.Join(more, ", "))
 	}
 	return msg
 }

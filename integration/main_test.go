@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+)
+
+// The node policy of the tests: restricted by default; pods of the
+// Kubernetes namespaces hostnet-* may use the host network (the tests have
+// no CNI); the containerd namespace "audit" only records.
+const testPolicy = `mode: enforce
+defaultLevel: restricted
+levels:
+  hostnet:
+    extends: restricted
+    description: restricted with the host network, for CNI-less test pods
+    namespaces:
+      allowHost: [network]
+rules:
+  - name: host-network test pods
+    match:
+      kubernetesNamespaces: ["hostnet-*"]
+    level: hostnet
+  - name: audit namespace
+    match:
+      containerdNamespaces: [audit]
+    level: restricted
+    mode: audit
+`
+
+const (
+	ns         = "hardened-test"
+	runcRT     = "io.containerd.runc.v2"
+	hardenedRT = "io.containerd.hardened.v2"
+)
+
+var (
+	cd       *harness.Containerd
+	startErr string
+	seq      atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if why := harness.CanRun(); why != "" {
+		startErr = why
+		return m.Run() // every test skips (or fails on CI) through require
+	}
+	shimDir, err := harness.BuildShim()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	policyDir, err := os.MkdirTemp("", "hardened-policy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(policyDir)
+	policyPath := filepath.Join(policyDir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(testPolicy), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cd, err = harness.Start(harness.Options{PolicyPath: policyPath, ShimDir: shimDir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		return 1
+	}
+	defer cd.Stop()
+	for _, n := range []string{ns, "audit", "k8s.io"} {
+		if err := cd.ImportImages(n); err != nil {
+			fmt.Fprintln(os.Stderr, "harness:", err)
+			return 1
+		}
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "harness: containerd log (tail):\n%s\n", cd.LogTail(60))
+	}
+	return code
+}
+
+// require skips when the tests cannot run here, and fails on CI.
+func require(t *testing.T) {
+	t.Helper()
+	if startErr != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("integration tests cannot run on CI: %s", startErr)
+		}
+		t.Skipf("skipping: %s", startErr)
+	}
+}
+
+func ctxFor(namespace string) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(namespaces.WithNamespace(context.Background(), namespace), 60*time.Second)
+}
+
+// result is what a container printed and how it ended.
+type result struct {
+	Stdout, Stderr string
+	Exit           uint32
+}
+
+// runContainer runs args in a new container of image under runtime, the
+// way `ctr run --rm` does, and removes it.
+func runContainer(t *testing.T, namespace, runtime, image string, args []string, opts ...oci.SpecOpts) (result, error) {
+	t.Helper()
+	ctx, cancel := ctxFor(namespace)
+	defer cancel()
+	c := cd.Client
+	img, err := c.GetImage(ctx, image)
+	if err != nil {
+		return result{}, err
+	}
+	id := fmt.Sprintf("%s-%d", strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"), seq.Add(1))
+	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(specOpts...))
+	if err != nil {
+		return result{}, err
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	var stdout, stderr bytes.Buffer
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
+	if err != nil {
+		return result{}, err
+	}
+	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		return result{}, err
+	}
+	if err := task.Start(ctx); err != nil {
+		return result{}, err
+	}
+	var st containerd.ExitStatus
+	select {
+	case st = <-exitCh:
+	case <-ctx.Done():
+		task.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+		return result{}, fmt.Errorf("container %s did not exit in time", id)
+	}
+	// Let the io copy finish.
+	if p, err := task.Delete(context.WithoutCancel(ctx)); err == nil && p != nil {
+		_ = p
+	}
+	return result{Stdout: stdout.String(), Stderr: stderr.String(), Exit: st.ExitCode()}, nil
+}
+
+// statusField returns a field of /proc/self/status output.
+func statusField(status, field string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

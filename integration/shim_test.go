@@ -1,0 +1,268 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+)
+
+// probe prints what the tests check inside a container.
+const probe = `id -u; id -g; cat /proc/self/status
+(echo x > /probe) 2>&1; echo "root-write=$?"
+(echo x > /tmp/probe && echo tmp-ok) 2>&1
+unshare -U true 2>&1; echo "unshare=$?"
+mount -t tmpfs none /mnt 2>&1; echo "mount=$?"`
+
+// TestHardenedVersusRunc runs the same root container under plain runc
+// and under hardened: the shim makes the difference.
+func TestHardenedVersusRunc(t *testing.T) {
+	require(t)
+	plain, err := runContainer(t, ns, runcRT, harness.Busybox, []string{"sh", "-c", probe})
+	if err != nil {
+		t.Fatalf("runc: %v", err)
+	}
+	hard, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"sh", "-c", probe})
+	if err != nil {
+		t.Fatalf("hardened: %v", err)
+	}
+	t.Logf("runc:\n%s\nhardened:\n%s", plain.Stdout, hard.Stdout)
+	lines := strings.Split(hard.Stdout, "\n")
+	if lines[0] != "65534" || lines[1] != "65534" {
+		t.Errorf("hardened uid/gid = %s/%s, want 65534/65534", lines[0], lines[1])
+	}
+	for _, f := range []string{"CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"} {
+		if v := statusField(hard.Stdout, f); v != "0000000000000000" {
+			t.Errorf("hardened %s = %s, want 0", f, v)
+		}
+	}
+	for f, want := range map[string]string{"NoNewPrivs": "1", "Seccomp": "2"} {
+		if v := statusField(hard.Stdout, f); v != want {
+			t.Errorf("hardened %s = %s, want %s", f, v, want)
+		}
+	}
+	for _, want := range []string{"Read-only file system", "tmp-ok"} {
+		if !strings.Contains(hard.Stdout, want) {
+			t.Errorf("hardened output lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"root-write=0", "unshare=0", "mount=0"} {
+		if strings.Contains(hard.Stdout, bad) {
+			t.Errorf("hardened container: %s", bad)
+		}
+	}
+	// The same container under runc: root, capabilities, no filter, a
+	// writable root, unshare allowed. (mount fails there too: containerd's
+	// default capabilities lack CAP_SYS_ADMIN; NoNewPrivs is 1 there too.)
+	pl := strings.Split(plain.Stdout, "\n")
+	if pl[0] != "0" {
+		t.Errorf("runc uid = %s, want 0", pl[0])
+	}
+	if v := statusField(plain.Stdout, "CapEff"); v == "0000000000000000" {
+		t.Error("runc CapEff = 0: the comparison proves nothing")
+	}
+	if v := statusField(plain.Stdout, "Seccomp"); v != "0" {
+		t.Errorf("runc Seccomp = %s, want 0", v)
+	}
+	if !strings.Contains(plain.Stdout, "root-write=0") || !strings.Contains(plain.Stdout, "unshare=0") {
+		t.Error("runc could not write / or unshare: the comparison proves nothing")
+	}
+}
+
+// TestExecIsHardened execs as root with the default capabilities (what
+// `ctr task exec --user 0` sends) into a hardened container.
+func TestExecIsHardened(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	c := cd.Client
+	img, err := c.GetImage(ctx, harness.Busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "exec-test"
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ctr.Spec(ctx) // containerd's stored, unhardened spec
+	if err != nil {
+		t.Fatal(err)
+	}
+	pspec := spec.Process
+	pspec.Args = []string{"sh", "-c", "id -u; cat /proc/self/status"}
+	pspec.User = specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{0}}
+	pspec.Terminal = false
+	out, err := execIn(ctx, task, "root-exec", pspec)
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	if !strings.HasPrefix(out, "65534\n") {
+		t.Errorf("exec as root runs as %q, want 65534", strings.SplitN(out, "\n", 2)[0])
+	}
+	if v := statusField(out, "CapEff"); v != "0000000000000000" {
+		t.Errorf("exec CapEff = %s", v)
+	}
+	if v := statusField(out, "NoNewPrivs"); v != "1" {
+		t.Errorf("exec NoNewPrivs = %s", v)
+	}
+	if v := statusField(out, "Groups"); strings.Contains(" "+v+" ", " 0 ") {
+		t.Errorf("exec groups %q include 0", v)
+	}
+	// The same with the ctr binary.
+	ctrOut, err := cd.Ctr(ns, "task", "exec", "--exec-id", "ctr-exec", "--user", "0", id, "sh", "-c", "id -u; grep CapEff /proc/self/status")
+	if err != nil {
+		t.Fatalf("ctr task exec: %v\n%s", err, ctrOut)
+	}
+	if !strings.Contains(ctrOut, "\n65534\n") && !strings.HasPrefix(ctrOut, "65534\n") || !strings.Contains(ctrOut, "CapEff:\t0000000000000000") {
+		t.Errorf("ctr task exec --user 0 = %q", ctrOut)
+	}
+	task.Kill(ctx, syscall.SIGKILL)
+}
+
+func execIn(ctx context.Context, task containerd.Task, id string, p *specs.Process) (string, error) {
+	var out strings.Builder
+	proc, err := task.Exec(ctx, id, p, cio.NewCreator(cio.WithStreams(nil, &out, &out), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
+	if err != nil {
+		return "", err
+	}
+	defer proc.Delete(context.WithoutCancel(ctx))
+	ch, err := proc.Wait(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := proc.Start(ctx); err != nil {
+		return "", err
+	}
+	<-ch
+	proc.Delete(ctx)
+	return out.String(), nil
+}
+
+// TestRefusals: privileged, host pid namespace and a bind mount of / are
+// refused with the rule and the fix; nothing is left running or mounted.
+func TestRefusals(t *testing.T) {
+	require(t)
+	time.Sleep(200 * time.Millisecond)
+	shimsBefore, mountsBefore := len(cd.ShimPIDs()), len(harness.MountsBelow(cd.Dir))
+	for _, tc := range []struct {
+		name string
+		opts []oci.SpecOpts
+		want []string
+	}{
+		{"privileged", []oci.SpecOpts{oci.WithPrivileged}, []string{"rule privileged", "allowPrivileged"}},
+		{"host-pid", []oci.SpecOpts{oci.WithHostNamespace(specs.PIDNamespace)}, []string{"rule namespaces", "linux.namespaces[pid]", "namespaces.allowHost"}},
+		{"bind-root", []oci.SpecOpts{oci.WithMounts([]specs.Mount{{Source: "/", Destination: "/host", Type: "bind", Options: []string{"rbind", "ro"}}})},
+			[]string{"rule mounts", "mounts[/host].source", "host's root filesystem"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"true"}, tc.opts...)
+			if err == nil {
+				t.Fatal("container started; want a refusal")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(cd.ShimPIDs()) > shimsBefore && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(cd.ShimPIDs()); n > shimsBefore {
+		t.Errorf("%d shim processes after the refusals, %d before", n, shimsBefore)
+	}
+	if n := len(harness.MountsBelow(cd.Dir)); n > mountsBefore {
+		t.Errorf("%d mounts below the state after the refusals, %d before: %v", n, mountsBefore, harness.MountsBelow(cd.Dir))
+	}
+}
+
+// TestGroupingNeverFallsBackToRunc: a hardened container that names the
+// group of a plain runc container (the CRI sandbox id annotation) gets its
+// own, hardened shim.
+func TestGroupingNeverFallsBackToRunc(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	c := cd.Client
+	img, _ := c.GetImage(ctx, harness.Busybox)
+	group := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-group"})
+	id := "runc-group-owner"
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(runcRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600"), group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(res.Stdout) != "65534" {
+		t.Errorf("hardened container in a runc group runs as %q: it went to the runc shim", res.Stdout)
+	}
+	task.Kill(ctx, syscall.SIGKILL)
+}
+
+// TestAuditMode: in the audit namespace the root container runs unchanged
+// and the violations are in the shim log.
+func TestAuditMode(t *testing.T) {
+	require(t)
+	res, err := runContainer(t, "audit", hardenedRT, harness.Busybox, []string{"id", "-u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(res.Stdout) != "0" {
+		t.Errorf("audit mode container runs as %q, want 0 (unchanged)", res.Stdout)
+	}
+	log := cd.Log()
+	for _, want := range []string{"hardened audit: rule user: process.user.uid=0", "hardened audit: rule seccomp"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("containerd log lacks %q", want)
+		}
+	}
+}
+
+// TestChangesAreRecorded: the bundle holds hardened.json and the spec is
+// annotated, for admins and hardenctl.
+func TestChangesAreRecorded(t *testing.T) {
+	require(t)
+	if _, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"true"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cd.Log(), "hardened: 0 -> 65534") {
+		t.Error("the shim log does not list the user change")
+	}
+	_ = os.Getpid
+}
