@@ -3,6 +3,7 @@ package shim
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +19,8 @@ type hostProbe struct {
 	once      sync.Once
 	apparmor  bool // module enabled
 	portCtl   bool // net.ipv4.ip_unprivileged_port_start exists
-	hostNS    map[specs.LinuxNamespaceType]nsID
+	maxNoFile uint64
+	hostNS    map[specs.LinuxNamespaceType][]nsID
 	procRoot  string
 	sysRoot   string
 	profileMu sync.Mutex
@@ -35,16 +37,25 @@ func (p *hostProbe) init() {
 		p.apparmor = err == nil && strings.TrimSpace(string(b)) == "Y"
 		_, err = os.Stat(filepath.Join(p.procRoot, "sys/net/ipv4/ip_unprivileged_port_start"))
 		p.portCtl = err == nil
-		p.hostNS = map[specs.LinuxNamespaceType]nsID{}
+		p.hostNS = map[specs.LinuxNamespaceType][]nsID{}
 		for t, name := range map[specs.LinuxNamespaceType]string{
 			specs.PIDNamespace: "pid", specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.NetworkNamespace: "net",
 			specs.MountNamespace: "mnt", specs.UserNamespace: "user", specs.CgroupNamespace: "cgroup",
 		} {
-			if id, ok := statNS(filepath.Join(p.procRoot, "1/ns", name)); ok {
-				p.hostNS[t] = id
+			// The shim runs in the namespaces containerd runs in: those are
+			// "the host's" for a container (and /proc/1 may be unreadable,
+			// as on the build machines). PID 1's count too where readable.
+			for _, pid := range []string{"self", "1"} {
+				if id, ok := statNS(filepath.Join(p.procRoot, pid, "ns", name)); ok {
+					p.hostNS[t] = append(p.hostNS[t], id)
+				}
 			}
 		}
 		p.profiles = map[string]bool{}
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+			p.maxNoFile = lim.Max
+		}
 	})
 }
 
@@ -82,6 +93,7 @@ func (p *hostProbe) profileLoaded(name string) bool {
 func (p *hostProbe) host(profile string) spec.Host {
 	p.init()
 	return spec.Host{
+		MaxNoFile:              p.maxNoFile,
 		AppArmor:               p.apparmor && p.profileLoaded(profile),
 		UnprivilegedPortSysctl: p.portCtl,
 		ResolvePath:            resolvePath,
@@ -93,12 +105,12 @@ func (p *hostProbe) host(profile string) spec.Host {
 // the type by device and inode, as the kernel identifies namespaces. A
 // path that cannot be read counts as the host's: fail closed.
 func (p *hostProbe) isHostNamespace(t specs.LinuxNamespaceType, path string) bool {
-	host, ok := p.hostNS[t]
-	if !ok {
+	hosts := p.hostNS[t]
+	if len(hosts) == 0 {
 		return false
 	}
 	id, ok := statNS(path)
-	return !ok || id == host
+	return !ok || slices.Contains(hosts, id)
 }
 
 // resolvePath resolves symbolic links in a bind mount's source, so that a

@@ -12,7 +12,8 @@ import (
 // Allowed values: any limit the workload set (a lower one is stricter; a
 // higher one is the pod's resource decision).
 //
-// Otherwise: the level's limits.pids and limits.nofile are set. RLIMIT_NPROC
+// Otherwise: the level's limits.pids and limits.nofile are set, the latter
+// no higher than the runtime's own hard limit (Host.MaxNoFile). RLIMIT_NPROC
 // is never set: it counts processes per uid across the whole host, so every
 // container running as 65534 would share one limit. The pids cgroup limits
 // processes per container instead.
@@ -36,8 +37,12 @@ func ruleLimits(h *hardening) {
 				return
 			}
 		}
+		n := lim.NoFile
+		if max := h.in.Host.MaxNoFile; max > 0 && n > max {
+			n = max // more would fail in runc without CAP_SYS_RESOURCE
+		}
 		h.spec.Process.Rlimits = append(h.spec.Process.Rlimits[:len(h.spec.Process.Rlimits):len(h.spec.Process.Rlimits)],
-			specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: lim.NoFile, Soft: lim.NoFile})
-		h.change("process.rlimits[RLIMIT_NOFILE]", "unset", itoa(lim.NoFile), "bounded open files per process")
+			specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Hard: n, Soft: n})
+		h.change("process.rlimits[RLIMIT_NOFILE]", "unset", itoa(n), "bounded open files per process")
 	}
 }

@@ -13,7 +13,8 @@ import (
 // Allowed values: own (path-less) or another container's pid, ipc, uts,
 // network and mount namespaces; a mount namespace always. The host's
 // namespace of a type (a missing entry, or a path to the host's own) only
-// when the level lists the type in namespaces.allowHost. Joining the host's
+// when the level lists the type in namespaces.allowHost; network implies
+// uts, as Kubernetes couples them for hostNetwork pods. Joining the host's
 // user or cgroup namespace by path, likewise.
 //
 // Otherwise: refused. Sharing the host's mount namespace is never allowed.
@@ -40,7 +41,9 @@ func (h *hardening) hostNamespace(t specs.LinuxNamespaceType, value string) {
 		h.refuse(field, value, "a container must have its own mount namespace", "add a mount namespace; no level allows the host's")
 		return
 	}
-	if h.level.AllowsHostNamespace(string(t)) {
+	// Kubernetes gives a hostNetwork pod the host's UTS namespace too (its
+	// hostname is the node's): allowing the host network allows that.
+	if h.level.AllowsHostNamespace(string(t)) || (t == specs.UTSNamespace && h.level.AllowsHostNamespace(string(specs.NetworkNamespace))) {
 		h.note(field, "shares the host's "+string(t)+" namespace, as level "+h.level.Name+" allows")
 		return
 	}

@@ -357,6 +357,12 @@ func TestRules(t *testing.T) {
 			z := int64(0)
 			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &z}
 		}, changed: [2]string{"limits", "linux.resources.pids.limit"}},
+		{name: "nofile clamped to the runtime's", mutate: func(s *specs.Spec) { s.Process.Rlimits = nil }, inputs: Inputs{Host: Host{MaxNoFile: 20000}},
+			check: func(t *testing.T, s *specs.Spec) {
+				if r := s.Process.Rlimits[0]; r.Hard != 20000 || r.Soft != 20000 {
+					t.Errorf("RLIMIT_NOFILE = %+v, want 20000", r)
+				}
+			}},
 		{name: "nofile default", mutate: func(s *specs.Spec) { s.Process.Rlimits = nil }, changed: [2]string{"limits", "process.rlimits[RLIMIT_NOFILE]"},
 			check: func(t *testing.T, s *specs.Spec) {
 				for _, r := range s.Process.Rlimits {

@@ -61,14 +61,18 @@ func (e *RefusedError) Error() string {
 		return "refused by level " + e.Level
 	}
 	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
+	// The rest, briefly: the message ends up in a pod event.
 	var more []string
 	for _, v := range e.Violations[1:] {
 		if m := v.Rule + " " + v.Field; !slices.Contains(more, m) {
 			more = append(more, m)
 		}
 	}
+	if len(more) > 5 {
+		more = append(more[:5], fmt.Sprintf("... %d more in the shim log", len(more)-5))
+	}
 	if len(more) > 0 {
-		msg += fmt.Sprintf(" (and %d more: %s)", len(more), strings.Join(more, ", "))
+		msg += fmt.Sprintf(" (and %d more: %s)", len(e.Violations)-1, strings.Join(more, ", "))
 	}
 	return msg
 }
@@ -97,6 +101,10 @@ type Host struct {
 	// UnprivilegedPortSysctl is true when the kernel has
 	// net.ipv4.ip_unprivileged_port_start (Linux 4.11+).
 	UnprivilegedPortSysctl bool
+	// MaxNoFile is the hard RLIMIT_NOFILE of the runtime itself; 0 when
+	// unknown. Without CAP_SYS_RESOURCE runc cannot give a container more,
+	// so the level's default is lowered to it.
+	MaxNoFile uint64
 	// ResolvePath resolves symlinks in a bind mount's host path, so that a
 	// link to a sensitive path is judged as that path. Nil: paths are taken
 	// as they are.

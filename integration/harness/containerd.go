@@ -57,6 +57,10 @@ state = "{{.State}}"
 
 [plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
+  # Build machines may lack CAP_SYS_RESOURCE, without which the pause
+  # container's oom_score_adj of -998 cannot be set (for runc and hardened
+  # alike): keep OOM scores at containerd's own or above.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]

@@ -1,0 +1,151 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/profiles"
+)
+
+// pod starts a CNI-less (host network) pod with the hardened runtime
+// handler, as the kubelet does for runtimeClassName: hardened.
+func pod(t *testing.T, rs runtime.RuntimeServiceClient, name string, privileged bool) (string, *runtime.PodSandboxConfig, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Uid: name + "-uid", Namespace: "hostnet-" + name},
+		LogDirectory: t.TempDir(),
+		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
+			Privileged:       privileged,
+		}},
+	}
+	resp, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "hardened"})
+	if err != nil {
+		return "", cfg, err
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		rs.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+		rs.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
+	})
+	return resp.PodSandboxId, cfg, nil
+}
+
+func startContainer(t *testing.T, rs runtime.RuntimeServiceClient, podID string, podCfg *runtime.PodSandboxConfig, name string, sc *runtime.LinuxContainerSecurityContext) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := rs.CreateContainer(ctx, &runtime.CreateContainerRequest{
+		PodSandboxId: podID,
+		Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: name},
+			Image:    &runtime.ImageSpec{Image: harness.Busybox},
+			Command:  []string{"sleep", "3600"},
+			LogPath:  name + ".log",
+			Linux:    &runtime.LinuxContainerConfig{SecurityContext: kubeletDefaults(sc)},
+		},
+		SandboxConfig: podCfg,
+	})
+	if err != nil {
+		return "", fmt.Errorf("CreateContainer: %w", err)
+	}
+	if _, err := rs.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		return resp.ContainerId, fmt.Errorf("StartContainer: %w", err)
+	}
+	return resp.ContainerId, nil
+}
+
+// kubeletDefaults adds what the kubelet always sends for a container that
+// is not privileged: the default masked and read-only paths.
+func kubeletDefaults(sc *runtime.LinuxContainerSecurityContext) *runtime.LinuxContainerSecurityContext {
+	if sc == nil {
+		sc = &runtime.LinuxContainerSecurityContext{}
+	}
+	if !sc.Privileged {
+		sc.MaskedPaths = profiles.MaskedPaths
+		sc.ReadonlyPaths = profiles.ReadonlyPaths
+	}
+	return sc
+}
+
+// TestCRI drives containerd's CRI plugin like the kubelet does for a pod
+// with runtimeClassName: hardened.
+func TestCRI(t *testing.T) {
+	require(t)
+	rs, _, err := cd.CRI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	podID, podCfg, err := pod(t, rs, "web", false)
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	id, err := startContainer(t, rs, podID, podCfg, "app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "id -u; cat /proc/self/status; touch /probe 2>&1; touch /tmp/x && echo tmp-ok"}, Timeout: 30})
+	if err != nil {
+		t.Fatalf("ExecSync: %v", err)
+	}
+	stdout := string(out.Stdout)
+	if !strings.HasPrefix(stdout, "65534\n") {
+		t.Errorf("ExecSync runs as %q, want 65534", strings.SplitN(stdout, "\n", 2)[0])
+	}
+	for f, want := range map[string]string{"CapEff": "0000000000000000", "CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"} {
+		if v := statusField(stdout, f); v != want {
+			t.Errorf("ExecSync %s = %s, want %s", f, v, want)
+		}
+	}
+	if !strings.Contains(stdout, "Read-only file system") || !strings.Contains(stdout, "tmp-ok") {
+		t.Errorf("root not read-only or /tmp not writable:\n%s", stdout)
+	}
+	// The container's own process too (PID 1 of the container: sleep).
+	out, err = rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "grep -E '^(Uid|CapEff|Seccomp):' /proc/1/status"}, Timeout: 30})
+	if err != nil || !strings.Contains(string(out.Stdout), "Uid:\t65534") || !strings.Contains(string(out.Stdout), "Seccomp:\t2") {
+		t.Errorf("container process: %v\n%s", err, out.GetStdout())
+	}
+
+	// A container asking for CAP_SYS_ADMIN is refused with the reason.
+	_, err = startContainer(t, rs, podID, podCfg, "admin", &runtime.LinuxContainerSecurityContext{
+		Capabilities: &runtime.Capability{AddCapabilities: []string{"SYS_ADMIN"}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "rule capabilities") || !strings.Contains(err.Error(), "CAP_SYS_ADMIN") {
+		t.Errorf("CAP_SYS_ADMIN container: %v, want a refusal naming the rule", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+}
+
+// TestCRIPrivilegedPod: a privileged container (in a privileged pod, as
+// Kubernetes requires) is refused with the reason.
+func TestCRIPrivilegedPod(t *testing.T) {
+	require(t)
+	rs, _, err := cd.CRI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	podID, podCfg, err := pod(t, rs, "priv", true)
+	if err != nil {
+		if !strings.Contains(err.Error(), "rule privileged") {
+			t.Fatalf("privileged pod: %v, want it to run or a refusal by rule privileged", err)
+		}
+		t.Logf("privileged pod refused at RunPodSandbox: %v", err)
+		return
+	}
+	_, err = startContainer(t, rs, podID, podCfg, "priv", &runtime.LinuxContainerSecurityContext{Privileged: true})
+	if err == nil || !strings.Contains(err.Error(), "rule privileged") || !strings.Contains(err.Error(), "allowPrivileged") {
+		t.Fatalf("privileged container: %v, want a refusal by rule privileged", err)
+	}
+	t.Logf("refused: %v", err)
+}
