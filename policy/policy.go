@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -183,8 +184,16 @@ func Parse(data []byte) (*Policy, error) {
 	return &p, nil
 }
 
+// yamlTypeNoise is the Go type yaml.v3 names in unknown-field errors: it
+// means nothing to the person editing the file.
+var yamlTypeNoise = regexp.MustCompile(` in type [^\n]*`)
+
 func cleanYAMLError(err error) error {
-	return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.Replace(msg, "unmarshal errors:\n  ", "", 1)
+	msg = strings.ReplaceAll(msg, "\n  ", "; ")
+	msg = yamlTypeNoise.ReplaceAllString(msg, "")
+	return errors.New(msg)
 }
 
 // compile builds the levels: built-ins, then the policy's own in an order

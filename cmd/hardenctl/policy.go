@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/hardened-runtime/hardened/policy"
+)
+
+func policyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "policy",
+		Usage: "work with the node policy file",
+		Subcommands: []*cli.Command{{
+			Name:      "validate",
+			Usage:     "check a policy file; print every problem (exit 1 if any)",
+			ArgsUsage: "[FILE]",
+			Description: `Parses the policy strictly (unknown keys are errors with line numbers) and
+validates every level and rule, as the shim does when it loads the file.
+
+EXAMPLES:
+   hardenctl policy validate                      # ` + policy.DefaultPath + `
+   hardenctl policy validate ./policy.yaml`,
+			Flags:  []cli.Flag{outputFlag},
+			Before: checkOutput,
+			Action: validatePolicy,
+		}},
+	}
+}
+
+func validatePolicy(c *cli.Context) error {
+	file := policy.DefaultPath
+	if c.NArg() > 0 {
+		file = c.Args().First()
+	}
+	p, err := policy.Load(file)
+	if err != nil {
+		if jsonOutput(c) {
+			writeJSON(c.App.Writer, map[string]any{"file": file, "valid": false, "error": err.Error()})
+			return exitError{1}
+		}
+		return err
+	}
+	if jsonOutput(c) {
+		return writeJSON(c.App.Writer, map[string]any{"file": file, "valid": true, "source": p.Source, "mode": p.Mode,
+			"defaultLevel": p.DefaultLevel, "rules": len(p.Rules), "levels": p.LevelNames()})
+	}
+	fmt.Fprintf(c.App.Writer, "policy %s is valid: mode %s, default level %s, %d rules, %d levels (%s)\n",
+		p.Source, p.Mode, p.DefaultLevel, len(p.Rules), len(p.LevelNames()), joinNames(p.LevelNames()))
+	return nil
+}
+
+func joinNames(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ", "
+		}
+		s += n
+	}
+	return s
+}
