@@ -159,10 +159,8 @@ func runContainer(t *testing.T, namespace, runtime, image string, args []string,
 		task.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
 		return result{}, fmt.Errorf("container %s did not exit in time", id)
 	}
-	// Let the io copy finish.
-	if p, err := task.Delete(context.WithoutCancel(ctx)); err == nil && p != nil {
-		_ = p
-	}
+	task.IO().Wait() // all output copied
+	task.Delete(context.WithoutCancel(ctx))
 	return result{Stdout: stdout.String(), Stderr: stderr.String(), Exit: st.ExitCode()}, nil
 }
 

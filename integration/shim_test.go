@@ -155,6 +155,7 @@ func execIn(ctx context.Context, task containerd.Task, id string, p *specs.Proce
 		return "", err
 	}
 	<-ch
+	proc.IO().Wait()
 	proc.Delete(ctx)
 	return out.String(), nil
 }
