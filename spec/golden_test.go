@@ -43,6 +43,12 @@ var goldenCases = []goldenCase{
 	// A workload that is already careful keeps its own settings.
 	{name: "nonroot-own-seccomp.restricted", in: "nonroot-own-seccomp", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
 	{name: "nonroot-own-seccomp.strict", in: "nonroot-own-seccomp", level: "strict", in2: Inputs{Host: noAppArmorHost}},
+	// Captured from the real containerd v2.4.2 (integration TestCaptureFixtures):
+	// `ctr run`, and a CNI-less (host network) CRI pod: its sandbox and container.
+	{name: "real-ctr-run.restricted", in: "real-ctr-run", level: "restricted", in2: Inputs{Host: noAppArmorHost, Image: ImageInfo{Volumes: []string{"/data"}}}},
+	{name: "real-cri-container.restricted", in: "real-cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
+	{name: "real-cri-container.host-network", in: "real-cri-container", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
+	{name: "real-cri-sandbox.host-network", in: "real-cri-sandbox", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
 }
 
 // goldenResult is what a golden file holds.
@@ -81,7 +87,7 @@ func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := readSpec(t, tc.in)
-			res, err := Harden(s, level(t, tc.level), tc.in2)
+			res, err := Harden(s, testLevel(t, tc.level), tc.in2)
 			got := goldenResult{Level: tc.level}
 			var refused *RefusedError
 			switch {

@@ -12,7 +12,7 @@ import (
 )
 
 // fixtures are the input specs of testdata/ the invariants run on.
-var fixtures = []string{"ctr-run", "cri-container", "cri-sandbox", "nonroot-own-seccomp"}
+var fixtures = []string{"ctr-run", "cri-container", "cri-sandbox", "nonroot-own-seccomp", "real-ctr-run", "real-cri-container", "real-cri-sandbox"}
 
 var hosts = map[string]Host{
 	"no-apparmor": {UnprivilegedPortSysctl: true},
