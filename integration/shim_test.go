@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -266,4 +267,35 @@ func TestChangesAreRecorded(t *testing.T) {
 		t.Error("the shim log does not list the user change")
 	}
 	_ = os.Getpid
+}
+
+// TestInvalidPolicyRefusesEverything: a runtime whose ConfigPath names an
+// invalid policy refuses every container with the validation error (the
+// options reach the shim as runtimeoptions, as CRI sends them).
+func TestInvalidPolicyRefusesEverything(t *testing.T) {
+	require(t)
+	bad := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(bad, []byte("mode: enforce\ndefaultLevel: lax\n"), 0o644)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	c := cd.Client
+	img, _ := c.GetImage(ctx, harness.Busybox)
+	id := "bad-policy"
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(hardenedRT, &runtimeoptions.Options{ConfigPath: bad}),
+		containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("true")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err == nil {
+		task.Delete(ctx, containerd.WithProcessKill)
+		t.Fatal("container created under an invalid policy")
+	}
+	for _, want := range []string{"invalid node policy", bad, `defaultLevel: unknown level "lax"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
 }

@@ -1,0 +1,131 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+func TestDecodeOptions(t *testing.T) {
+	cri, _ := typeurl.MarshalAnyToProto(&runtimeoptions.Options{ConfigPath: "/etc/hardened/p.yaml"})
+	runc, _ := typeurl.MarshalAnyToProto(&runcoptions.Options{SystemdCgroup: true})
+	other, _ := anypb.New(durationpb.New(5))
+
+	got, err := decodeOptions(cri)
+	if err != nil || got.PolicyPath != "/etc/hardened/p.yaml" || got.Runc != nil {
+		t.Errorf("runtimeoptions: %+v %v; want the policy path and no options for runc (it panics on this type)", got, err)
+	}
+	got, err = decodeOptions(runc)
+	if err != nil || got.PolicyPath != "" || got.Runc != runc {
+		t.Errorf("runc options: %+v %v; want them passed through", got, err)
+	}
+	got, err = decodeOptions(nil)
+	if err != nil || got.Runc != nil || got.PolicyPath != "" {
+		t.Errorf("nil: %+v %v", got, err)
+	}
+	if _, err := decodeOptions(other); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("other type: %v, want an error", err)
+	}
+	if _, err := decodeOptions(&anypb.Any{TypeUrl: "nope", Value: []byte{1}}); err == nil {
+		t.Error("undecodable options accepted")
+	}
+}
+
+func TestWithOwnSocketDir(t *testing.T) {
+	dir := "/run/containerd/s"
+	p := withOwnSocketDir(&bootapi.BootstrapParams{InstanceID: "x", SocketDir: &dir})
+	if p.GetSocketDir() != "/run/containerd/s/hardened" || dir != "/run/containerd/s" {
+		t.Errorf("socket dir %q (input %q)", p.GetSocketDir(), dir)
+	}
+	if p := withOwnSocketDir(&bootapi.BootstrapParams{}); !strings.HasSuffix(p.GetSocketDir(), "/s/hardened") {
+		t.Errorf("default socket dir %q", p.GetSocketDir())
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.json")
+	os.WriteFile(file, []byte("old"), 0o600)
+	if err := writeFileAtomic(file, []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(file)
+	fi, _ := os.Stat(file)
+	if string(data) != "new" || fi.Mode().Perm() != 0o644 {
+		t.Errorf("content %q mode %v", data, fi.Mode())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "missing", "x"), nil, 0o644); err == nil {
+		t.Error("write into a missing directory succeeded")
+	}
+}
+
+func TestReadSpec(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := readSpec(dir); err == nil {
+		t.Error("missing config.json accepted")
+	}
+	for content, want := range map[string]string{
+		`{"process":{"args":["sh"]},"bogus":1}`: "unknown field",
+		`{"process":`:                           "unexpected EOF",
+		`{} {}`:                                 "trailing data",
+	} {
+		os.WriteFile(filepath.Join(dir, "config.json"), []byte(content), 0o644)
+		if _, err := readSpec(dir); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("readSpec(%s) = %v, want %q", content, err, want)
+		}
+	}
+}
+
+func TestHostNamespace(t *testing.T) {
+	p := newHostProbe()
+	h := p.host("hardened-default")
+	if !h.IsHostNamespace(specs.NetworkNamespace, "/proc/self/ns/net") {
+		t.Error("our own network namespace is not the host's")
+	}
+	if !h.IsHostNamespace(specs.NetworkNamespace, "/nonexistent") {
+		t.Error("an unreadable namespace path must count as the host's (fail closed)")
+	}
+	if h.IsHostNamespace(specs.TimeNamespace, "/proc/self/ns/time") {
+		t.Error("a namespace type without a reference counts as the host's")
+	}
+	if h.ResolvePath("/nonexistent/x") != "/nonexistent/x" {
+		t.Error("ResolvePath changed a missing path")
+	}
+	link := filepath.Join(t.TempDir(), "sock")
+	os.Symlink("/", link)
+	if h.ResolvePath(link) != "/" {
+		t.Errorf("ResolvePath(%s) = %s, want /", link, h.ResolvePath(link))
+	}
+	if p.profileLoaded("hardened-default") && !h.AppArmor {
+		t.Error("profile loaded but AppArmor false")
+	}
+}
+
+func TestRuleList(t *testing.T) {
+	if got := ruleList([]string{"user", "seccomp", "user"}); got != " (rules: seccomp, user)" {
+		t.Errorf("ruleList = %q", got)
+	}
+	if ruleList(nil) != "" {
+		t.Error("ruleList(nil) not empty")
+	}
+	if policyPath("/x") != "/x" {
+		t.Error("the options' path must win")
+	}
+	t.Setenv(PolicyEnv, "/env")
+	if policyPath("") != "/env" {
+		t.Error("the environment must come next")
+	}
+}
