@@ -86,26 +86,8 @@ func TestExecIsHardened(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	c := cd.Client
-	img, err := c.GetImage(ctx, harness.Busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := "exec-test"
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctr, task := startTask(t, ctx, id, hardenedRT, oci.WithProcessArgs("sleep", "600"))
 	spec, err := ctr.Spec(ctx) // containerd's stored, unhardened spec
 	if err != nil {
 		t.Fatal(err)
@@ -209,24 +191,8 @@ func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	c := cd.Client
-	img, _ := c.GetImage(ctx, harness.Busybox)
 	group := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-group"})
-	id := "runc-group-owner"
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(runcRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "600"), group))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, task := startTask(t, ctx, "runc-group-owner", runcRT, oci.WithProcessArgs("sleep", "600"), group)
 	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
 	if err != nil {
 		t.Fatal(err)
@@ -298,4 +264,30 @@ func TestInvalidPolicyRefusesEverything(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
+}
+
+// startTask starts a long-running busybox container and removes it when the
+// test ends.
+func startTask(t *testing.T, ctx context.Context, id, runtime string, opts ...oci.SpecOpts) (containerd.Container, containerd.Task) {
+	t.Helper()
+	c := cd.Client
+	img, err := c.GetImage(ctx, harness.Busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(img)}, opts...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctr.Delete(context.Background(), containerd.WithSnapshotCleanup) })
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { task.Delete(context.Background(), containerd.WithProcessKill) })
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctr, task
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
 )
 
 // readSpec reads <bundle>/config.json strictly: unknown fields are an
@@ -30,33 +32,9 @@ func readSpec(bundle string) (*specs.Spec, error) {
 	return &s, nil
 }
 
-// writeFileAtomic writes data to file through a temporary file in the same
-// directory, synced and renamed over it: a reader sees the old or the new
-// content, never a truncated one.
-func writeFileAtomic(file string, data []byte, perm os.FileMode) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+// writeFileAtomic replaces a file in the bundle atomically.
+func writeFileAtomic(file string, data []byte, perm os.FileMode) error {
+	return atomicfile.Write(file, data, perm)
 }
 
 func writeJSONAtomic(file string, v any) error {

@@ -26,22 +26,12 @@ EXAMPLES:
 }
 
 func check(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageError{"check: want one CONFIG.JSON (or - for stdin), after the flags"}
-	}
-	s, _, err := readSpecFile(c.Args().First(), c.App.Reader)
+	in, err := loadInput(c)
 	if err != nil {
 		return err
 	}
-	level, why, err := pickLevel(c, s)
-	if err != nil {
-		return err
-	}
-	host, err := hostFacts(c)
-	if err != nil {
-		return err
-	}
-	vs, err := spec.Check(s, level, spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}})
+	level, why := in.level, in.why
+	vs, err := spec.Check(in.spec, level, in.inputs)
 	if err != nil {
 		return err
 	}

@@ -37,22 +37,12 @@ EXAMPLES:
 }
 
 func harden(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageError{"harden: want one CONFIG.JSON (or - for stdin), after the flags"}
-	}
-	s, _, err := readSpecFile(c.Args().First(), c.App.Reader)
+	in, err := loadInput(c)
 	if err != nil {
 		return err
 	}
-	level, why, err := pickLevel(c, s)
-	if err != nil {
-		return err
-	}
-	host, err := hostFacts(c)
-	if err != nil {
-		return err
-	}
-	res, err := spec.Harden(s, level, spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}})
+	s, level, why := in.spec, in.level, in.why
+	res, err := spec.Harden(s, level, in.inputs)
 	var refused *spec.RefusedError
 	if errors.As(err, &refused) {
 		if jsonOutput(c) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
+	"github.com/hardened-runtime/hardened/spec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -47,4 +48,34 @@ func pickLevel(c *cli.Context, s *specs.Spec) (*profiles.Level, string, error) {
 		return nil, "", err
 	}
 	return d.Level, fmt.Sprintf("%s (%s, %s)", d.Reason, pol.Source, d.Mode), nil
+}
+
+// input is what harden and check work on.
+type input struct {
+	spec   *specs.Spec
+	level  *profiles.Level
+	why    string
+	inputs spec.Inputs
+}
+
+// loadInput reads the CONFIG.JSON argument and resolves the level and the
+// host facts, for harden and check alike.
+func loadInput(c *cli.Context) (*input, error) {
+	if c.NArg() != 1 {
+		return nil, usageError{c.Command.Name + ": want one CONFIG.JSON (or - for stdin), after the flags"}
+	}
+	s, _, err := readSpecFile(c.Args().First(), c.App.Reader)
+	if err != nil {
+		return nil, err
+	}
+	level, why, err := pickLevel(c, s)
+	if err != nil {
+		return nil, err
+	}
+	host, err := hostFacts(c)
+	if err != nil {
+		return nil, err
+	}
+	return &input{spec: s, level: level, why: why,
+		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}}}, nil
 }

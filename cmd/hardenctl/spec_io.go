@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
 )
 
 // readSpecFile reads a config.json strictly: unknown fields and trailing
@@ -74,25 +75,4 @@ func specJSON(s *specs.Spec) ([]byte, error) {
 }
 
 // writeAtomic writes data to file through a temporary file and a rename.
-func writeAtomic(file string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
-}
+func writeAtomic(file string, data []byte) error { return atomicfile.Write(file, data, 0o644) }
