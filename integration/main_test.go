@@ -93,6 +93,9 @@ func run(m *testing.M) int {
 		}
 	}
 	code := m.Run()
+	if os.Getenv("HARDENED_SHOW_LOG") != "" {
+		fmt.Fprintln(os.Stderr, cd.Log())
+	}
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "harness: containerd log (tail):\n%s\n", cd.LogTail(60))
 	}

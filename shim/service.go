@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -68,9 +69,11 @@ type hardenedContainer struct {
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
+	images := &imageResolver{address: containerdAddress}
+	go warmUp(images)
 	return &service{
 		TTRPCTaskService: runc,
-		images:           &imageResolver{address: containerdAddress},
+		images:           images,
 		host:             newHostProbe(),
 		policies:         map[string]policyResult{},
 		containers:       map[string]*hardenedContainer{},
@@ -126,6 +129,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	}
 	r.Options = runcOptions
 	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	releaseMemorySoon()
 	if err != nil {
 		s.forget(r.ID)
 	}
@@ -133,10 +137,29 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 }
 
 func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *anypbAny, err error) {
+	t0 := time.Now()
+	phases := []string{}
+	mark := func(name string) { phases = append(phases, fmt.Sprintf("%s=%s", name, time.Since(t0).Round(10*time.Microsecond))) }
+	defer func() { log.G(ctx).WithField("id", r.ID).Debug("hardened: timing " + strings.Join(phases, " ")) }()
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("hardened: container %s: %w", r.ID, err)
 		}
+	}()
+	// The image look-up (a round trip to containerd) needs only the
+	// namespace and the id: start it now, alongside the policy and the spec.
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type lookup struct {
+		img spec.ImageInfo
+		err error
+	}
+	imgCh := make(chan lookup, 1)
+	go func() {
+		img, err := s.images.resolve(ctx, ns, r.ID)
+		imgCh <- lookup{img, err}
 	}()
 	opts, err := decodeOptions(r.Options)
 	if err != nil {
@@ -147,18 +170,18 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, classify(errdefs.ErrFailedPrecondition, fmt.Errorf("invalid node policy, fix it and run `hardenctl policy validate %s`: %w", path, err))
 	}
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return nil, err
-	}
+	mark("policy")
 	in, err := readSpec(r.Bundle)
+	mark("read")
 	if err != nil {
 		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
-	img, err := s.images.resolve(ctx, ns, r.ID)
+	found := <-imgCh
+	img, err := found.img, found.err
 	if err != nil {
 		return nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
+	mark("image")
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
 		ContainerdNamespace: ns,
@@ -208,6 +231,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		annotate(out, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	}
 	logger.WithField("rule", d.Rule).Info("hardened: " + d.Reason)
+	mark("harden")
 
 	data, err := json.Marshal(out)
 	if err != nil {
@@ -219,6 +243,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err := writeFileAtomic(filepath.Join(r.Bundle, "config.json"), data, 0o644); err != nil {
 		return nil, fmt.Errorf("write config.json: %w", err)
 	}
+	mark("write")
 	s.mu.Lock()
 	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, decision: d, host: host}
 	s.mu.Unlock()

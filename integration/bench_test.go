@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/policy"
+)
+
+// figure is one line of the benchmark table: plain runc, hardened, ratio.
+type figure struct {
+	Name     string  `json:"name"`
+	Unit     string  `json:"unit"`
+	Runc     float64 `json:"runc"`
+	Hardened float64 `json:"hardened"`
+	Ratio    float64 `json:"ratio"`
+	Target   string  `json:"target,omitempty"`
+	Met      *bool   `json:"met,omitempty"`
+}
+
+func newFigure(name, unit string, runc, hardened float64, target string, maxRatio float64) figure {
+	f := figure{Name: name, Unit: unit, Runc: runc, Hardened: hardened, Target: target}
+	if runc > 0 {
+		f.Ratio = hardened / runc
+	}
+	if maxRatio > 0 {
+		met := f.Ratio <= maxRatio
+		f.Met = &met
+	}
+	return f
+}
+
+// TestBench is `make bench`: plain runc and hardened side by side in one
+// private containerd, as ratios. It runs only with HARDENED_BENCH=1 and
+// asserts nothing about time.
+func TestBench(t *testing.T) {
+	if os.Getenv("HARDENED_BENCH") != "1" {
+		t.Skip("skipping: the benchmark runs with make bench (HARDENED_BENCH=1)")
+	}
+	require(t)
+	runs := envInt("BENCH_RUNS", 100)
+	var figs []figure
+
+	// 1. Lifecycle latency, interleaved A/B to cancel drift.
+	lat := map[string][]time.Duration{}
+	for i := range runs {
+		order := []string{runcRT, hardenedRT}
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, rt := range order {
+			start := time.Now()
+			if _, err := runContainer(t, ns, rt, harness.Busybox, []string{"true"}); err != nil {
+				t.Fatalf("%s: %v", rt, err)
+			}
+			lat[rt] = append(lat[rt], time.Since(start))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		q    float64
+		max  float64
+	}{{"lifecycle median", 0.5, 1.05}, {"lifecycle p90", 0.9, 0}, {"lifecycle p99", 0.99, 1.10}} {
+		target := ""
+		if p.max > 0 {
+			target = fmt.Sprintf("≤ %.2f×", p.max)
+		}
+		figs = append(figs, newFigure(p.name+fmt.Sprintf(" (%d runs of true)", runs), "ms", ms(quantile(lat[runcRT], p.q)), ms(quantile(lat[hardenedRT], p.q)), target, p.max))
+	}
+
+	// 2. 50 concurrent creates and starts.
+	conc := map[string]float64{}
+	fails := map[string]int{}
+	for _, rt := range []string{runcRT, hardenedRT} {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		start := time.Now()
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := runContainer(t, ns, rt, harness.Busybox, []string{"true"}); err != nil {
+					mu.Lock()
+					fails[rt]++
+					mu.Unlock()
+					t.Logf("%s: %v", rt, err)
+				}
+			}()
+		}
+		wg.Wait()
+		conc[rt] = ms(time.Since(start))
+	}
+	figs = append(figs, newFigure("50 concurrent create+start+exit, wall time", "ms", conc[runcRT], conc[hardenedRT], "", 0),
+		newFigure("50 concurrent: failures", "count", float64(fails[runcRT]), float64(fails[hardenedRT]), "0", 0))
+
+	// 3. Shim memory: one container, and a CRI pod of 5 containers.
+	rss := map[string]float64{}
+	for _, rt := range []string{runcRT, hardenedRT} {
+		ctx, cancel := ctxFor(ns)
+		before := cd.ShimPIDs()
+		_, task := startTask(t, ctx, "rss-"+strings.ReplaceAll(rt, ".", "-"), rt, oci.WithProcessArgs("sleep", "600"))
+		time.Sleep(2 * time.Second) // steady state: what a running container costs
+		rss[rt] = shimRSS(t, before)
+		task.Kill(ctx, 9)
+		cancel()
+	}
+	figs = append(figs, newFigure("shim RSS, one container", "MiB", rss[runcRT], rss[hardenedRT], "≤ runc + 2 MiB", 0))
+	figs[len(figs)-1].Met = ptr(rss[hardenedRT] <= rss[runcRT]+2)
+	pod := map[string]float64{}
+	for _, handler := range []string{"runc", "hardened"} {
+		pod[handler] = podRSS(t, handler)
+	}
+	figs = append(figs, newFigure("shim RSS, CRI pod of 5 containers (one shim)", "MiB", pod["runc"], pod["hardened"], "≤ runc + 2 MiB", 0))
+	figs[len(figs)-1].Met = ptr(pod["hardened"] <= pod["runc"]+2)
+
+	// 4. In-container syscall cost: 10 million getppid.
+	bin := buildGetppid(t)
+	mount := oci.WithMounts([]specs.Mount{{Destination: "/getppid", Type: "bind", Source: bin, Options: []string{"rbind", "ro"}}})
+	calls := strconv.Itoa(envInt("BENCH_SYSCALLS", 10_000_000))
+	cost := func(rt string, opts ...oci.SpecOpts) float64 {
+		var best float64
+		for range 3 {
+			res, err := runContainer(t, ns, rt, harness.Busybox, []string{"/getppid", calls}, append([]oci.SpecOpts{mount}, opts...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(res.Stdout), 64)
+			if err != nil {
+				t.Fatalf("getppid output %q %q", res.Stdout, res.Stderr)
+			}
+			if best == 0 || v < best {
+				best = v
+			}
+		}
+		return best
+	}
+	none := cost(runcRT)
+	moby := cost(runcRT, seccomp.WithDefaultProfile())
+	restricted := cost(hardenedRT)
+	strict := cost(hardenedRT, oci.WithAnnotations(map[string]string{policy.LevelAnnotation: "strict"}))
+	figs = append(figs,
+		newFigure("getppid, no filter (runc) vs restricted", "ns/call", none, restricted, "", 0),
+		newFigure("getppid, RuntimeDefault (runc) vs restricted", "ns/call", moby, restricted, "≤ 1.05×", 1.05),
+		newFigure("getppid, RuntimeDefault (runc) vs strict", "ns/call", moby, strict, "", 0))
+
+	// 5. The engine.
+	harden := goBench(t, "./spec/", "BenchmarkHarden$")
+	figs = append(figs, figure{Name: "spec.Harden, CRI pod spec (Go benchmark)", Unit: "µs/op; allocs/op", Hardened: harden[0] / 1000, Target: "≤ 50 µs", Met: ptr(harden[0] <= 50_000),
+		Runc: 0, Ratio: 0})
+	figs[len(figs)-1].Name += fmt.Sprintf(" — %.0f allocs/op", harden[1])
+
+	writeResults(t, figs)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(int(q*float64(len(s))), len(s)-1)]
+}
+
+// shimRSS returns the RSS in MiB of the shim started since before.
+func shimRSS(t *testing.T, before []int) float64 {
+	t.Helper()
+	for _, pid := range cd.ShimPIDs() {
+		if !slices.Contains(before, pid) {
+			return rssOf(pid)
+		}
+	}
+	t.Fatal("no new shim process")
+	return 0
+}
+
+func rssOf(pid int) float64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// podRSS starts a host-network pod of 5 containers with the handler and
+// returns the RSS of its shim.
+func podRSS(t *testing.T, handler string) float64 {
+	t.Helper()
+	rs, _, err := cd.CRI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := cd.ShimPIDs()
+	cfg := &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: "bench-" + handler, Uid: "bench-" + handler, Namespace: "hostnet-bench"},
+		LogDirectory: t.TempDir(),
+		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
+			NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
+		}},
+	}
+	p, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.PodSandboxId})
+	defer rs.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.PodSandboxId})
+	for i := range 5 {
+		if _, err := startContainer(t, rs, p.PodSandboxId, cfg, fmt.Sprintf("c%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	var shims []int
+	for _, pid := range cd.ShimPIDs() {
+		if !slices.Contains(before, pid) {
+			shims = append(shims, pid)
+		}
+	}
+	if len(shims) != 1 {
+		t.Fatalf("pod %s has %d shims, want 1", handler, len(shims))
+	}
+	return rssOf(shims[0])
+}
+
+func buildGetppid(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "getppid")
+	cmd := exec.Command("go", "build", "-o", bin, "./bench/getppid")
+	cmd.Dir = harness.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build getppid: %v\n%s", err, out)
+	}
+	os.Chmod(filepath.Dir(bin), 0o755)
+	return bin
+}
+
+// goBench runs a Go benchmark and returns ns/op and allocs/op.
+func goBench(t *testing.T, pkg, name string) [2]float64 {
+	t.Helper()
+	cmd := exec.Command("go", "test", "-run", "XXX", "-bench", name, "-benchmem", "-count", "5", pkg)
+	cmd.Dir = harness.RepoRoot()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -bench: %v\n%s", err, out)
+	}
+	var ns []float64
+	var allocs float64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && strings.HasPrefix(f[0], "Benchmark") {
+			v, _ := strconv.ParseFloat(f[2], 64)
+			ns = append(ns, v)
+			allocs, _ = strconv.ParseFloat(f[6], 64)
+		}
+	}
+	slices.Sort(ns)
+	return [2]float64{ns[len(ns)/2], allocs}
+}
+
+func writeResults(t *testing.T, figs []figure) {
+	t.Helper()
+	dir := filepath.Join(harness.RepoRoot(), "bench", "results")
+	os.MkdirAll(dir, 0o755)
+	host, _ := os.Hostname()
+	meta := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host, "cpus": goruntime.NumCPU(),
+		"containerd": "v2.4.2", "runc": "v1.5.2", "figures": figs}
+	data, _ := json.MarshalIndent(meta, "", "  ")
+	os.WriteFile(filepath.Join(dir, "bench.json"), append(data, '\n'), 0o644)
+	var md strings.Builder
+	fmt.Fprintf(&md, "| figure | unit | runc | hardened | ratio | target | met |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n")
+	for _, f := range figs {
+		met := ""
+		if f.Met != nil {
+			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
+		}
+		runc, ratio := fmt.Sprintf("%.2f", f.Runc), fmt.Sprintf("%.3f", f.Ratio)
+		if f.Runc == 0 && f.Ratio == 0 && !strings.Contains(f.Name, "failures") {
+			runc, ratio = "—", "—"
+		}
+		fmt.Fprintf(&md, "| %s | %s | %s | %.2f | %s | %s | %s |\n", f.Name, f.Unit, runc, f.Hardened, ratio, f.Target, met)
+	}
+	os.WriteFile(filepath.Join(dir, "bench.md"), []byte(md.String()), 0o644)
+	fmt.Print("\n" + md.String() + "\n")
+}
