@@ -139,7 +139,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *anypbAny, err error) {
 	t0 := time.Now()
 	phases := []string{}
-	mark := func(name string) { phases = append(phases, fmt.Sprintf("%s=%s", name, time.Since(t0).Round(10*time.Microsecond))) }
+	mark := func(name string) {
+		phases = append(phases, fmt.Sprintf("%s=%s", name, time.Since(t0).Round(10*time.Microsecond)))
+	}
 	defer func() { log.G(ctx).WithField("id", r.ID).Debug("hardened: timing " + strings.Join(phases, " ")) }()
 	defer func() {
 		if err != nil {
