@@ -199,6 +199,11 @@ func shimRSS(t *testing.T, before []int) float64 {
 }
 
 func rssOf(pid int) float64 {
+	if os.Getenv("BENCH_SMAPS") != "" {
+		rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		fmt.Printf("%s\n%s\n", strings.SplitN(string(cmd), "\x00", 2)[0], rollup)
+	}
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
