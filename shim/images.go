@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -35,6 +38,8 @@ const lookupTimeout = 10 * time.Second
 // are not consulted.
 type imageResolver struct {
 	address string
+	// cacheDir holds imageFacts by digest; "" disables the cache.
+	cacheDir string
 
 	mu   sync.Mutex
 	conn *grpc.ClientConn
@@ -84,6 +89,10 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageI
 		Size:      img.Image.Target.Size,
 	}
 	info.Digest = target.Digest.String()
+	if cached, ok := r.cached(target.Digest); ok {
+		info.User, info.Volumes = cached.User, cached.Volumes
+		return info, nil
+	}
 	store := contentproxy.NewContentStore(contentapi.NewContentClient(conn))
 	cfg, err := imageConfig(ctx, store, target)
 	if err != nil {
@@ -94,7 +103,51 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageI
 		info.Volumes = append(info.Volumes, v)
 	}
 	sort.Strings(info.Volumes)
+	r.store(target.Digest, imageFacts{User: info.User, Volumes: info.Volumes})
 	return info, nil
+}
+
+// imageFacts is what the shim needs from an image's config. It is cached
+// on the node by the image's manifest (or index) digest: content-addressed,
+// so an entry never goes stale, and it saves each later container of the
+// image the manifest and config reads (every container has a shim process
+// of its own, so an in-memory cache would not).
+type imageFacts struct {
+	User    string   `json:"user,omitempty"`
+	Volumes []string `json:"volumes,omitempty"`
+}
+
+func (r *imageResolver) cachePath(d digest.Digest) string {
+	if r.cacheDir == "" || d.Validate() != nil {
+		return ""
+	}
+	return filepath.Join(r.cacheDir, d.Algorithm().String()+"-"+d.Encoded()+".json")
+}
+
+func (r *imageResolver) cached(d digest.Digest) (imageFacts, bool) {
+	var f imageFacts
+	file := r.cachePath(d)
+	if file == "" {
+		return f, false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(data, &f) != nil {
+		return f, false
+	}
+	return f, true
+}
+
+// store records the facts; a failure only costs the next container a fetch.
+func (r *imageResolver) store(d digest.Digest, f imageFacts) {
+	file := r.cachePath(d)
+	if file == "" {
+		return
+	}
+	data, err := json.Marshal(f)
+	if err != nil || os.MkdirAll(r.cacheDir, 0o700) != nil {
+		return
+	}
+	_ = atomicfile.Write(file, data, 0o600)
 }
 
 func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, error) {

@@ -33,6 +33,21 @@ const PolicyEnv = "HARDENED_POLICY"
 // ChangesAnnotation summarises in the hardened spec what the shim changed.
 const ChangesAnnotation = "hardened.dev/changes"
 
+// CacheDirEnv overrides where the shim caches image facts by digest
+// (default /run/hardened/images; "off" disables the cache).
+const CacheDirEnv = "HARDENED_CACHE_DIR"
+
+func imageCacheDir() string {
+	switch d := os.Getenv(CacheDirEnv); d {
+	case "":
+		return "/run/hardened/images"
+	case "off":
+		return ""
+	default:
+		return d
+	}
+}
+
 // LevelAnnotationApplied names the level and mode the shim applied.
 const LevelAnnotationApplied = "hardened.dev/applied"
 
@@ -69,7 +84,7 @@ type hardenedContainer struct {
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
-	images := &imageResolver{address: containerdAddress}
+	images := &imageResolver{address: containerdAddress, cacheDir: imageCacheDir()}
 	go warmUp(images)
 	return &service{
 		TTRPCTaskService: runc,

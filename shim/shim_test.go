@@ -10,6 +10,7 @@ import (
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/typeurl/v2"
+	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -127,5 +128,30 @@ func TestRuleList(t *testing.T) {
 	t.Setenv(PolicyEnv, "/env")
 	if policyPath("") != "/env" {
 		t.Error("the environment must come next")
+	}
+}
+
+func TestImageFactsCache(t *testing.T) {
+	r := &imageResolver{cacheDir: filepath.Join(t.TempDir(), "images")}
+	d := digest.FromString("manifest")
+	if _, ok := r.cached(d); ok {
+		t.Fatal("empty cache hit")
+	}
+	r.store(d, imageFacts{User: "app", Volumes: []string{"/data"}})
+	f, ok := r.cached(d)
+	if !ok || f.User != "app" || f.Volumes[0] != "/data" {
+		t.Errorf("cached = %+v %v", f, ok)
+	}
+	if _, ok := r.cached(digest.Digest("sha256:../../etc/passwd")); ok {
+		t.Error("an invalid digest reached the file system")
+	}
+	off := &imageResolver{}
+	off.store(d, imageFacts{})
+	if _, ok := off.cached(d); ok {
+		t.Error("disabled cache hit")
+	}
+	t.Setenv(CacheDirEnv, "off")
+	if imageCacheDir() != "" {
+		t.Error("off does not disable the cache")
 	}
 }

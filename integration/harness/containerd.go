@@ -127,6 +127,8 @@ func Start(opts Options) (*Containerd, error) {
 	if opts.PolicyPath != "" {
 		c.Cmd.Env = append(c.Cmd.Env, "HARDENED_POLICY="+opts.PolicyPath)
 	}
+	// The shims' image-facts cache stays inside this containerd's directory.
+	c.Cmd.Env = append(c.Cmd.Env, "HARDENED_CACHE_DIR="+filepath.Join(c.State, "hardened-images"))
 	c.Cmd.Stdout, c.Cmd.Stderr = logf, logf
 	c.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.Cmd.Start(); err != nil {

@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+)
+
+// TestPhases prints the median time of each step of a container's life
+// under runc, runc with the RuntimeDefault profile, and hardened: where the
+// lifecycle difference of make bench comes from. HARDENED_PHASES=1 runs it.
+func TestPhases(t *testing.T) {
+	if os.Getenv("HARDENED_PHASES") != "1" {
+		t.Skip("skipping: a diagnostic, HARDENED_PHASES=1 runs it")
+	}
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	c := cd.Client
+	img, _ := c.GetImage(ctx, harness.Busybox)
+	sum := map[string][]time.Duration{}
+	for i := range 10 {
+		for _, rt := range []string{runcRT, "runc+seccomp", hardenedRT} {
+			id := fmt.Sprintf("ph-%d-%d", i, len(rt))
+			opts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("true")}
+			runtime := rt
+			if rt == "runc+seccomp" {
+				opts = append(opts, seccomp.WithDefaultProfile())
+				runtime = runcRT
+			}
+			t0 := time.Now()
+			ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img), containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(opts...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t1 := time.Now()
+			task, err := ctr.NewTask(ctx, cio.NullIO)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t2 := time.Now()
+			ch, _ := task.Wait(ctx)
+			task.Start(ctx)
+			t3 := time.Now()
+			<-ch
+			t4 := time.Now()
+			task.Delete(ctx)
+			t5 := time.Now()
+			ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+			t6 := time.Now()
+			for k, d := range map[string]time.Duration{"newcontainer": t1.Sub(t0), "newtask": t2.Sub(t1), "start": t3.Sub(t2), "exit": t4.Sub(t3), "taskdelete": t5.Sub(t4), "ctrdelete": t6.Sub(t5)} {
+				sum[rt+" "+k] = append(sum[rt+" "+k], d)
+			}
+		}
+	}
+	for _, rt := range []string{runcRT, "runc+seccomp", hardenedRT} {
+		line := rt
+		for _, k := range []string{"newcontainer", "newtask", "start", "exit", "taskdelete", "ctrdelete"} {
+			line += fmt.Sprintf(" %s=%.1f", k, ms(quantile(sum[rt+" "+k], 0.5)))
+		}
+		fmt.Println(line)
+	}
+}
