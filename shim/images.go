@@ -3,7 +3,9 @@ package shim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -61,6 +63,31 @@ func (r *imageResolver) connect() (*grpc.ClientConn, error) {
 	}
 	r.conn = conn
 	return conn, nil
+}
+
+func (r *imageResolver) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn = nil
+	}
+}
+
+// fromBundle reads the facts Start left in the bundle. ok is false when
+// there are none (a shim started by another binary): then resolve.
+func fromBundle(bundle string) (img spec.ImageInfo, ok bool, err error) {
+	data, err := os.ReadFile(filepath.Join(bundle, ImageFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return img, false, nil
+	}
+	if err != nil {
+		return img, false, err
+	}
+	if err := json.Unmarshal(data, &img); err != nil {
+		return img, false, fmt.Errorf("%s: %w", ImageFile, err)
+	}
+	return img, true, nil
 }
 
 // resolve returns what containerd knows about the image of container id.

@@ -2,11 +2,14 @@ package shim
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"google.golang.org/protobuf/proto"
 )
@@ -39,9 +42,33 @@ type groupingManager struct {
 // that holds the sockets of hardened shims.
 const socketSubdir = "hardened"
 
+// Start also looks up, in this short-lived process, the image the
+// container runs and leaves the facts in the bundle (ImageFile) for Create.
+// The long-running shim then never loads the gRPC client: it stays smaller,
+// and pays for nothing it does not need.
 func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
+	ns := params.GetNamespace()
+	if ns == "" {
+		ns, _ = namespaces.Namespace(ctx)
+	}
+	r := &imageResolver{address: params.GetContainerdGrpcAddress(), cacheDir: imageCacheDir()}
+	img, err := r.resolve(ctx, ns, params.GetInstanceID())
+	r.close()
+	if err != nil {
+		return nil, fmt.Errorf("hardened: container %s: %w", params.GetInstanceID(), err)
+	}
+	bundle, err := os.Getwd() // containerd starts the shim in the bundle
+	if err != nil {
+		return nil, err
+	}
+	if err := writeJSONAtomic(filepath.Join(bundle, ImageFile), img); err != nil {
+		return nil, fmt.Errorf("hardened: write %s: %w", ImageFile, err)
+	}
 	return m.Shim.Start(ctx, withOwnSocketDir(params))
 }
+
+// ImageFile is where Start leaves the image facts in the bundle.
+const ImageFile = "hardened-image.json"
 
 func withOwnSocketDir(params *bootapi.BootstrapParams) *bootapi.BootstrapParams {
 	p := proto.Clone(params).(*bootapi.BootstrapParams)

@@ -85,7 +85,7 @@ var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
 	images := &imageResolver{address: containerdAddress, cacheDir: imageCacheDir()}
-	go warmUp(images)
+	go warmUp()
 	return &service{
 		TTRPCTaskService: runc,
 		images:           images,
@@ -175,7 +175,10 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	imgCh := make(chan lookup, 1)
 	go func() {
-		img, err := s.images.resolve(ctx, ns, r.ID)
+		img, ok, err := fromBundle(r.Bundle)
+		if !ok && err == nil {
+			img, err = s.images.resolve(ctx, ns, r.ID)
+		}
 		imgCh <- lookup{img, err}
 	}()
 	opts, err := decodeOptions(r.Options)

@@ -155,3 +155,19 @@ func TestImageFactsCache(t *testing.T) {
 		t.Error("off does not disable the cache")
 	}
 }
+
+func TestFromBundle(t *testing.T) {
+	dir := t.TempDir()
+	if _, ok, err := fromBundle(dir); ok || err != nil {
+		t.Errorf("no file: ok %v err %v", ok, err)
+	}
+	os.WriteFile(filepath.Join(dir, ImageFile), []byte(`{"Name":"hardened.test/busybox:latest","Volumes":["/data"]}`), 0o644)
+	img, ok, err := fromBundle(dir)
+	if !ok || err != nil || img.Name != "hardened.test/busybox:latest" || img.Volumes[0] != "/data" {
+		t.Errorf("fromBundle = %+v %v %v", img, ok, err)
+	}
+	os.WriteFile(filepath.Join(dir, ImageFile), []byte(`{`), 0o644)
+	if _, _, err := fromBundle(dir); err == nil {
+		t.Error("a corrupt file was accepted")
+	}
+}
