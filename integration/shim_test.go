@@ -291,3 +291,36 @@ func startTask(t *testing.T, ctx context.Context, id, runtime string, opts ...oc
 	}
 	return ctr, task
 }
+
+// TestOOMIsReported: the wrapped runc task service still watches the
+// cgroup, so an OOM kill reaches containerd as a /tasks/oom event (what
+// the kubelet shows as OOMKilled).
+func TestOOMIsReported(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	events, errs := cd.Client.Subscribe(ctx, `topic=="/tasks/oom"`)
+	id := "oom-test"
+	_, task := startTask(t, ctx, id, hardenedRT, oci.WithMemoryLimit(16<<20),
+		oci.WithProcessArgs("sh", "-c", "sleep 1; x=$(yes | head -c 268435456); echo survived"))
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Logf("event %s in %s", ev.Topic, ev.Namespace)
+	case err := <-errs:
+		t.Fatalf("subscribe: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no /tasks/oom event within 30 s")
+	}
+	select {
+	case st := <-exitCh:
+		if st.ExitCode() != 137 {
+			t.Errorf("exit status %d, want 137 (SIGKILL by the OOM killer)", st.ExitCode())
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the task did not exit after the OOM kill")
+	}
+}
