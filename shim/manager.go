@@ -64,7 +64,30 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if err := writeJSONAtomic(filepath.Join(bundle, ImageFile), img); err != nil {
 		return nil, fmt.Errorf("hardened: write %s: %w", ImageFile, err)
 	}
-	return m.Shim.Start(ctx, withOwnSocketDir(params))
+	own := withOwnSocketDir(params)
+	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {
+		return nil, fmt.Errorf("hardened: %w", err)
+	}
+	return m.Shim.Start(ctx, own)
+}
+
+// socketDirLink is the symlink in the bundle by which the long-running shim
+// finds its socket directory when it exits (pkg/shim's cleanupSockets). The
+// shim package points it at containerd's directory, or leaves it out when
+// containerd passes none and the default applies; either way the shim would
+// look for its socket in the wrong place and leave ours behind, one per
+// container. Pointing it at our directory makes the shim remove its own.
+const socketDirLink = "s"
+
+func linkSocketDir(bundle, dir string) error {
+	link := filepath.Join(bundle, socketDirLink)
+	if err := os.Remove(link); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("replace socket dir link: %w", err)
+	}
+	if err := os.Symlink(dir, link); err != nil {
+		return fmt.Errorf("link socket dir: %w", err)
+	}
+	return nil
 }
 
 // ImageFile is where Start leaves the image facts in the bundle.
