@@ -218,10 +218,7 @@ func rssOf(pid int) float64 {
 // returns the RSS of its shim.
 func podRSS(t *testing.T, handler string) float64 {
 	t.Helper()
-	rs, _, err := cd.CRI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs, _ := cd.CRI(t)
 	ctx := context.Background()
 	before := cd.ShimPIDs()
 	cfg := &runtime.PodSandboxConfig{

@@ -80,10 +80,7 @@ func kubeletDefaults(sc *runtime.LinuxContainerSecurityContext) *runtime.LinuxCo
 // with runtimeClassName: hardened.
 func TestCRI(t *testing.T) {
 	require(t)
-	rs, _, err := cd.CRI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs, _ := cd.CRI(t)
 	podID, podCfg, err := pod(t, rs, "web", false)
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
@@ -131,10 +128,7 @@ func TestCRI(t *testing.T) {
 // Kubernetes requires) is refused with the reason.
 func TestCRIPrivilegedPod(t *testing.T) {
 	require(t)
-	rs, _, err := cd.CRI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs, _ := cd.CRI(t)
 	podID, podCfg, err := pod(t, rs, "priv", true)
 	if err != nil {
 		if !strings.Contains(err.Error(), "rule privileged") {

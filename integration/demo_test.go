@@ -82,7 +82,7 @@ type shimRecord struct {
 func runRecorded(t *testing.T, image string, args []string) (result, shimRecord, error) {
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	c := cd.Client
+	c := cd.Client(t)
 	img, err := c.GetImage(ctx, image)
 	if err != nil {
 		return result{}, shimRecord{}, err

@@ -47,20 +47,17 @@ func TestCaptureFixtures(t *testing.T) {
 	}
 
 	// ctr run, the binary, with the plain runc runtime.
-	if o, err := cd.Ctr(ns, "run", "-d", "--runtime", runcRT, harness.Busybox, "fixture-ctr", "sleep", "60"); err != nil {
+	if o, err := cd.Ctr(t, "run", "-d", "--runtime", runcRT, harness.Busybox, "fixture-ctr", "sleep", "60"); err != nil {
 		t.Fatalf("ctr run: %v\n%s", err, o)
 	}
 	save("real-ctr-run", bundle(ns, "fixture-ctr"))
-	cd.Ctr(ns, "task", "kill", "-s", "KILL", "fixture-ctr")
+	cd.Ctr(t, "task", "kill", "-s", "KILL", "fixture-ctr")
 	time.Sleep(200 * time.Millisecond)
-	cd.Ctr(ns, "task", "rm", "-f", "fixture-ctr")
-	cd.Ctr(ns, "container", "rm", "fixture-ctr")
+	cd.Ctr(t, "task", "rm", "-f", "fixture-ctr")
+	cd.Ctr(t, "container", "rm", "fixture-ctr")
 
 	// A CRI pod (runc handler, host network) and its container.
-	rs, _, err := cd.CRI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rs, _ := cd.CRI(t)
 	ctx := context.Background()
 	cfg := &runtime.PodSandboxConfig{
 		Metadata:     &runtime.PodSandboxMetadata{Name: "web", Uid: "fixture-uid", Namespace: "shop"},

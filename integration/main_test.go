@@ -64,11 +64,12 @@ func run(m *testing.M) int {
 		startErr = why
 		return m.Run() // every test skips (or fails on CI) through require
 	}
-	shimDir, err := harness.BuildShim()
+	shimDir, err := harness.BuildShimDir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	defer harness.RemoveShim()
 	policyDir, err := os.MkdirTemp("", "hardened-policy-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -80,7 +81,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cd, err = harness.Start(harness.Options{PolicyPath: policyPath, ShimDir: shimDir})
+	cd, err = harness.Launch(harness.Options{PolicyPath: policyPath, ShimDir: shimDir})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		return 1
@@ -117,6 +118,13 @@ func ctxFor(namespace string) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(namespaces.WithNamespace(context.Background(), namespace), 60*time.Second)
 }
 
+// newID returns a container id no other test, and no other test binary,
+// uses: runc keeps its state per id in one directory of the host, whatever
+// containerd runs it.
+func newID(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq.Add(1))
+}
+
 // result is what a container printed and how it ended.
 type result struct {
 	Stdout, Stderr string
@@ -129,12 +137,12 @@ func runContainer(t *testing.T, namespace, runtime, image string, args []string,
 	t.Helper()
 	ctx, cancel := ctxFor(namespace)
 	defer cancel()
-	c := cd.Client
+	c := cd.Client(t)
 	img, err := c.GetImage(ctx, image)
 	if err != nil {
 		return result{}, err
 	}
-	id := fmt.Sprintf("%s-%d", strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"), seq.Add(1))
+	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
 	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(specOpts...))

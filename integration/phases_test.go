@@ -24,7 +24,7 @@ func TestPhases(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	c := cd.Client
+	c := cd.Client(t)
 	img, _ := c.GetImage(ctx, harness.Busybox)
 	sum := map[string][]time.Duration{}
 	for i := range 10 {

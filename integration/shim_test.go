@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,7 +87,7 @@ func TestExecIsHardened(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	id := "exec-test"
+	id := newID("exec-test")
 	ctr, task := startTask(t, ctx, id, hardenedRT, oci.WithProcessArgs("sleep", "600"))
 	spec, err := ctr.Spec(ctx) // containerd's stored, unhardened spec
 	if err != nil {
@@ -113,7 +114,7 @@ func TestExecIsHardened(t *testing.T) {
 		t.Errorf("exec groups %q include 0", v)
 	}
 	// The same with the ctr binary.
-	ctrOut, err := cd.Ctr(ns, "task", "exec", "--exec-id", "ctr-exec", "--user", "0", id, "sh", "-c", "id -u; grep CapEff /proc/self/status")
+	ctrOut, err := cd.Ctr(t, "task", "exec", "--exec-id", "ctr-exec", "--user", "0", id, "sh", "-c", "id -u; grep CapEff /proc/self/status")
 	if err != nil {
 		t.Fatalf("ctr task exec: %v\n%s", err, ctrOut)
 	}
@@ -192,7 +193,7 @@ func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
 	group := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-group"})
-	_, task := startTask(t, ctx, "runc-group-owner", runcRT, oci.WithProcessArgs("sleep", "600"), group)
+	_, task := startTask(t, ctx, newID("runc-group-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), group)
 	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +233,6 @@ func TestChangesAreRecorded(t *testing.T) {
 	if !strings.Contains(cd.Log(), "hardened: 0 -> 65534") {
 		t.Error("the shim log does not list the user change")
 	}
-	_ = os.Getpid
 }
 
 // TestInvalidPolicyRefusesEverything: a runtime whose ConfigPath names an
@@ -244,9 +244,9 @@ func TestInvalidPolicyRefusesEverything(t *testing.T) {
 	os.WriteFile(bad, []byte("mode: enforce\ndefaultLevel: lax\n"), 0o644)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	c := cd.Client
+	c := cd.Client(t)
 	img, _ := c.GetImage(ctx, harness.Busybox)
-	id := "bad-policy"
+	id := newID("bad-policy")
 	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(hardenedRT, &runtimeoptions.Options{ConfigPath: bad}),
 		containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("true")))
@@ -270,7 +270,7 @@ func TestInvalidPolicyRefusesEverything(t *testing.T) {
 // test ends.
 func startTask(t *testing.T, ctx context.Context, id, runtime string, opts ...oci.SpecOpts) (containerd.Container, containerd.Task) {
 	t.Helper()
-	c := cd.Client
+	c := cd.Client(t)
 	img, err := c.GetImage(ctx, harness.Busybox)
 	if err != nil {
 		t.Fatal(err)
@@ -299,8 +299,8 @@ func TestOOMIsReported(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	events, errs := cd.Client.Subscribe(ctx, `topic=="/tasks/oom"`)
-	id := "oom-test"
+	events, errs := cd.Client(t).Subscribe(ctx, `topic=="/tasks/oom"`)
+	id := newID("oom-test")
 	_, task := startTask(t, ctx, id, hardenedRT, oci.WithMemoryLimit(16<<20),
 		oci.WithProcessArgs("sh", "-c", "sleep 1; x=$(yes | head -c 268435456); echo survived"))
 	exitCh, err := task.Wait(ctx)
@@ -323,4 +323,44 @@ func TestOOMIsReported(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Error("the task did not exit after the OOM kill")
 	}
+}
+
+// TestShimRemovesItsSocket: a hardened shim serves from a socket directory
+// of its own (see the grouping trap), and must remove its socket there when
+// it exits, as the runc shim does in containerd's directory: one socket
+// left per container would pile up on a busy node.
+func TestShimRemovesItsSocket(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	id := newID("socket")
+	ctr, task := startTask(t, ctx, id, hardenedRT, oci.WithProcessArgs("sleep", "600"))
+	data, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, id, "bootstrap.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var boot struct{ Address string }
+	if err := json.Unmarshal(data, &boot); err != nil {
+		t.Fatal(err)
+	}
+	socket := strings.TrimPrefix(boot.Address, "unix://")
+	if filepath.Base(filepath.Dir(socket)) != "hardened" {
+		t.Errorf("shim socket %s is not in a directory of its own", socket)
+	}
+	if _, err := os.Stat(socket); err != nil {
+		t.Fatalf("shim socket: %v", err)
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil { // the shim exits asynchronously after Shutdown
+		if _, err := os.Stat(socket); os.IsNotExist(err) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("shim socket %s left behind after its container was deleted", socket)
 }

@@ -1,15 +1,19 @@
 package harness
 
 import (
-	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"text/template"
 	"time"
 
@@ -20,294 +24,400 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Options configure a private containerd.
+// Environment the harness gives containerd, and so the shims it starts.
+const (
+	// PolicyEnv is the shim's policy path for containers that come without
+	// runtime options (the Go client, ctr); the same as shim.PolicyEnv.
+	PolicyEnv = "HARDENED_POLICY"
+	// CacheDirEnv is where the shim caches image facts; the harness keeps it
+	// in the private state directory. The same as shim.CacheDirEnv.
+	CacheDirEnv = "HARDENED_CACHE_DIR"
+)
+
+// DefaultNamespace is Containerd.Namespace unless a test changes it.
+const DefaultNamespace = "hardened-test"
+
+// How long the harness waits for containerd to serve, and to stop.
+const (
+	readyTimeout = 30 * time.Second
+	termTimeout  = 10 * time.Second
+)
+
+// maxSocketPath is the longest unix socket path (sun_path, NUL included).
+const maxSocketPath = 107
+
+// Options configure a private containerd. The zero value is fine for tests
+// that only use the runc runtime.
 type Options struct {
-	// PolicyPath is the node policy the hardened runtime gets: as the CRI
-	// runtime's ConfigPath option and as $HARDENED_POLICY for the shims.
+	// PolicyPath is the node policy for the hardened runtime: the CRI
+	// runtime's ConfigPath option (runtimeoptions.Options, as CRI sends it to
+	// a non-runc runtime) and $HARDENED_POLICY for every shim. Empty: none.
 	PolicyPath string
-	// ShimDir holds containerd-shim-hardened-v2 (see BuildShim).
+	// ShimDir is put first on containerd's $PATH; it holds
+	// containerd-shim-hardened-v2 (see BuildShim). Empty: no hardened shim.
 	ShimDir string
+	// ExtraConfig is TOML appended to the generated config.toml. It may add
+	// tables but not repeat one the harness writes (TOML forbids that).
+	ExtraConfig string
 }
 
-// Containerd is a running private containerd.
+// Containerd is a private containerd started by Start or Launch.
 type Containerd struct {
-	Dir, Root, State, Address, LogPath string
-	Cmd                                *exec.Cmd
-	Client                             *containerd.Client
-	conn                               *grpc.ClientConn
+	// Dir is the private directory (/tmp/hd-*) that holds everything below.
+	Dir string
+	// Root and State are containerd's root and state directories; State is
+	// a tmpfs, as /run/containerd is on a node.
+	Root, State string
+	// Address is containerd's gRPC socket (containerd, CRI); TTRPCAddress
+	// its ttrpc socket.
+	Address, TTRPCAddress string
+	// Config is the generated config.toml.
+	Config string
+	// LogPath is containerd's stdout and stderr, shim logs included.
+	LogPath string
+	// FIFODir is where tests should put their cio FIFOs
+	// (cio.WithFIFODir), so nothing is left in /run/containerd/fifo.
+	FIFODir string
+	// Namespace is the containerd namespace of Client, Context, Ctr and the
+	// Import helpers; DefaultNamespace unless changed.
+	Namespace string
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when containerd has exited
+
+	mu      sync.Mutex
+	client  *containerd.Client
+	criConn *grpc.ClientConn
+	criErr  error // CRI readiness, once criConn is set
+
+	stopOnce sync.Once
+	stopErr  error
+	finalLog []byte // the log, kept when Dir is removed
 }
 
+// configTemplate is a version 3 config (containerd v2.4.2 migrates it to
+// its version 4 in memory and logs one warning).
 const configTemplate = `version = 3
-root = "{{.Root}}"
-state = "{{.State}}"
+root = {{q .Root}}
+state = {{q .State}}
+imports = []
 
 [grpc]
-  address = "{{.Address}}"
+  address = {{q .Address}}
 
 [ttrpc]
-  address = "{{.Address}}.ttrpc"
+  address = {{q .TTRPCAddress}}
 
+# No debug socket, no metrics listener.
 [debug]
+  address = ""
   level = "info"
 
-[plugins."io.containerd.cri.v1.images"]
-  snapshotter = "overlayfs"
-  [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "hardened.test/pause:latest"
+[metrics]
+  address = ""
 
-[plugins."io.containerd.cri.v1.runtime"]
-  enable_selinux = false
-  # Build machines may lack CAP_SYS_RESOURCE, without which the pause
-  # container's oom_score_adj of -998 cannot be set (for runc and hardened
-  # alike): keep OOM scores at containerd's own or above.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-        BinaryName = "{{.Runc}}"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened]
-      runtime_type = "io.containerd.hardened.v2"
+[plugins]
+  # NRI's socket is global (/var/run/nri/nri.sock): parallel containerds
+  # would take it from each other.
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+
+  # The opt plugin creates <path>/bin and <path>/lib (default /opt/containerd).
+  [plugins."io.containerd.internal.v1.opt"]
+    path = {{q .Opt}}
+
+  # Shim sockets (default /run/containerd/s) below Dir too, so that what
+  # a killed shim leaves goes with Dir.
+  [plugins."io.containerd.shim.v1.manager"]
+    socket_dir = {{q .Sockets}}
+
+  [plugins."io.containerd.cri.v1.images"]
+    snapshotter = "overlayfs"
+    [plugins."io.containerd.cri.v1.images".pinned_images]
+      sandbox = {{q .Sandbox}}
+
+  [plugins."io.containerd.cri.v1.runtime"]
+    enable_selinux = false
+    # Keep containers' oom_score_adj at containerd's own or above: the
+    # pause container's -998 cannot always be set on build machines.
+    restrict_oom_score_adj = true
+    [plugins."io.containerd.cri.v1.runtime".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+          BinaryName = {{q .Runc}}
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened]
+        runtime_type = "io.containerd.hardened.v2"
 {{- if .Policy}}
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened.options]
-        ConfigPath = "{{.Policy}}"
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened.options]
+          ConfigPath = {{q .Policy}}
 {{- end}}
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["{{.Dir}}/cni/bin"]
-    conf_dir = "{{.Dir}}/cni/conf"
+    # No CNI here: the tests use host-network pods only. Empty private
+    # directories keep the CRI plugin from creating /etc/cni/net.d; it starts
+    # and reports NetworkReady=false.
+    [plugins."io.containerd.cri.v1.runtime".cni]
+      bin_dirs = [{{q .CNIBin}}]
+      conf_dir = {{q .CNIConf}}
 `
 
-// Start starts a private containerd and waits until it serves.
-func Start(opts Options) (*Containerd, error) {
-	// Shim sockets live at <state>/s/<64 hex> (and ours one level deeper),
-	// and unix socket paths have 107 bytes: keep the directory short.
+// Start starts a private containerd for the test and stops it (see Stop)
+// when the test and its subtests are done; it dumps the tail of
+// containerd's log when the test failed. It fails the test if containerd
+// does not serve within 30 seconds.
+func Start(t testing.TB, opts Options) *Containerd {
+	t.Helper()
+	begin := time.Now()
+	c, err := Launch(opts)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Logf("harness: containerd pid %d serving %s (%v)", c.PID(), c.Address, time.Since(begin).Round(time.Millisecond))
+	t.Cleanup(func() {
+		err := c.Stop()
+		if err != nil {
+			t.Errorf("harness: stop containerd: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("harness: containerd log (tail):\n%s", c.LogTail(60))
+		}
+	})
+	return c
+}
+
+// Launch is Start for TestMain, which has no *testing.T: the caller must
+// call Stop. On error nothing is left running.
+func Launch(opts Options) (*Containerd, error) {
 	dir, err := os.MkdirTemp("/tmp", "hd-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start containerd: %w", err)
 	}
-	c := &Containerd{Dir: dir, Root: filepath.Join(dir, "root"), State: filepath.Join(dir, "state"),
-		Address: filepath.Join(dir, "c.sock"), LogPath: filepath.Join(dir, "containerd.log")}
-	for _, d := range []string{c.Root, c.State, filepath.Join(dir, "cni/bin"), filepath.Join(dir, "cni/conf")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, err
-		}
+	c := &Containerd{
+		Dir:          dir,
+		Root:         filepath.Join(dir, "root"),
+		State:        filepath.Join(dir, "state"),
+		Address:      filepath.Join(dir, "c.sock"),
+		TTRPCAddress: filepath.Join(dir, "c.sock.ttrpc"),
+		Config:       filepath.Join(dir, "config.toml"),
+		LogPath:      filepath.Join(dir, "containerd.log"),
+		FIFODir:      filepath.Join(dir, "fifo"),
+		Namespace:    DefaultNamespace,
+		exited:       make(chan struct{}),
 	}
-	// The state directory is a tmpfs, as /run/containerd is on real nodes
-	// (bundles, config.json writes and fsyncs cost what they cost there).
-	if err := syscall.Mount("tmpfs", c.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0700"); err != nil {
-		return nil, fmt.Errorf("mount a tmpfs on %s: %w", c.State, err)
-	}
-	cfg := filepath.Join(dir, "config.toml")
-	f, err := os.Create(cfg)
-	if err != nil {
-		return nil, err
-	}
-	err = template.Must(template.New("cfg").Parse(configTemplate)).Execute(f, map[string]string{
-		"Root": c.Root, "State": c.State, "Address": c.Address, "Dir": dir,
-		"Runc": filepath.Join(ToolsBin(), "runc"), "Policy": opts.PolicyPath,
-	})
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(c.LogPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	path := ToolsBin() + ":" + os.Getenv("PATH")
-	if opts.ShimDir != "" {
-		path = opts.ShimDir + ":" + path
-	}
-	c.Cmd = exec.Command(filepath.Join(ToolsBin(), "containerd"), "--config", cfg)
-	c.Cmd.Env = append(slices.DeleteFunc(os.Environ(), func(e string) bool {
-		return strings.HasPrefix(e, "PATH=") || strings.HasPrefix(e, "HARDENED_POLICY=")
-	}), "PATH="+path)
-	if opts.PolicyPath != "" {
-		c.Cmd.Env = append(c.Cmd.Env, "HARDENED_POLICY="+opts.PolicyPath)
-	}
-	// The shims' image-facts cache stays inside this containerd's directory.
-	c.Cmd.Env = append(c.Cmd.Env, "HARDENED_CACHE_DIR="+filepath.Join(c.State, "hardened-images"))
-	c.Cmd.Stdout, c.Cmd.Stderr = logf, logf
-	c.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := c.Cmd.Start(); err != nil {
-		return nil, err
-	}
-	go c.Cmd.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if client, err := containerd.New(c.Address, containerd.WithTimeout(2*time.Second)); err == nil {
-			if _, err := client.Version(context.Background()); err == nil {
-				c.Client = client
-				break
-			}
-			client.Close()
-		}
-		if time.Now().After(deadline) {
-			c.Stop()
-			return nil, fmt.Errorf("containerd did not come up in 30s; log:\n%s", c.LogTail(40))
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := c.launch(opts); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("start containerd in %s: %w", dir, err)
 	}
 	return c, nil
 }
 
-// CRI returns CRI clients over containerd's socket.
-func (c *Containerd) CRI() (runtime.RuntimeServiceClient, runtime.ImageServiceClient, error) {
-	if c.conn == nil {
+func (c *Containerd) launch(opts Options) error {
+	if len(c.TTRPCAddress) >= maxSocketPath {
+		return fmt.Errorf("socket path %s is longer than %d bytes", c.TTRPCAddress, maxSocketPath-1)
+	}
+	dirs := map[string]string{"Opt": "opt", "CNIBin": "cni/bin", "CNIConf": "cni/conf", "Sockets": "s"}
+	vars := map[string]string{
+		"Root": c.Root, "State": c.State, "Address": c.Address, "TTRPCAddress": c.TTRPCAddress,
+		"Runc": filepath.Join(ToolsBin(), "runc"), "Policy": opts.PolicyPath, "Sandbox": Pause,
+	}
+	for key, rel := range dirs {
+		vars[key] = filepath.Join(c.Dir, rel)
+	}
+	for _, d := range []string{c.Root, c.State, c.FIFODir, vars["Opt"], vars["CNIBin"], vars["CNIConf"], vars["Sockets"]} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	// Bundles, config.json writes and fsyncs cost here what they cost on a
+	// node, where /run/containerd is a tmpfs.
+	if err := syscall.Mount("tmpfs", c.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("mount a tmpfs on %s: %w", c.State, err)
+	}
+	var cfg bytes.Buffer
+	tmpl := template.Must(template.New("config").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(configTemplate))
+	if err := tmpl.Execute(&cfg, vars); err != nil {
+		return err
+	}
+	if opts.ExtraConfig != "" {
+		cfg.WriteString("\n# Options.ExtraConfig\n" + opts.ExtraConfig + "\n")
+	}
+	if err := os.WriteFile(c.Config, cfg.Bytes(), 0o600); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(c.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	c.cmd = exec.Command(filepath.Join(ToolsBin(), "containerd"), "--config", c.Config)
+	c.cmd.Env = containerdEnv(opts, c.State)
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	// Its own process group, so a ^C to the tests does not reach it first,
+	// and killed if the test binary dies without cleaning up.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := c.cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		c.cmd.Wait()
+		close(c.exited)
+	}()
+	return c.waitReady()
+}
+
+// containerdEnv is the test's environment with PATH = ShimDir, ToolsBin,
+// $PATH, and the hardened shim's variables.
+func containerdEnv(opts Options, state string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(e string) bool {
+		name, _, _ := strings.Cut(e, "=")
+		return name == "PATH" || name == PolicyEnv || name == CacheDirEnv || strings.HasPrefix(name, "CONTAINERD_")
+	})
+	path := []string{ToolsBin(), os.Getenv("PATH")}
+	if opts.ShimDir != "" {
+		path = append([]string{opts.ShimDir}, path...)
+	}
+	if os.Getenv("PATH") == "" {
+		path[len(path)-1] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	env = append(env, "PATH="+strings.Join(path, ":"), CacheDirEnv+"="+filepath.Join(state, "hardened-images"))
+	if opts.PolicyPath != "" {
+		env = append(env, PolicyEnv+"="+opts.PolicyPath)
+	}
+	return env
+}
+
+// waitReady polls containerd's Version until it answers, containerd exits
+// or readyTimeout passes.
+func (c *Containerd) waitReady() error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if _, err := os.Stat(c.Address); err == nil {
+			client, err := containerd.New(c.Address, containerd.WithDefaultNamespace(c.Namespace))
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_, err = client.Version(ctx)
+				cancel()
+				if err == nil {
+					c.client = client
+					return nil
+				}
+				client.Close()
+			}
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("containerd exited (%v); log:\n%s", c.cmd.ProcessState, c.LogTail(40))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not serve in %v; log:\n%s", readyTimeout, c.LogTail(40))
+		}
+	}
+}
+
+// PID returns containerd's process id, or 0 if it was not started.
+func (c *Containerd) PID() int {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// Client returns the containerd client (github.com/containerd/containerd/v2/client)
+// connected to this containerd, with Namespace as its default namespace. The
+// harness closes it in Stop.
+func (c *Containerd) Client(t testing.TB) *containerd.Client {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client == nil {
+		t.Fatalf("harness: containerd %s is stopped", c.Address)
+	}
+	return c.client
+}
+
+// Context returns the test's context (canceled when the test ends) in
+// Namespace. Use namespaces.WithNamespace for another namespace.
+func (c *Containerd) Context(t testing.TB) context.Context {
+	t.Helper()
+	return namespaces.WithNamespace(t.Context(), c.Namespace)
+}
+
+// CRI returns clients of the CRI (k8s.io/cri-api runtime v1) runtime and
+// image services on containerd's socket, the way the kubelet talks to it.
+// The first call waits until the CRI plugin is initialized and fails the
+// test if it does not answer Version within 30 seconds. CRI works in the
+// containerd namespace "k8s.io": see Import.
+func (c *Containerd) CRI(t testing.TB) (runtime.RuntimeServiceClient, runtime.ImageServiceClient) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.criConn == nil {
 		conn, err := grpc.NewClient("unix://"+c.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			return nil, nil, err
+			t.Fatalf("harness: CRI client: %v", err)
 		}
-		c.conn = conn
+		c.criConn = conn
+		c.criErr = waitCRI(runtime.NewRuntimeServiceClient(conn))
 	}
-	return runtime.NewRuntimeServiceClient(c.conn), runtime.NewImageServiceClient(c.conn), nil
+	if c.criErr != nil {
+		t.Fatalf("harness: %v", c.criErr)
+	}
+	return runtime.NewRuntimeServiceClient(c.criConn), runtime.NewImageServiceClient(c.criConn)
 }
 
-// Ctr runs the pinned ctr against this containerd.
-func (c *Containerd) Ctr(ns string, args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(ToolsBin(), "ctr"), append([]string{"--address", c.Address, "--namespace", ns}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+// waitCRI polls CRI Version until the plugin is initialized.
+func waitCRI(rs runtime.RuntimeServiceClient) error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := rs.Version(ctx, &runtime.VersionRequest{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CRI did not answer Version in %v: %w", readyTimeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-// LogTail returns the last n lines of containerd's log (shim logs included).
+// Ctr runs the pinned ctr against this containerd in Namespace
+// (through $CONTAINERD_NAMESPACE; args may start with "-n", ns to use
+// another) and returns its stdout. The error carries ctr's stderr.
+func (c *Containerd) Ctr(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(ToolsBin(), "ctr"), append([]string{"--address", c.Address}, args...)...)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "CONTAINERD_") }),
+		"CONTAINERD_NAMESPACE="+c.Namespace)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Log returns containerd's whole log, shim logs included (also after Stop).
+func (c *Containerd) Log() string {
+	data, err := os.ReadFile(c.LogPath)
+	if errors.Is(err, os.ErrNotExist) {
+		c.mu.Lock()
+		data = c.finalLog
+		c.mu.Unlock()
+	}
+	return string(data)
+}
+
+// LogTail returns the last n lines of Log.
 func (c *Containerd) LogTail(n int) string {
-	data, _ := os.ReadFile(c.LogPath)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(c.Log(), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// Log returns containerd's whole log.
-func (c *Containerd) Log() string {
-	data, _ := os.ReadFile(c.LogPath)
-	return string(data)
-}
-
-// Stop removes every task, container and pod, stops containerd by PID,
-// kills shims left behind, unmounts what is mounted below the directory and
-// removes it.
-func (c *Containerd) Stop() {
-	if c.Client != nil {
-		c.removeAll()
-		c.Client.Close()
-	}
-	if c.conn != nil {
-		c.conn.Close()
-	}
-	if c.Cmd != nil && c.Cmd.Process != nil {
-		c.Cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() {
-			for processAlive(c.Cmd.Process.Pid) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.Cmd.Process.Kill()
-		}
-	}
-	for _, pid := range c.ShimPIDs() {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	unmountBelow(c.Dir)
-	os.RemoveAll(c.Dir)
-}
-
-func processAlive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// A zombie has exited.
-	fields := strings.Fields(string(data))
-	return len(fields) > 2 && fields[2] != "Z"
-}
-
-// ShimPIDs lists the shim processes serving this containerd.
-func (c *Containerd) ShimPIDs() []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.Contains(args[0], "containerd-shim") && slices.Contains(args, c.Address) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func (c *Containerd) removeAll() {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if rs, _, err := c.CRI(); err == nil {
-		if pods, err := rs.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{}); err == nil {
-			for _, p := range pods.Items {
-				rs.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.Id})
-				rs.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id})
-			}
-		}
-	}
-	nss, _ := c.Client.NamespaceService().List(ctx)
-	for _, ns := range nss {
-		nctx := namespaces.WithNamespace(ctx, ns)
-		cs, _ := c.Client.Containers(nctx)
-		for _, ctr := range cs {
-			if task, err := ctr.Task(nctx, nil); err == nil {
-				task.Kill(nctx, syscall.SIGKILL)
-				if ch, err := task.Wait(nctx); err == nil {
-					select {
-					case <-ch:
-					case <-time.After(5 * time.Second):
-					}
-				}
-				task.Delete(nctx, containerd.WithProcessKill)
-			}
-			ctr.Delete(nctx, containerd.WithSnapshotCleanup)
-		}
-	}
-}
-
-// MountsBelow lists the mount points below dir.
-func MountsBelow(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			out = append(out, fields[4])
-		}
-	}
-	return out
-}
-
-func unmountBelow(dir string) {
-	mounts := MountsBelow(dir)
-	// Deepest first.
-	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
-	for _, m := range mounts {
-		if err := syscall.Unmount(m, 0); err != nil {
-			syscall.Unmount(m, syscall.MNT_DETACH)
-		}
-	}
 }

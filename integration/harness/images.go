@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,130 +25,243 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
-// BusyboxPath is Debian's busybox-static, the only binary of the test images.
+// BusyboxPath is Debian's busybox-static, the only binary in the test images.
 const BusyboxPath = "/bin/busybox"
 
-// Test image names.
+// The test images, built by the harness (see Import).
 const (
-	Busybox    = "hardened.test/busybox:latest"
-	BusyboxApp = "hardened.test/busybox-app:latest" // USER app (1000)
-	Pause      = "hardened.test/pause:latest"
+	// Busybox is busybox with a link in /bin for each applet, users root
+	// (0), app (1000) and nobody (65534); Env PATH=/bin, Cmd ["sh"],
+	// VOLUME /data.
+	Busybox = "hardened.test/busybox:latest"
+	// BusyboxApp is Busybox with USER app (uid 1000).
+	BusyboxApp = "hardened.test/busybox-app:latest"
+	// Pause is the CRI sandbox image (pinned_images.sandbox): Busybox's
+	// layer with Entrypoint ["sleep", "2147483647"].
+	Pause = "hardened.test/pause:latest"
 )
 
-// rootfsLayer is busybox with a link per applet, passwd and group files and
+// CRINamespace is the containerd namespace of the CRI plugin's images,
+// containers and pods.
+const CRINamespace = "k8s.io"
+
+// TestImages lists the images Import knows, the default of ImportImages.
+var TestImages = []string{Busybox, BusyboxApp, Pause}
+
+// imageConfig is each test image's configuration.
+func imageConfig(image string) (v1.Config, bool) {
+	base := v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/data": {}}}
+	switch image {
+	case Busybox:
+		return base, true
+	case BusyboxApp:
+		base.User = "app"
+		return base, true
+	case Pause:
+		return v1.Config{Env: []string{"PATH=/bin"}, Entrypoint: []string{"sleep", "2147483647"}}, true
+	}
+	return v1.Config{}, false
+}
+
+// The files of the images, besides /bin.
+const (
+	passwd = "root:x:0:0:root:/root:/bin/sh\n" +
+		"app:x:1000:1000::/home/app:/bin/sh\n" +
+		"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+	group = "root:x:0:\nwheel:x:10:root\napp:x:1000:\nnogroup:x:65534:\n"
+)
+
+// layerTime is the files' mtime, fixed so the layer's digest is stable.
+var layerTime = time.Unix(1700000000, 0)
+
+// rootfsTar is the one layer of every test image: /bin/busybox with a
+// symlink per applet of `busybox --list`, /etc/passwd and /etc/group, and
 // the usual directories.
-func rootfsLayer() (v1.Layer, error) {
+func rootfsTar() ([]byte, error) {
 	bb, err := os.ReadFile(BusyboxPath)
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command(BusyboxPath, "--list").Output()
+	list, err := exec.Command(BusyboxPath, "--list").Output()
 	if err != nil {
-		return nil, fmt.Errorf("busybox --list: %w", err)
+		return nil, fmt.Errorf("%s --list: %w", BusyboxPath, err)
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	now := time.Unix(1700000000, 0)
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, ModTime: now})
-	}
-	file := func(name string, mode int64, data []byte) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: now})
-		tw.Write(data)
-	}
-	for _, d := range []string{"bin", "etc", "root", "home", "proc", "sys", "dev", "run", "var", "var/run", "home/app"} {
-		dir(d, 0o755)
-	}
-	dir("tmp", 0o1777)
-	dir("var/tmp", 0o1777)
-	file("bin/busybox", 0o755, bb)
-	for _, applet := range strings.Fields(string(out)) {
-		if applet == "busybox" {
-			continue
+	var errs []error
+	add := func(h *tar.Header, data []byte) {
+		h.ModTime, h.Size = layerTime, int64(len(data))
+		errs = append(errs, tw.WriteHeader(h))
+		if len(data) > 0 {
+			_, err := tw.Write(data)
+			errs = append(errs, err)
 		}
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777, ModTime: now})
 	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\nwheel:x:10:root\napp:x:1000:\nnogroup:x:65534:\n"))
-	if err := tw.Close(); err != nil {
-		return nil, err
+	dir := func(name string, mode int64, id int) {
+		add(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: id, Gid: id}, nil)
 	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	for _, d := range []string{"bin", "dev", "etc", "home", "proc", "run", "sys", "var", "var/run"} {
+		dir(d, 0o755, 0)
+	}
+	dir("root", 0o700, 0)
+	dir("home/app", 0o755, 1000)
+	dir("tmp", 0o1777, 0)
+	dir("var/tmp", 0o1777, 0)
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755}, bb)
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" && !strings.Contains(applet, "/") {
+			add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}, nil)
+		}
+	}
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, []byte(passwd))
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, []byte(group))
+	errs = append(errs, tw.Close())
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("write the image layer: %w", err)
+		}
+	}
+	return buf.Bytes(), nil
 }
 
 var (
-	archiveOnce sync.Once
-	archive     []byte
-	archiveErr  error
+	layerOnce sync.Once
+	layer     v1.Layer
+	layerErr  error
+
+	// archivesMu guards archives: each image's docker-archive tar, built
+	// once per test binary.
+	archivesMu sync.Mutex
+	archives   = map[string][]byte{}
 )
 
-// imageArchive is a docker-archive tar with the three test images.
-func imageArchive() ([]byte, error) {
-	archiveOnce.Do(func() {
-		layer, err := rootfsLayer()
+// rootfsLayer returns the (cached) layer of the test images.
+func rootfsLayer() (v1.Layer, error) {
+	layerOnce.Do(func() {
+		data, err := rootfsTar()
 		if err != nil {
-			archiveErr = err
+			layerErr = err
 			return
 		}
-		base, err := mutate.AppendLayers(empty.Image, layer)
-		if err != nil {
-			archiveErr = err
-			return
-		}
-		mk := func(cfg v1.Config) (v1.Image, error) {
-			cf, err := base.ConfigFile()
-			if err != nil {
-				return nil, err
-			}
-			cf = cf.DeepCopy()
-			cf.OS, cf.Architecture = "linux", runtime.GOARCH
-			cf.Config = cfg
-			cf.Config.Env = []string{"PATH=/bin"}
-			return mutate.ConfigFile(base, cf)
-		}
-		imgs := map[string]v1.Config{
-			Busybox:    {Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/data": {}}},
-			BusyboxApp: {Cmd: []string{"sh"}, User: "app"},
-			Pause:      {Entrypoint: []string{"sleep", "2147483647"}},
-		}
-		refs := map[name.Reference]v1.Image{}
-		for n, cfg := range imgs {
-			img, err := mk(cfg)
-			if err != nil {
-				archiveErr = err
-				return
-			}
-			tag, err := name.NewTag(n)
-			if err != nil {
-				archiveErr = err
-				return
-			}
-			refs[tag] = img
-		}
-		var buf bytes.Buffer
-		if archiveErr = tarball.MultiRefWrite(refs, &buf); archiveErr == nil {
-			archive = buf.Bytes()
-		}
+		layer, layerErr = tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		})
 	})
-	return archive, archiveErr
+	return layer, layerErr
 }
 
-// ImportImages imports and unpacks the test images into namespace ns.
-func (c *Containerd) ImportImages(ns string) error {
-	data, err := imageArchive()
-	if err != nil {
-		return fmt.Errorf("build test images: %w", err)
+// imageArchive returns a docker-archive tar (`docker save` format) of one
+// test image, built with go-containerregistry and cached.
+func imageArchive(image string) ([]byte, error) {
+	archivesMu.Lock()
+	defer archivesMu.Unlock()
+	if data, ok := archives[image]; ok {
+		return data, nil
 	}
-	ctx := namespaces.WithNamespace(context.Background(), ns)
-	imgs, err := c.Client.Import(ctx, bytes.NewReader(data))
-	if err != nil {
-		return fmt.Errorf("import test images: %w", err)
+	cfg, ok := imageConfig(image)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a test image (%s)", image, strings.Join(TestImages, ", "))
 	}
-	for _, i := range imgs {
-		if err := containerd.NewImage(c.Client, i).Unpack(ctx, "overlayfs"); err != nil {
-			return fmt.Errorf("unpack %s: %w", i.Name, err)
+	l, err := rootfsLayer()
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Created = v1.Time{Time: layerTime}
+	cf.Config = cfg
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return nil, err
+	}
+	tag, err := name.NewTag(image)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tarball.Write(tag, img, &buf); err != nil {
+		return nil, err
+	}
+	archives[image] = buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// ImportImages imports the test images (TestImages when none are named)
+// into namespace and unpacks them for the overlayfs snapshotter. It is
+// Import for TestMain.
+func (c *Containerd) ImportImages(namespace string, names ...string) error {
+	_, err := c.importImages(namespace, names)
+	return err
+}
+
+func (c *Containerd) importImages(namespace string, names []string) ([]containerd.Image, error) {
+	c.mu.Lock()
+	client := c.client
+	c.mu.Unlock()
+	if client == nil {
+		return nil, fmt.Errorf("import images: containerd %s is stopped", c.Address)
+	}
+	if len(names) == 0 {
+		names = TestImages
+	}
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), namespace), 2*time.Minute)
+	defer cancel()
+	var out []containerd.Image
+	for _, image := range names {
+		data, err := imageArchive(image)
+		if err != nil {
+			return nil, fmt.Errorf("build test image %s: %w", image, err)
 		}
+		imported, err := client.Import(ctx, bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("import %s into namespace %s: %w", image, namespace, err)
+		}
+		i := slices.IndexFunc(imported, func(img images.Image) bool { return img.Name == image })
+		if i < 0 {
+			return nil, fmt.Errorf("import %s into namespace %s: the archive held %v", image, namespace, imported)
+		}
+		img := containerd.NewImage(client, imported[i])
+		if err := img.Unpack(ctx, "overlayfs"); err != nil {
+			return nil, fmt.Errorf("unpack %s in namespace %s: %w", image, namespace, err)
+		}
+		out = append(out, img)
 	}
-	return nil
+	return out, nil
+}
+
+// Import imports and unpacks the named test images into namespace (use
+// CRINamespace for CRI), all of TestImages when none are named, and returns
+// them in that order.
+func Import(t testing.TB, c *Containerd, namespace string, names ...string) []containerd.Image {
+	t.Helper()
+	imgs, err := c.importImages(namespace, names)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return imgs
+}
+
+// ImportBusybox imports Busybox into c.Namespace.
+func ImportBusybox(t testing.TB, c *Containerd) containerd.Image {
+	t.Helper()
+	return Import(t, c, c.Namespace, Busybox)[0]
+}
+
+// ImportBusyboxApp imports BusyboxApp (USER app) into c.Namespace.
+func ImportBusyboxApp(t testing.TB, c *Containerd) containerd.Image {
+	t.Helper()
+	return Import(t, c, c.Namespace, BusyboxApp)[0]
+}
+
+// ImportPause imports Pause into c.Namespace.
+func ImportPause(t testing.TB, c *Containerd) containerd.Image {
+	t.Helper()
+	return Import(t, c, c.Namespace, Pause)[0]
 }

@@ -5,56 +5,79 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
-// RepoRoot is the directory holding go.mod.
+// ToolsBinEnv overrides where the pinned binaries are (see ToolsBin).
+const ToolsBinEnv = "HARDENED_TOOLS_BIN"
+
+// ShimBinary is the hardened shim's binary name, the one containerd looks
+// up on $PATH for the runtime type io.containerd.hardened.v2.
+const ShimBinary = "containerd-shim-hardened-v2"
+
+// tools are the pinned binaries the harness runs from ToolsBin.
+var tools = []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc"}
+
+// RepoRoot returns the directory holding go.mod, found by walking up from
+// the working directory (a test's package directory), or the working
+// directory itself if there is none.
 func RepoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
+	wd, _ := os.Getwd()
+	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			return d
 		}
+		if d == filepath.Dir(d) {
+			return wd
+		}
 	}
-	return dir
 }
 
-// ToolsBin is where `make tools` puts containerd, ctr and runc
-// ($HARDENED_TOOLS_BIN overrides it).
+// ToolsBin returns where `make tools` puts containerd, ctr,
+// containerd-shim-runc-v2 and runc: <RepoRoot>/.tools/bin, or
+// $HARDENED_TOOLS_BIN when set.
 func ToolsBin() string {
-	if d := os.Getenv("HARDENED_TOOLS_BIN"); d != "" {
+	if d := os.Getenv(ToolsBinEnv); d != "" {
 		return d
 	}
 	return filepath.Join(RepoRoot(), ".tools", "bin")
 }
 
-// CanRun says why the integration tests cannot run here, or "" if they can.
+// CanRun says why the end-to-end tests cannot run on this machine, or ""
+// when they can: they need root, the pinned binaries and busybox-static.
 func CanRun() string {
-	if os.Getuid() != 0 {
+	if os.Geteuid() != 0 {
 		return "needs root"
 	}
-	for _, b := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2"} {
-		if _, err := os.Stat(filepath.Join(ToolsBin(), b)); err != nil {
-			return fmt.Sprintf("%s missing in %s: run make tools", b, ToolsBin())
+	for _, b := range tools {
+		if _, err := exec.LookPath(filepath.Join(ToolsBin(), b)); err != nil {
+			return fmt.Sprintf("%s missing in %s: run `make tools`", b, ToolsBin())
 		}
 	}
 	if _, err := os.Stat(BusyboxPath); err != nil {
-		return BusyboxPath + " missing: run make tools (apt-get install busybox-static)"
+		return fmt.Sprintf("%s missing: run `make tools` (it installs busybox-static)", BusyboxPath)
 	}
 	return ""
 }
 
-// Require skips the test when the integration tests cannot run here, or
-// fails it when CI=true: CI must run them.
+// Require skips the test when it cannot run here (see CanRun), with
+// "skipping: needs root" for a non-root user. With CI=true it fails the test
+// instead: CI must run the end-to-end tests, never skip them.
 func Require(t testing.TB) {
 	t.Helper()
-	if why := CanRun(); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("integration tests cannot run on CI: %s", why)
-		}
-		t.Skipf("skipping: %s", why)
+	why := CanRun()
+	if why == "" {
+		return
 	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("harness: CI=true and the end-to-end tests cannot run: %s", why)
+	}
+	t.Skipf("skipping: %s", why)
 }
 
 var (
@@ -63,30 +86,68 @@ var (
 	shimErr  error
 )
 
-// BuildShim builds containerd-shim-hardened-v2 once per test binary and
-// returns the directory that holds it.
-func BuildShim() (string, error) {
-	shimOnce.Do(func() {
-		shimDir, shimErr = os.MkdirTemp("", "hardened-shim-")
-		if shimErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(shimDir, "containerd-shim-hardened-v2"), "./cmd/containerd-shim-hardened-v2")
-		cmd.Dir = RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			shimErr = fmt.Errorf("build the shim: %v\n%s", err, out)
-		}
-	})
+// BuildShim builds ./cmd/containerd-shim-hardened-v2 once per test binary
+// and returns the directory holding it, for Options.ShimDir. The error says
+// why the shim could not be built (missing, or not compiling); every call
+// returns the same directory or error. The directory lives until the test
+// binary exits; a later BuildShim removes those of test binaries that have
+// exited.
+func BuildShim(t testing.TB) (string, error) {
+	t.Helper()
+	start := time.Now()
+	dir, err := BuildShimDir()
+	if err == nil {
+		t.Logf("harness: %s in %s (%v)", ShimBinary, dir, time.Since(start).Round(time.Millisecond))
+	}
+	return dir, err
+}
+
+// BuildShimDir is BuildShim for TestMain, which has no *testing.T.
+func BuildShimDir() (string, error) {
+	shimOnce.Do(func() { shimDir, shimErr = buildShim() })
 	return shimDir, shimErr
 }
 
-// BuildHardenctl builds hardenctl into dir and returns its path.
-func BuildHardenctl(dir string) (string, error) {
-	bin := filepath.Join(dir, "hardenctl")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/hardenctl")
-	cmd.Dir = RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build hardenctl: %v\n%s", err, out)
+func buildShim() (string, error) {
+	pkg := "./cmd/" + ShimBinary
+	root := RepoRoot()
+	if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+		return "", fmt.Errorf("build %s: %s does not exist yet", ShimBinary, pkg)
 	}
-	return bin, nil
+	removeStaleShimDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("hardened-shim-%d-", os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", ShimBinary, err)
+	}
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", filepath.Join(dir, ShimBinary), pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("build %s: go build %s: %w\n%s", ShimBinary, pkg, err, out)
+	}
+	return dir, nil
+}
+
+// removeStaleShimDirs removes the shim directories of test binaries that
+// have exited (they are named after the builder's PID).
+func removeStaleShimDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "hardened-shim-*-*"))
+	for _, d := range dirs {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "hardened-shim-"), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// RemoveShim removes the directory BuildShim built the shim in; TestMain
+// calls it when every test is done (shims still running keep their binary).
+func RemoveShim() {
+	if shimDir != "" {
+		os.RemoveAll(shimDir)
+	}
 }
