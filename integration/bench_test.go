@@ -56,11 +56,18 @@ func TestBench(t *testing.T) {
 	}
 	require(t)
 	runs := envInt("BENCH_RUNS", 100)
+	// BENCH_ONLY=lifecycle,concurrent,rss,syscalls,harden runs some figures
+	// and prints them without touching bench/results.
+	only := os.Getenv("BENCH_ONLY")
+	want := func(part string) bool { return only == "" || strings.Contains(only, part) }
 	var figs []figure
 
 	// 1. Lifecycle latency, interleaved A/B to cancel drift.
 	lat := map[string][]time.Duration{}
 	for i := range runs {
+		if !want("lifecycle") {
+			break
+		}
 		order := []string{runcRT, hardenedRT}
 		if i%2 == 1 {
 			slices.Reverse(order)
@@ -78,6 +85,9 @@ func TestBench(t *testing.T) {
 		q    float64
 		max  float64
 	}{{"lifecycle median", 0.5, 1.05}, {"lifecycle p90", 0.9, 0}, {"lifecycle p99", 0.99, 1.10}} {
+		if !want("lifecycle") {
+			break
+		}
 		target := ""
 		if p.max > 0 {
 			target = fmt.Sprintf("≤ %.2f×", p.max)
@@ -89,6 +99,9 @@ func TestBench(t *testing.T) {
 	conc := map[string]float64{}
 	fails := map[string]int{}
 	for _, rt := range []string{runcRT, hardenedRT} {
+		if !want("concurrent") {
+			break
+		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		start := time.Now()
@@ -107,65 +120,77 @@ func TestBench(t *testing.T) {
 		wg.Wait()
 		conc[rt] = ms(time.Since(start))
 	}
-	figs = append(figs, newFigure("50 concurrent create+start+exit, wall time", "ms", conc[runcRT], conc[hardenedRT], "", 0),
-		newFigure("50 concurrent: failures", "count", float64(fails[runcRT]), float64(fails[hardenedRT]), "0", 0))
+	if want("concurrent") {
+		figs = append(figs, newFigure("50 concurrent create+start+exit, wall time", "ms", conc[runcRT], conc[hardenedRT], "", 0),
+			newFigure("50 concurrent: failures", "count", float64(fails[runcRT]), float64(fails[hardenedRT]), "0", 0))
+	}
 
 	// 3. Shim memory: one container, and a CRI pod of 5 containers.
-	rss := map[string]float64{}
-	for _, rt := range []string{runcRT, hardenedRT} {
-		ctx, cancel := ctxFor(ns)
-		before := cd.ShimPIDs()
-		_, task := startTask(t, ctx, "rss-"+strings.ReplaceAll(rt, ".", "-"), rt, oci.WithProcessArgs("sleep", "600"))
-		time.Sleep(2 * time.Second) // steady state: what a running container costs
-		rss[rt] = shimRSS(t, before)
-		task.Kill(ctx, 9)
-		cancel()
+	if want("rss") {
+		rss := map[string]float64{}
+		for _, rt := range []string{runcRT, hardenedRT} {
+			ctx, cancel := ctxFor(ns)
+			before := cd.ShimPIDs()
+			_, task := startTask(t, ctx, newID("rss"), rt, oci.WithProcessArgs("sleep", "600"))
+			time.Sleep(2 * time.Second) // steady state: what a running container costs
+			rss[rt] = shimRSS(t, before)
+			task.Kill(ctx, 9)
+			cancel()
+		}
+		figs = append(figs, newFigure("shim RSS, one container", "MiB", rss[runcRT], rss[hardenedRT], "≤ runc + 2 MiB", 0))
+		figs[len(figs)-1].Met = ptr(rss[hardenedRT] <= rss[runcRT]+2)
+		pod := map[string]float64{}
+		for _, handler := range []string{"runc", "hardened"} {
+			pod[handler] = podRSS(t, handler)
+		}
+		figs = append(figs, newFigure("shim RSS, CRI pod of 5 containers (one shim)", "MiB", pod["runc"], pod["hardened"], "≤ runc + 2 MiB", 0))
+		figs[len(figs)-1].Met = ptr(pod["hardened"] <= pod["runc"]+2)
 	}
-	figs = append(figs, newFigure("shim RSS, one container", "MiB", rss[runcRT], rss[hardenedRT], "≤ runc + 2 MiB", 0))
-	figs[len(figs)-1].Met = ptr(rss[hardenedRT] <= rss[runcRT]+2)
-	pod := map[string]float64{}
-	for _, handler := range []string{"runc", "hardened"} {
-		pod[handler] = podRSS(t, handler)
-	}
-	figs = append(figs, newFigure("shim RSS, CRI pod of 5 containers (one shim)", "MiB", pod["runc"], pod["hardened"], "≤ runc + 2 MiB", 0))
-	figs[len(figs)-1].Met = ptr(pod["hardened"] <= pod["runc"]+2)
 
 	// 4. In-container syscall cost: 10 million getppid.
-	bin := buildGetppid(t)
-	mount := oci.WithMounts([]specs.Mount{{Destination: "/getppid", Type: "bind", Source: bin, Options: []string{"rbind", "ro"}}})
-	calls := strconv.Itoa(envInt("BENCH_SYSCALLS", 10_000_000))
-	cost := func(rt string, opts ...oci.SpecOpts) float64 {
-		var best float64
-		for range 3 {
-			res, err := runContainer(t, ns, rt, harness.Busybox, []string{"/getppid", calls}, append([]oci.SpecOpts{mount}, opts...)...)
-			if err != nil {
-				t.Fatal(err)
+	if want("syscalls") {
+		bin := buildGetppid(t)
+		mount := oci.WithMounts([]specs.Mount{{Destination: "/getppid", Type: "bind", Source: bin, Options: []string{"rbind", "ro"}}})
+		calls := strconv.Itoa(envInt("BENCH_SYSCALLS", 10_000_000))
+		cost := func(rt string, opts ...oci.SpecOpts) float64 {
+			var best float64
+			for range 3 {
+				res, err := runContainer(t, ns, rt, harness.Busybox, []string{"/getppid", calls}, append([]oci.SpecOpts{mount}, opts...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := strconv.ParseFloat(strings.TrimSpace(res.Stdout), 64)
+				if err != nil {
+					t.Fatalf("getppid output %q %q", res.Stdout, res.Stderr)
+				}
+				if best == 0 || v < best {
+					best = v
+				}
 			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(res.Stdout), 64)
-			if err != nil {
-				t.Fatalf("getppid output %q %q", res.Stdout, res.Stderr)
-			}
-			if best == 0 || v < best {
-				best = v
-			}
+			return best
 		}
-		return best
+		none := cost(runcRT)
+		moby := cost(runcRT, seccomp.WithDefaultProfile())
+		restricted := cost(hardenedRT)
+		strict := cost(hardenedRT, oci.WithAnnotations(map[string]string{policy.LevelAnnotation: "strict"}))
+		figs = append(figs,
+			newFigure("getppid, no filter (runc) vs restricted", "ns/call", none, restricted, "", 0),
+			newFigure("getppid, RuntimeDefault (runc) vs restricted", "ns/call", moby, restricted, "≤ 1.05×", 1.05),
+			newFigure("getppid, RuntimeDefault (runc) vs strict", "ns/call", moby, strict, "", 0))
 	}
-	none := cost(runcRT)
-	moby := cost(runcRT, seccomp.WithDefaultProfile())
-	restricted := cost(hardenedRT)
-	strict := cost(hardenedRT, oci.WithAnnotations(map[string]string{policy.LevelAnnotation: "strict"}))
-	figs = append(figs,
-		newFigure("getppid, no filter (runc) vs restricted", "ns/call", none, restricted, "", 0),
-		newFigure("getppid, RuntimeDefault (runc) vs restricted", "ns/call", moby, restricted, "≤ 1.05×", 1.05),
-		newFigure("getppid, RuntimeDefault (runc) vs strict", "ns/call", moby, strict, "", 0))
 
 	// 5. The engine.
-	harden := goBench(t, "./spec/", "BenchmarkHarden$")
-	figs = append(figs, figure{Name: "spec.Harden, CRI pod spec (Go benchmark)", Unit: "µs/op; allocs/op", Hardened: harden[0] / 1000, Target: "≤ 50 µs", Met: ptr(harden[0] <= 50_000),
-		Runc: 0, Ratio: 0})
-	figs[len(figs)-1].Name += fmt.Sprintf(" — %.0f allocs/op", harden[1])
+	if want("harden") {
+		harden := goBench(t, "./spec/", "BenchmarkHarden$")
+		figs = append(figs, figure{Name: "spec.Harden, CRI pod spec (Go benchmark)", Unit: "µs/op; allocs/op", Hardened: harden[0] / 1000, Target: "≤ 50 µs", Met: ptr(harden[0] <= 50_000),
+			Runc: 0, Ratio: 0})
+		figs[len(figs)-1].Name += fmt.Sprintf(" — %.0f allocs/op", harden[1])
+	}
 
+	if only != "" {
+		fmt.Print("\n" + table(figs) + "\n")
+		return
+	}
 	writeResults(t, figs)
 }
 
@@ -297,6 +322,13 @@ func writeResults(t *testing.T, figs []figure) {
 		"containerd": "v2.4.2", "runc": "v1.5.2", "figures": figs}
 	data, _ := json.MarshalIndent(meta, "", "  ")
 	os.WriteFile(filepath.Join(dir, "bench.json"), append(data, '\n'), 0o644)
+	md := table(figs)
+	os.WriteFile(filepath.Join(dir, "bench.md"), []byte(md), 0o644)
+	fmt.Print("\n" + md + "\n")
+}
+
+// table renders the figures as a markdown table.
+func table(figs []figure) string {
 	var md strings.Builder
 	fmt.Fprintf(&md, "| figure | unit | runc | hardened | ratio | target | met |\n| --- | --- | ---: | ---: | ---: | --- | --- |\n")
 	for _, f := range figs {
@@ -310,6 +342,5 @@ func writeResults(t *testing.T, figs []figure) {
 		}
 		fmt.Fprintf(&md, "| %s | %s | %s | %.2f | %s | %s | %s |\n", f.Name, f.Unit, runc, f.Hardened, ratio, f.Target, met)
 	}
-	os.WriteFile(filepath.Join(dir, "bench.md"), []byte(md.String()), 0o644)
-	fmt.Print("\n" + md.String() + "\n")
+	return md.String()
 }

@@ -51,18 +51,12 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if ns == "" {
 		ns, _ = namespaces.Namespace(ctx)
 	}
-	r := &imageResolver{address: params.GetContainerdGrpcAddress(), cacheDir: imageCacheDir()}
-	img, err := r.resolve(ctx, ns, params.GetInstanceID())
-	r.close()
-	if err != nil {
-		return nil, fmt.Errorf("hardened: container %s: %w", params.GetInstanceID(), err)
-	}
 	bundle, err := os.Getwd() // containerd starts the shim in the bundle
 	if err != nil {
 		return nil, err
 	}
-	if err := writeJSONAtomic(filepath.Join(bundle, ImageFile), img); err != nil {
-		return nil, fmt.Errorf("hardened: write %s: %w", ImageFile, err)
+	if err := Prepare(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle); err != nil {
+		return nil, fmt.Errorf("hardened: container %s: %w", params.GetInstanceID(), err)
 	}
 	own := withOwnSocketDir(params)
 	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {

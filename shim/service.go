@@ -59,8 +59,9 @@ const RecordFile = "hardened.json"
 type service struct {
 	taskAPI.TTRPCTaskService
 
-	images *imageResolver
-	host   *hostProbe
+	// address is containerd's gRPC address, for image look-ups.
+	address string
+	host    *hostProbe
 
 	// mu guards policies and containers.
 	mu       sync.Mutex
@@ -84,11 +85,10 @@ type hardenedContainer struct {
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
-	images := &imageResolver{address: containerdAddress, cacheDir: imageCacheDir()}
 	go warmUp()
 	return &service{
 		TTRPCTaskService: runc,
-		images:           images,
+		address:          containerdAddress,
 		host:             newHostProbe(),
 		policies:         map[string]policyResult{},
 		containers:       map[string]*hardenedContainer{},
@@ -163,23 +163,22 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			err = fmt.Errorf("hardened: container %s: %w", r.ID, err)
 		}
 	}()
-	// The image look-up (a round trip to containerd) needs only the
-	// namespace and the id: start it now, alongside the policy and the spec.
+	// The image facts come from the bundle, or from a look-up in a child
+	// process when containerd reused a pod's shim (see Prepare): start it
+	// now, alongside the policy and the spec.
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
 	}
 	type lookup struct {
-		img spec.ImageInfo
-		err error
+		img   spec.ImageInfo
+		child bool
+		err   error
 	}
 	imgCh := make(chan lookup, 1)
 	go func() {
-		img, ok, err := fromBundle(r.Bundle)
-		if !ok && err == nil {
-			img, err = s.images.resolve(ctx, ns, r.ID)
-		}
-		imgCh <- lookup{img, err}
+		img, child, err := imageFor(s.address, ns, r.ID, r.Bundle)
+		imgCh <- lookup{img, child, err}
 	}()
 	opts, err := decodeOptions(r.Options)
 	if err != nil {
@@ -201,7 +200,11 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
-	mark("image")
+	if found.child {
+		mark("image(look-up process)")
+	} else {
+		mark("image")
+	}
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
 		ContainerdNamespace: ns,

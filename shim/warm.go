@@ -1,13 +1,20 @@
 package shim
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
 	"github.com/hardened-runtime/hardened/profiles"
 )
 
@@ -38,8 +45,32 @@ func releaseMemorySoon() {
 	releaseMu.Lock()
 	defer releaseMu.Unlock()
 	if releaseTimer == nil {
-		releaseTimer = time.AfterFunc(500*time.Millisecond, debug.FreeOSMemory)
+		releaseTimer = time.AfterFunc(500*time.Millisecond, func() {
+			debug.FreeOSMemory()
+			writeHeapProfile()
+		})
 		return
 	}
 	releaseTimer.Reset(500 * time.Millisecond)
+}
+
+// HeapProfileEnv names a directory where the shim writes a heap profile
+// (heap-<pid>.pprof) each time it has released memory: what a running
+// container's shim keeps, for `go tool pprof`.
+const HeapProfileEnv = "HARDENED_HEAP_PROFILE_DIR"
+
+func writeHeapProfile() {
+	dir := os.Getenv(HeapProfileEnv)
+	if dir == "" {
+		return
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	stats := fmt.Sprintf("HeapInuse %d HeapIdle %d HeapReleased %d StackInuse %d MSpanInuse %d GCSys %d OtherSys %d Sys %d NumGC %d\n",
+		ms.HeapInuse>>10, ms.HeapIdle>>10, ms.HeapReleased>>10, ms.StackInuse>>10, ms.MSpanInuse>>10, ms.GCSys>>10, ms.OtherSys>>10, ms.Sys>>10, ms.NumGC)
+	_ = atomicfile.Write(filepath.Join(dir, fmt.Sprintf("memstats-%d.txt", os.Getpid())), []byte(stats), 0o600)
+	var buf bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err == nil {
+		_ = atomicfile.Write(filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", os.Getpid())), buf.Bytes(), 0o600)
+	}
 }

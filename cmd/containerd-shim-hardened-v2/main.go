@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 
 	containerdshim "github.com/containerd/containerd/v2/pkg/shim"
 
@@ -11,5 +12,8 @@ import (
 )
 
 func main() {
+	if shim.IsPrepare(os.Args) {
+		os.Exit(shim.RunPrepare(os.Args[2:], os.Stderr))
+	}
 	containerdshim.RunShim(context.Background(), shim.NewManager())
 }
