@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 
