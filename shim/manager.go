@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/hardened-runtime/hardened/policy"
 )
 
 // RuntimeName is the runtime type containerd knows this shim by.
@@ -42,10 +47,18 @@ type groupingManager struct {
 // that holds the sockets of hardened shims.
 const socketSubdir = "hardened"
 
-// Start also looks up, in this short-lived process, the image the
-// container runs and leaves the facts in the bundle (ImageFile) for Create.
-// The long-running shim then never loads the gRPC client: it stays smaller,
-// and pays for nothing it does not need.
+// Start also does, in this short-lived process and while the long-running
+// shim it spawns is still starting up, the work Create would otherwise do
+// on the container's critical path: it looks up the image the container
+// runs, loads the policy and hardens the bundle (hardenBundle). Create
+// then only checks the bundle's record (preparedRecord). The long-running
+// shim also never loads the gRPC client nor parses the policy for such a
+// container: it stays smaller.
+//
+// If that work fails, Start still starts the shim and Create does it all
+// again, and refuses the container with the error where containerd and
+// the kubelet show it: this process has no log (its output is the
+// bootstrap protocol).
 func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
 	ns := params.GetNamespace()
 	if ns == "" {
@@ -55,15 +68,85 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if err != nil {
 		return nil, err
 	}
-	if err := Prepare(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle); err != nil {
-		return nil, fmt.Errorf("hardened: container %s: %w", params.GetInstanceID(), err)
-	}
 	own := withOwnSocketDir(params)
 	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {
 		return nil, fmt.Errorf("hardened: %w", err)
 	}
-	return m.Shim.Start(ctx, own)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		prepareBundle(ctx, params, ns, bundle)
+	}()
+	res, err := m.Shim.Start(ctx, own)
+	<-done
+	return res, err
 }
+
+// prepareBundle is Start's share of Create's work; see Start.
+func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bundle string) {
+	t := newTimer()
+	defer func() {
+		if os.Getenv(StartTimingEnv) != "" {
+			_ = os.WriteFile(filepath.Join(bundle, "hardened-start-timing.txt"), []byte(t.String()+"\n"), 0o600)
+		}
+	}()
+	// The look-up waits on containerd; read the policy and the spec
+	// meanwhile.
+	looked := make(chan error, 1)
+	go func() { looked <- Prepare(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle) }()
+	var ro runtimeoptions.Options
+	found, err := params.FindExtension(&ro)
+	if err != nil {
+		return
+	}
+	path := policyPath("")
+	if found {
+		path = policyPath(ro.ConfigPath)
+	}
+	pol, err := policy.Load(path)
+	if err != nil {
+		return
+	}
+	t.mark("policy")
+	in, err := readSpec(bundle)
+	if err != nil {
+		return
+	}
+	t.mark("read")
+	if err := <-looked; err != nil {
+		return
+	}
+	img, ok, err := fromBundle(bundle)
+	if !ok || err != nil {
+		return
+	}
+	t.mark("image")
+	_, _ = hardenBundle(pol, path, newHostProbe(), ns, bundle, in, img, "start", t)
+}
+
+// StartTimingEnv, when set, makes `shim start` leave the time of each of
+// its steps in <bundle>/hardened-start-timing.txt (a diagnostic: it has no
+// log).
+const StartTimingEnv = "HARDENED_START_TIMING"
+
+// timer records the elapsed time at named steps.
+type timer struct {
+	t0    time.Time
+	steps []string
+}
+
+func newTimer() *timer { return &timer{t0: time.Now()} }
+
+func (t *timer) mark(name string) {
+	if t != nil {
+		t.steps = append(t.steps, fmt.Sprintf("%s=%s", name, time.Since(t.t0).Round(10*time.Microsecond)))
+	}
+}
+
+func (t *timer) String() string { return strings.Join(t.steps, " ") }
+
+// ImageFile is where Prepare leaves the image facts in the bundle.
+const ImageFile = "hardened-image.json"
 
 // socketDirLink is the symlink in the bundle by which the long-running shim
 // finds its socket directory when it exits (pkg/shim's cleanupSockets). The
@@ -83,9 +166,6 @@ func linkSocketDir(bundle, dir string) error {
 	}
 	return nil
 }
-
-// ImageFile is where Start leaves the image facts in the bundle.
-const ImageFile = "hardened-image.json"
 
 func withOwnSocketDir(params *bootapi.BootstrapParams) *bootapi.BootstrapParams {
 	p := proto.Clone(params).(*bootapi.BootstrapParams)

@@ -2,6 +2,8 @@ package shim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -77,15 +80,22 @@ type policyResult struct {
 }
 
 type hardenedContainer struct {
-	bundle   string
-	decision *policy.Decision
-	host     spec.Host
+	bundle     string
+	mode       policy.Mode
+	policyPath string
+	levelName  string
+
+	// level and host are known when Create hardened the bundle; for a
+	// bundle `shim start` hardened, the first exec looks them up (by the
+	// level's name in the policy), so Create does not parse the policy.
+	level *profiles.Level
+	host  spec.Host
 }
 
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
 
 func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *service {
-	go warmUp()
+
 	return &service{
 		TTRPCTaskService: runc,
 		address:          containerdAddress,
@@ -130,9 +140,20 @@ type record struct {
 	Rule       string           `json:"rule"`
 	Reason     string           `json:"reason"`
 	Policy     string           `json:"policy"`
+	PolicyHash string           `json:"policyHash,omitempty"`
 	Image      string           `json:"image,omitempty"`
 	Changes    []spec.Change    `json:"changes,omitempty"`
 	Violations []spec.Violation `json:"violations,omitempty"`
+	// PolicyPath is the file the policy was read from (Policy may say
+	// "built-in default").
+	PolicyPath string `json:"policyPath"`
+	// ConfigDigest is the sha256 of the config.json written with this
+	// record: Create trusts a bundle `shim start` hardened only if
+	// config.json still has it.
+	ConfigDigest string `json:"configDigest"`
+	// By says which process hardened the bundle: "start" (the short-lived
+	// `shim start`, ahead of Create) or "create".
+	By string `json:"by"`
 }
 
 // Create hardens <bundle>/config.json, then lets runc create the container.
@@ -163,13 +184,29 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			err = fmt.Errorf("hardened: container %s: %w", r.ID, err)
 		}
 	}()
-	// The image facts come from the bundle, or from a look-up in a child
-	// process when containerd reused a pod's shim (see Prepare): start it
-	// now, alongside the policy and the spec.
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
 	}
+	opts, err := decodeOptions(r.Options)
+	if err != nil {
+		return nil, classify(errdefs.ErrInvalidArgument, err)
+	}
+	path := policyPath(opts.PolicyPath)
+	logger := log.G(ctx).WithField("id", r.ID)
+
+	// `shim start` usually hardened the bundle already, while this
+	// process was starting: then only check that it did, and for what.
+	if rec, ok := preparedRecord(r.Bundle, path); ok {
+		mark("prepared")
+		logRecord(logger, rec)
+		s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: rec.Mode, policyPath: path, levelName: rec.Level})
+		return opts.Runc, nil
+	}
+
+	// The image facts come from the bundle, or from a look-up in a child
+	// process when containerd reused a pod's shim (see Prepare): start it
+	// now, alongside the policy and the spec.
 	type lookup struct {
 		img   spec.ImageInfo
 		child bool
@@ -180,31 +217,52 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		img, child, err := imageFor(s.address, ns, r.ID, r.Bundle)
 		imgCh <- lookup{img, child, err}
 	}()
-	opts, err := decodeOptions(r.Options)
-	if err != nil {
-		return nil, classify(errdefs.ErrInvalidArgument, err)
-	}
-	path := policyPath(opts.PolicyPath)
 	pol, err := s.policyAt(path)
 	if err != nil {
-		return nil, classify(errdefs.ErrFailedPrecondition, fmt.Errorf("invalid node policy, fix it and run `hardenctl policy validate %s`: %w", path, err))
+		return nil, policyError(path, err)
 	}
 	mark("policy")
 	in, err := readSpec(r.Bundle)
-	mark("read")
 	if err != nil {
 		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
+	mark("read")
 	found := <-imgCh
-	img, err := found.img, found.err
-	if err != nil {
-		return nil, classify(errdefs.ErrFailedPrecondition, err)
+	if found.err != nil {
+		return nil, classify(errdefs.ErrFailedPrecondition, found.err)
 	}
 	if found.child {
 		mark("image(look-up process)")
 	} else {
 		mark("image")
 	}
+	h, err := hardenBundle(pol, path, s.host, ns, r.Bundle, in, found.img, "create", nil)
+	if err != nil {
+		return nil, err
+	}
+	mark("harden")
+	logRecord(logger, &h.rec)
+	s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: h.rec.Mode, policyPath: path, levelName: h.rec.Level,
+		level: h.decision.Level, host: h.host})
+	return opts.Runc, nil
+}
+
+func policyError(path string, err error) error {
+	return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("invalid node policy, fix it and run `hardenctl policy validate %s`: %w", path, err))
+}
+
+// hardening is the outcome of hardenBundle.
+type hardening struct {
+	rec      record
+	decision *policy.Decision
+	host     spec.Host
+}
+
+// hardenBundle decides the level of the container whose bundle it is,
+// hardens (or, in audit mode, checks) <bundle>/config.json and writes it
+// back with the record. It logs nothing: `shim start` cannot (its output
+// is the bootstrap protocol), so the caller logs the record.
+func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle string, in *specs.Spec, img spec.ImageInfo, by string, t *timer) (*hardening, error) {
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
 		ContainerdNamespace: ns,
@@ -215,21 +273,19 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
-	host := s.host.host(d.Level.AppArmor.Profile)
+	host := probe.host(d.Level.AppArmor.Profile)
+	t.mark("host")
 	inputs := spec.Inputs{Image: img, Host: host}
-	rec := record{Level: d.Level.Name, Mode: d.Mode, Rule: d.Rule, Reason: d.Reason, Policy: pol.Source, Image: img.Name}
-	logger := log.G(ctx).WithField("id", r.ID).WithField("level", d.Level.Name).WithField("mode", string(d.Mode))
+	rec := record{Level: d.Level.Name, Mode: d.Mode, Rule: d.Rule, Reason: d.Reason, Policy: pol.Source, PolicyHash: pol.Hash,
+		PolicyPath: path, Image: img.Name, By: by}
 
-	out := in
+	var out *specs.Spec
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
 			return nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Violations = vs
-		for _, v := range vs {
-			logger.WithField("rule", v.Rule).Warn("hardened audit: " + v.String())
-		}
 		out = deepCopySpec(in)
 		annotate(out, fmt.Sprintf("audit: %d violations%s", len(vs), ruleList(violationRules(vs))), d)
 	} else {
@@ -242,35 +298,75 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			return nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Changes = res.Changes
-		for _, c := range res.Changes {
-			entry := logger.WithField("rule", c.Rule).WithField("field", c.Field)
-			if c.Note {
-				entry.Info("hardened: " + c.Reason)
-				continue
-			}
-			entry.Infof("hardened: %s -> %s (%s)", c.From, c.To, c.Reason)
-		}
 		out = res.Spec
 		annotate(out, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	}
-	logger.WithField("rule", d.Rule).Info("hardened: " + d.Reason)
-	mark("harden")
-
+	t.mark("harden")
 	data, err := json.Marshal(out)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeJSONAtomic(filepath.Join(r.Bundle, RecordFile), rec); err != nil {
+	t.mark("marshal")
+	sum := sha256.Sum256(data)
+	rec.ConfigDigest = hex.EncodeToString(sum[:])
+	// The record first: a config.json without its record is hardened again
+	// by Create (Harden is idempotent); a record without its config.json
+	// does not match the digest.
+	if err := writeJSONAtomic(filepath.Join(bundle, RecordFile), rec); err != nil {
 		return nil, fmt.Errorf("write %s: %w", RecordFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(r.Bundle, "config.json"), data, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
 		return nil, fmt.Errorf("write config.json: %w", err)
 	}
-	mark("write")
+	t.mark("write")
+	return &hardening{rec: rec, decision: d, host: host}, nil
+}
+
+// preparedRecord returns the record `shim start` left, if the bundle's
+// config.json is the one it hardened, under the policy file Create would
+// use. Anything else (no record, another digest, another policy, a record
+// Create wrote) means: harden here.
+func preparedRecord(bundle, policyPath string) (*record, bool) {
+	data, err := os.ReadFile(filepath.Join(bundle, RecordFile))
+	if err != nil {
+		return nil, false
+	}
+	var rec record
+	if json.Unmarshal(data, &rec) != nil || rec.By != "start" || rec.PolicyPath != policyPath || rec.ConfigDigest == "" {
+		return nil, false
+	}
+	config, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, false
+	}
+	sum := sha256.Sum256(config)
+	if hex.EncodeToString(sum[:]) != rec.ConfigDigest {
+		return nil, false
+	}
+	return &rec, true
+}
+
+// logRecord puts what was changed (or, in audit mode, found) in the log.
+func logRecord(logger *log.Entry, rec *record) {
+	logger = logger.WithField("level", rec.Level).WithField("mode", string(rec.Mode))
+	for _, v := range rec.Violations {
+		logger.WithField("rule", v.Rule).Warn("hardened audit: " + v.String())
+	}
+	for _, c := range rec.Changes {
+		entry := logger.WithField("rule", c.Rule).WithField("field", c.Field)
+		if c.Note {
+			entry.Info("hardened: " + c.Reason)
+			continue
+		}
+		entry.Infof("hardened: %s -> %s (%s)", c.From, c.To, c.Reason)
+	}
+	logger.WithField("rule", rec.Rule).Info("hardened: " + rec.Reason)
+}
+
+func (s *service) remember(id string, c *hardenedContainer) {
 	s.mu.Lock()
-	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, decision: d, host: host}
+	s.containers[id] = c
 	s.mu.Unlock()
-	return opts.Runc, nil
 }
 
 // classify marks err with an errdefs kind, so that containerd and the
@@ -306,8 +402,12 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 		// Not created by this shim process: nothing to exec into.
 		return fmt.Errorf("hardened: exec %s in container %s: %w: the container was not created by this shim", r.ExecID, r.ID, errdefs.ErrNotFound)
 	}
-	if c.decision.Mode == policy.Audit {
+	if c.mode == policy.Audit {
 		return nil
+	}
+	level, host, err := s.levelOf(c)
+	if err != nil {
+		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
 	}
 	v, err := typeurl.UnmarshalAny(r.Spec)
 	if err != nil {
@@ -321,7 +421,7 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 	if err != nil {
 		return fmt.Errorf("hardened: exec %s: %w", r.ExecID, err)
 	}
-	hp, changes, err := spec.HardenProcess(p, container, c.decision.Level, spec.Inputs{Host: c.host})
+	hp, changes, err := spec.HardenProcess(p, container, level, spec.Inputs{Host: host})
 	if err != nil {
 		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
 	}
@@ -337,6 +437,29 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 	}
 	r.Spec = any
 	return nil
+}
+
+// levelOf returns the level and host facts of a container's execs.
+func (s *service) levelOf(c *hardenedContainer) (*profiles.Level, spec.Host, error) {
+	s.mu.Lock()
+	level, host := c.level, c.host
+	s.mu.Unlock()
+	if level != nil {
+		return level, host, nil
+	}
+	pol, err := s.policyAt(c.policyPath)
+	if err != nil {
+		return nil, host, fmt.Errorf("invalid node policy %s: %w", c.policyPath, err)
+	}
+	level, ok := pol.Level(c.levelName)
+	if !ok {
+		return nil, host, fmt.Errorf("level %q of the container is no longer in the node policy %s", c.levelName, c.policyPath)
+	}
+	host = s.host.host(level.AppArmor.Profile)
+	s.mu.Lock()
+	c.level, c.host = level, host
+	s.mu.Unlock()
+	return level, host, nil
 }
 
 // Delete forgets the container once runc has deleted it.

@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,5 +171,45 @@ func TestFromBundle(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, ImageFile), []byte(`{`), 0o644)
 	if _, _, err := fromBundle(dir); err == nil {
 		t.Error("a corrupt file was accepted")
+	}
+}
+
+// TestPreparedRecord: Create trusts what `shim start` did only for the
+// config.json it wrote, under the same policy file.
+func TestPreparedRecord(t *testing.T) {
+	bundle := t.TempDir()
+	config := []byte(`{"ociVersion":"1.2.0"}`)
+	sum := sha256.Sum256(config)
+	write := func(rec record, config []byte) {
+		t.Helper()
+		if err := writeJSONAtomic(filepath.Join(bundle, RecordFile), rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), config, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := record{Level: "restricted", PolicyPath: "/etc/hardened/policy.yaml", ConfigDigest: hex.EncodeToString(sum[:]), By: "start"}
+	for _, tc := range []struct {
+		name   string
+		rec    func(record) record
+		config []byte
+		path   string
+		want   bool
+	}{
+		{"as written", func(r record) record { return r }, config, good.PolicyPath, true},
+		{"config changed since", func(r record) record { return r }, []byte(`{"ociVersion":"1.2.0","process":{}}`), good.PolicyPath, false},
+		{"other policy file", func(r record) record { return r }, config, "/other.yaml", false},
+		{"written by create", func(r record) record { r.By = "create"; return r }, config, good.PolicyPath, false},
+		{"no digest", func(r record) record { r.ConfigDigest = ""; return r }, config, good.PolicyPath, false},
+	} {
+		write(tc.rec(good), tc.config)
+		if _, ok := preparedRecord(bundle, tc.path); ok != tc.want {
+			t.Errorf("%s: preparedRecord = %v, want %v", tc.name, ok, tc.want)
+		}
+	}
+	os.Remove(filepath.Join(bundle, RecordFile))
+	if _, ok := preparedRecord(bundle, good.PolicyPath); ok {
+		t.Error("preparedRecord without a record = true")
 	}
 }

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,24 +11,8 @@ import (
 	"sync"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-
 	"github.com/hardened-runtime/hardened/internal/atomicfile"
-	"github.com/hardened-runtime/hardened/profiles"
 )
-
-// warmUp does, while the shim waits for its first Create, the one-time work
-// that Create would otherwise pay for: the JSON codec's tables for the spec
-// types and the default level's seccomp profile. A shim process serves one
-// container (or one pod), so every Create is otherwise a cold one.
-func warmUp() {
-	var s specs.Spec
-	_ = json.Unmarshal([]byte(`{"process":{"user":{"uid":0},"capabilities":{"bounding":[]}},"root":{"path":"rootfs"},"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}}}`), &s)
-	_, _ = json.Marshal(&s)
-	if l, ok := profiles.Builtin(profiles.DefaultLevel); ok {
-		_, _ = profiles.Seccomp(l, l.Capabilities.Allow)
-	}
-}
 
 var (
 	// releaseMu guards releaseTimer.
