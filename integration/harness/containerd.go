@@ -84,6 +84,7 @@ type Containerd struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when containerd has exited
+	env    []string      // containerd's environment
 
 	mu      sync.Mutex
 	client  *containerd.Client
@@ -244,26 +245,59 @@ func (c *Containerd) launch(opts Options) error {
 	if err := os.WriteFile(c.Config, cfg.Bytes(), 0o600); err != nil {
 		return err
 	}
+	c.env = containerdEnv(opts, c.State)
+	return c.startProcess()
+}
+
+// startProcess starts containerd on c.Config and waits until it serves.
+func (c *Containerd) startProcess() error {
 	logFile, err := os.OpenFile(c.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
 
-	c.cmd = exec.Command(filepath.Join(ToolsBin(), "containerd"), "--config", c.Config)
-	c.cmd.Env = containerdEnv(opts, c.State)
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	cmd := exec.Command(filepath.Join(ToolsBin(), "containerd"), "--config", c.Config)
+	cmd.Env = c.env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so a ^C to the tests does not reach it first,
 	// and killed if the test binary dies without cleaning up.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		return err
 	}
+	exited := make(chan struct{})
+	c.mu.Lock()
+	c.cmd, c.exited = cmd, exited
+	c.mu.Unlock()
 	go func() {
-		c.cmd.Wait()
-		close(c.exited)
+		cmd.Wait()
+		close(exited)
 	}()
 	return c.waitReady()
+}
+
+// KillAndRestart kills containerd with SIGKILL, as a crash or the OOM
+// killer would, and starts it again on the same root, state, sockets and
+// config, as systemd would. Shims and containers keep running meanwhile;
+// clients from Client and CRI reconnect by themselves.
+func (c *Containerd) KillAndRestart() error {
+	c.mu.Lock()
+	cmd, exited := c.cmd, c.exited
+	c.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return fmt.Errorf("containerd %s is not running", c.Address)
+	}
+	cmd.Process.Kill()
+	<-exited
+	c.mu.Lock()
+	old := c.client
+	c.client = nil
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return c.startProcess()
 }
 
 // containerdEnv is the test's environment with PATH = ShimDir, ToolsBin,
