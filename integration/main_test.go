@@ -36,6 +36,10 @@ rules:
     match:
       kubernetesNamespaces: ["hostnet-*"]
     level: hostnet
+  - name: root tools
+    match:
+      images: ["registry.example/root-tool*"]
+    level: baseline
   - name: audit namespace
     match:
       containerdNamespaces: [audit]

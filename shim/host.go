@@ -25,11 +25,23 @@ type hostProbe struct {
 	sysRoot   string
 	profileMu sync.Mutex
 	profiles  map[string]bool // AppArmor profile name -> loaded
+	sockets   []string        // containerd's API sockets (spec.Host.RuntimeSockets)
 }
 
 type nsID struct{ dev, ino uint64 }
 
-func newHostProbe() *hostProbe { return &hostProbe{procRoot: "/proc", sysRoot: "/sys"} }
+// newHostProbe probes this host for a shim of the containerd serving at
+// address (its gRPC socket); the TTRPC socket comes from $TTRPC_ADDRESS,
+// which containerd gives its shims.
+func newHostProbe(address string) *hostProbe {
+	p := &hostProbe{procRoot: "/proc", sysRoot: "/sys"}
+	for _, a := range []string{address, os.Getenv("TTRPC_ADDRESS")} {
+		if a = strings.TrimPrefix(a, "unix://"); a != "" {
+			p.sockets = append(p.sockets, a)
+		}
+	}
+	return p
+}
 
 func (p *hostProbe) init() {
 	p.once.Do(func() {
@@ -98,6 +110,7 @@ func (p *hostProbe) host(profile string) spec.Host {
 		UnprivilegedPortSysctl: p.portCtl,
 		ResolvePath:            resolvePath,
 		IsHostNamespace:        p.isHostNamespace,
+		RuntimeSockets:         p.sockets,
 	}
 }
 

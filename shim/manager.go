@@ -121,7 +121,7 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 		return
 	}
 	t.mark("image")
-	_, _ = hardenBundle(pol, path, newHostProbe(), ns, bundle, in, img, "start", t)
+	_, _ = hardenBundle(pol, path, newHostProbe(params.GetContainerdGrpcAddress()), ns, bundle, in, img, "start", t)
 }
 
 // StartTimingEnv, when set, makes `shim start` leave the time of each of

@@ -99,7 +99,7 @@ func newService(runc taskAPI.TTRPCTaskService, containerdAddress string) *servic
 	return &service{
 		TTRPCTaskService: runc,
 		address:          containerdAddress,
-		host:             newHostProbe(),
+		host:             newHostProbe(containerdAddress),
 		policies:         map[string]policyResult{},
 		containers:       map[string]*hardenedContainer{},
 	}

@@ -93,7 +93,7 @@ func TestReadSpec(t *testing.T) {
 }
 
 func TestHostNamespace(t *testing.T) {
-	p := newHostProbe()
+	p := newHostProbe("")
 	h := p.host("hardened-default")
 	if !h.IsHostNamespace(specs.NetworkNamespace, "/proc/self/ns/net") {
 		t.Error("our own network namespace is not the host's")

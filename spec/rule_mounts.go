@@ -52,7 +52,7 @@ func ruleMounts(h *hardening) {
 		if h.in.Host.ResolvePath != nil {
 			src = path.Clean(h.in.Host.ResolvePath(src))
 		}
-		if why := sensitive(src, slices.Contains(m.Options, "ro"), h.level.Mounts.AllowHostPaths); why != "" {
+		if why := sensitive(src, slices.Contains(m.Options, "ro"), h.level.Mounts.AllowHostPaths, h.in.Host.RuntimeSockets); why != "" {
 			shown := m.Source
 			if src != path.Clean(m.Source) {
 				shown += " -> " + src
@@ -123,7 +123,7 @@ func withoutOption(opts []string, o string) []string {
 }
 
 // sensitive says why host path p may not be bind-mounted, or "" if it may.
-func sensitive(p string, readOnly bool, allowed []string) string {
+func sensitive(p string, readOnly bool, allowed, sockets []string) string {
 	for _, a := range allowed {
 		a = path.Clean(a)
 		if p == a || strings.HasPrefix(p, strings.TrimSuffix(a, "/")+"/") {
@@ -133,6 +133,11 @@ func sensitive(p string, readOnly bool, allowed []string) string {
 	for _, s := range profiles.SensitiveHostPaths {
 		if s.Matches(p) && !(s.ReadOnlyOK && readOnly) {
 			return s.Why
+		}
+	}
+	for _, s := range sockets {
+		if s != "" && (p == path.Clean(s) || p == path.Dir(path.Clean(s))) {
+			return "the container runtime's API socket on this node (root on the host)"
 		}
 	}
 	return ""

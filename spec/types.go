@@ -113,6 +113,12 @@ type Host struct {
 	// linux.namespaces[].path) is the host's own namespace of that type.
 	// Nil: only /proc/1/ns/* and /proc/self/ns/* count as the host's.
 	IsHostNamespace func(nsType specs.LinuxNamespaceType, path string) bool
+	// RuntimeSockets are the API sockets of the container runtime on this
+	// node (containerd's gRPC and TTRPC sockets as the shim was given
+	// them), refused as bind sources like the well-known paths of
+	// profiles.SensitiveHostPaths: a node may run containerd elsewhere
+	// (k3s: /run/k3s/containerd/containerd.sock).
+	RuntimeSockets []string
 }
 
 // Inputs are everything Harden needs besides the spec and the level.
