@@ -1,8 +1,11 @@
 package shim
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +19,12 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/spec"
 )
+
+func imageInfo() spec.ImageInfo { return spec.ImageInfo{Name: "example.com/app:1"} }
 
 func TestDecodeOptions(t *testing.T) {
 	cri, _ := typeurl.MarshalAnyToProto(&runtimeoptions.Options{ConfigPath: "/etc/hardened/p.yaml"})
@@ -89,6 +97,65 @@ func TestReadSpec(t *testing.T) {
 		if _, err := readSpec(dir); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("readSpec(%s) = %v, want %q", content, err, want)
 		}
+	}
+}
+
+// TestHardenBundleHugeAndBroken: a large spec is hardened like any other;
+// one over the size limit, or a broken one, is refused with config.json
+// left as it was and no record written.
+func TestHardenBundleHugeAndBroken(t *testing.T) {
+	in, err := os.ReadFile("../spec/testdata/ctr-run.in.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(in, &s); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50_000 {
+		s.Process.Env = append(s.Process.Env, fmt.Sprintf("VAR_%d=%s", i, strings.Repeat("x", 40)))
+	}
+	huge, _ := json.Marshal(&s)
+	pol := policy.Default()
+	for _, tc := range []struct {
+		name    string
+		config  []byte
+		limit   int64
+		wantErr string
+	}{
+		{"huge", huge, 16 << 20, ""},
+		{"over the limit", huge, 1 << 20, "more than the 1048576 a spec may have"},
+		{"truncated", huge[:len(huge)/2], 16 << 20, "unexpected EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			maxSpecSize = tc.limit
+			defer func() { maxSpecSize = 16 << 20 }()
+			bundle := t.TempDir()
+			os.WriteFile(filepath.Join(bundle, "config.json"), tc.config, 0o644)
+			spec, err := readSpec(bundle)
+			if err == nil {
+				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageInfo(), "create", nil)
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(filepath.Join(bundle, RecordFile)); err != nil {
+					t.Error("no record written")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			after, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
+			if !bytes.Equal(after, tc.config) {
+				t.Error("config.json changed")
+			}
+			if _, err := os.Stat(filepath.Join(bundle, RecordFile)); err == nil {
+				t.Error("a record was written")
+			}
+		})
 	}
 }
 
