@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -68,6 +69,9 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if err != nil {
 		return nil, err
 	}
+	// This process lives for one container's start: collecting garbage
+	// would only cost it time.
+	debug.SetGCPercent(-1)
 	own := withOwnSocketDir(params)
 	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {
 		return nil, fmt.Errorf("hardened: %w", err)
