@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"text/template"
 )
 
 //go:embed apparmor/hardened-default.tmpl
 var apparmorTemplate string
 
-var apparmorTmpl = template.Must(template.New("apparmor").Parse(apparmorTemplate))
+var apparmorTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("apparmor").Parse(apparmorTemplate))
+})
 
 var profileName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]*$`)
 
@@ -26,6 +29,6 @@ func AppArmorProfile(name, daemonProfile string) (string, error) {
 		daemonProfile = "unconfined"
 	}
 	var b strings.Builder
-	err := apparmorTmpl.Execute(&b, struct{ Name, DaemonProfile string }{name, daemonProfile})
+	err := apparmorTmpl().Execute(&b, struct{ Name, DaemonProfile string }{name, daemonProfile})
 	return b.String(), err
 }

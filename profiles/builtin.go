@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -27,7 +28,10 @@ const DefaultLevel = Restricted
 // annotation may move a workload up this order but never down.
 var builtinOrder = []string{Baseline, Restricted, Strict}
 
-var builtins = mustLoadBuiltins()
+// builtins parses the levels on first use, not at init: every process of
+// the shim binary (start, the shim, delete) pays for its init, and two of
+// the three never need a level.
+var builtins = sync.OnceValue(mustLoadBuiltins)
 
 func mustLoadBuiltins() map[string]*Level {
 	m := map[string]*Level{}
@@ -63,7 +67,7 @@ func DecodeLevel(data []byte) (*Level, error) {
 
 // Builtin returns a copy of the built-in level called name.
 func Builtin(name string) (*Level, bool) {
-	l, ok := builtins[name]
+	l, ok := builtins()[name]
 	if !ok {
 		return nil, false
 	}
