@@ -94,10 +94,6 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 			_ = os.WriteFile(filepath.Join(bundle, "hardened-start-timing.txt"), []byte(t.String()+"\n"), 0o600)
 		}
 	}()
-	// The look-up waits on containerd; read the policy and the spec
-	// meanwhile.
-	looked := make(chan error, 1)
-	go func() { looked <- Prepare(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle) }()
 	var ro runtimeoptions.Options
 	found, err := params.FindExtension(&ro)
 	if err != nil {
@@ -107,25 +103,43 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 	if found {
 		path = policyPath(ro.ConfigPath)
 	}
-	pol, err := policy.Load(path)
+	_ = prepareAndHarden(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle, path, "start", t)
+}
+
+// prepareAndHarden looks the image up (Prepare) and hardens the bundle
+// under the policy at policyPath, as a short-lived process does it for
+// Create (by: "start" or "prepare"); Create then only checks the record
+// (preparedRecord).
+func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, by string, t *timer) error {
+	// The look-up waits on containerd; read the policy and the spec
+	// meanwhile.
+	looked := make(chan error, 1)
+	go func() { looked <- Prepare(ctx, address, ns, id, bundle) }()
+	pol, err := policy.Load(policyPath)
 	if err != nil {
-		return
+		<-looked
+		return fmt.Errorf("invalid node policy %s: %w", policyPath, err)
 	}
 	t.mark("policy")
 	in, err := readSpec(bundle)
 	if err != nil {
-		return
+		<-looked
+		return err
 	}
 	t.mark("read")
 	if err := <-looked; err != nil {
-		return
+		return err
 	}
 	img, ok, err := fromBundle(bundle)
-	if !ok || err != nil {
-		return
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("no %s in the bundle", ImageFile)
 	}
 	t.mark("image")
-	_, _ = hardenBundle(pol, path, newHostProbe(params.GetContainerdGrpcAddress()), ns, bundle, in, img, "start", t)
+	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img, by, t)
+	return err
 }
 
 // StartTimingEnv, when set, makes `shim start` leave the time of each of

@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"runtime/debug"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
-
-	"github.com/hardened-runtime/hardened/spec"
 )
 
 // PrepareCommand is the first argument with which the shim binary runs as
@@ -66,6 +64,7 @@ func RunPrepare(args []string, stderr io.Writer) int {
 	ns := fs.String("namespace", "", "containerd namespace of the container")
 	id := fs.String("id", "", "container id")
 	bundle := fs.String("bundle", "", "the container's bundle directory")
+	policyFile := fs.String("policy", "", "the node policy file; with it, also harden the bundle")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,7 +75,13 @@ func RunPrepare(args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), *ns), prepareTimeout)
 	defer cancel()
-	if err := Prepare(ctx, *address, *ns, *id, *bundle); err != nil {
+	var err error
+	if *policyFile == "" {
+		err = Prepare(ctx, *address, *ns, *id, *bundle)
+	} else {
+		err = prepareAndHarden(ctx, *address, *ns, *id, *bundle, *policyFile, "prepare", nil)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -88,9 +93,9 @@ func RunPrepare(args []string, stderr io.Writer) int {
 // a subreaper that reaps every child on SIGCHLD, so a plain exec.Cmd.Wait
 // would race it. /proc/self/exe still runs this binary when a node upgrade
 // has replaced the file since the shim started.
-func prepareInChild(address, ns, id, bundle string) error {
+func prepareInChild(address, ns, id, bundle, policyPath string) error {
 	cmd := exec.Command("/proc/self/exe", PrepareCommand,
-		"--address", address, "--namespace", ns, "--id", id, "--bundle", bundle)
+		"--address", address, "--namespace", ns, "--id", id, "--bundle", bundle, "--policy", policyPath)
 	cmd.Dir = bundle
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -110,22 +115,4 @@ func prepareInChild(address, ns, id, bundle string) error {
 		return fmt.Errorf("%s", msg)
 	}
 	return nil
-}
-
-// imageFor returns the image facts of the container: those `shim start`
-// left in the bundle, or else those a PrepareCommand child leaves there.
-// child reports whether it ran one.
-func imageFor(address, ns, id, bundle string) (img spec.ImageInfo, child bool, err error) {
-	img, ok, err := fromBundle(bundle)
-	if ok || err != nil {
-		return img, false, err
-	}
-	if err := prepareInChild(address, ns, id, bundle); err != nil {
-		return img, true, err
-	}
-	img, ok, err = fromBundle(bundle)
-	if !ok && err == nil {
-		err = fmt.Errorf("the image look-up left no %s in the bundle", ImageFile)
-	}
-	return img, true, err
 }

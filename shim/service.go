@@ -152,7 +152,9 @@ type record struct {
 	// config.json still has it.
 	ConfigDigest string `json:"configDigest"`
 	// By says which process hardened the bundle: "start" (the short-lived
-	// `shim start`, ahead of Create) or "create".
+	// `shim start`, ahead of Create), "prepare" (a short-lived child of the
+	// shim, for a container that joins a pod's shim) or "create" (the shim
+	// itself, when those could not).
 	By string `json:"by"`
 }
 
@@ -195,28 +197,41 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	path := policyPath(opts.PolicyPath)
 	logger := log.G(ctx).WithField("id", r.ID)
 
-	// `shim start` usually hardened the bundle already, while this
-	// process was starting: then only check that it did, and for what.
-	if rec, ok := preparedRecord(r.Bundle, path); ok {
-		mark("prepared")
+	// A short-lived process usually hardened the bundle already: `shim
+	// start` while this process was starting, or, for a container that
+	// joins a pod's shim (containerd runs no `shim start` for those), a
+	// PrepareCommand child. Then only check that it did, and for what.
+	// This process so never parses the policy or the spec, nor computes a
+	// seccomp profile, nor talks gRPC: it stays small for as long as the
+	// pod runs.
+	rec, ok := preparedRecord(r.Bundle, path)
+	var childErr error
+	if !ok {
+		if _, found, _ := fromBundle(r.Bundle); !found {
+			childErr = prepareInChild(s.address, ns, r.ID, r.Bundle, path)
+			mark("prepare process")
+			rec, ok = preparedRecord(r.Bundle, path)
+		}
+	}
+	if ok {
+		mark("prepared by " + rec.By)
 		logRecord(logger, rec)
 		s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: rec.Mode, policyPath: path, levelName: rec.Level})
 		return opts.Runc, nil
 	}
 
-	// The image facts come from the bundle, or from a look-up in a child
-	// process when containerd reused a pod's shim (see Prepare): start it
-	// now, alongside the policy and the spec.
-	type lookup struct {
-		img   spec.ImageInfo
-		child bool
-		err   error
+	// The short-lived process could not harden the bundle: do it here, to
+	// refuse the container with the reason, classified.
+	img, found, err := fromBundle(r.Bundle)
+	if err != nil {
+		return nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
-	imgCh := make(chan lookup, 1)
-	go func() {
-		img, child, err := imageFor(s.address, ns, r.ID, r.Bundle)
-		imgCh <- lookup{img, child, err}
-	}()
+	if !found {
+		if childErr == nil {
+			childErr = fmt.Errorf("no image facts in the bundle")
+		}
+		return nil, classify(errdefs.ErrFailedPrecondition, childErr)
+	}
 	pol, err := s.policyAt(path)
 	if err != nil {
 		return nil, policyError(path, err)
@@ -227,16 +242,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	mark("read")
-	found := <-imgCh
-	if found.err != nil {
-		return nil, classify(errdefs.ErrFailedPrecondition, found.err)
-	}
-	if found.child {
-		mark("image(look-up process)")
-	} else {
-		mark("image")
-	}
-	h, err := hardenBundle(pol, path, s.host, ns, r.Bundle, in, found.img, "create", nil)
+	h, err := hardenBundle(pol, path, s.host, ns, r.Bundle, in, img, "create", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +338,7 @@ func preparedRecord(bundle, policyPath string) (*record, bool) {
 		return nil, false
 	}
 	var rec record
-	if json.Unmarshal(data, &rec) != nil || rec.By != "start" || rec.PolicyPath != policyPath || rec.ConfigDigest == "" {
+	if json.Unmarshal(data, &rec) != nil || (rec.By != "start" && rec.By != "prepare") || rec.PolicyPath != policyPath || rec.ConfigDigest == "" {
 		return nil, false
 	}
 	config, err := os.ReadFile(filepath.Join(bundle, "config.json"))
