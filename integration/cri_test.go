@@ -17,6 +17,12 @@ import (
 // handler, as the kubelet does for runtimeClassName: hardened.
 func pod(t *testing.T, rs runtime.RuntimeServiceClient, name string, privileged bool) (string, *runtime.PodSandboxConfig, error) {
 	t.Helper()
+	return podWith(t, rs, name, "hardened", privileged)
+}
+
+// podWith starts a host-network pod with a runtime handler.
+func podWith(t *testing.T, rs runtime.RuntimeServiceClient, name, handler string, privileged bool) (string, *runtime.PodSandboxConfig, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := &runtime.PodSandboxConfig{
@@ -27,7 +33,7 @@ func pod(t *testing.T, rs runtime.RuntimeServiceClient, name string, privileged 
 			Privileged:       privileged,
 		}},
 	}
-	resp, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "hardened"})
+	resp, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
 		return "", cfg, err
 	}

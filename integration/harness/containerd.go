@@ -59,6 +59,10 @@ type Options struct {
 	// ExtraConfig is TOML appended to the generated config.toml. It may add
 	// tables but not repeat one the harness writes (TOML forbids that).
 	ExtraConfig string
+	// BeforeStart, when set, is called with the path of the generated
+	// config.toml before containerd starts on it: a test may change the
+	// config (an installer does) or record it.
+	BeforeStart func(configPath string) error
 }
 
 // Containerd is a private containerd started by Start or Launch.
@@ -244,6 +248,11 @@ func (c *Containerd) launch(opts Options) error {
 	}
 	if err := os.WriteFile(c.Config, cfg.Bytes(), 0o600); err != nil {
 		return err
+	}
+	if opts.BeforeStart != nil {
+		if err := opts.BeforeStart(c.Config); err != nil {
+			return fmt.Errorf("BeforeStart: %w", err)
+		}
 	}
 	c.env = containerdEnv(opts, c.State)
 	return c.startProcess()
