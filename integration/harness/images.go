@@ -21,8 +21,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // BusyboxPath is Debian's busybox-static, the only binary in the test images.
@@ -158,6 +160,38 @@ func imageArchive(image string) ([]byte, error) {
 	if data, ok := archives[image]; ok {
 		return data, nil
 	}
+	img, err := testImage(image)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := name.NewTag(image)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := tarball.Write(tag, img, &buf); err != nil {
+		return nil, err
+	}
+	archives[image] = buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+// WriteOCILayout writes a test image as an OCI image layout in dir, as
+// `ctr image export` and skopeo write them (without the tar).
+func WriteOCILayout(dir, image string) error {
+	img, err := testImage(image)
+	if err != nil {
+		return err
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(img, layout.WithAnnotations(map[string]string{ocispec.AnnotationRefName: image}))
+}
+
+// testImage builds one test image.
+func testImage(image string) (v1.Image, error) {
 	cfg, ok := imageConfig(image)
 	if !ok {
 		return nil, fmt.Errorf("%s is not a test image (%s)", image, strings.Join(TestImages, ", "))
@@ -178,19 +212,7 @@ func imageArchive(image string) ([]byte, error) {
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Created = v1.Time{Time: layerTime}
 	cf.Config = cfg
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return nil, err
-	}
-	tag, err := name.NewTag(image)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := tarball.Write(tag, img, &buf); err != nil {
-		return nil, err
-	}
-	archives[image] = buf.Bytes()
-	return buf.Bytes(), nil
+	return mutate.ConfigFile(img, cf)
 }
 
 // ImportImages imports the test images (TestImages when none are named)

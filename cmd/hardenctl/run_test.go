@@ -1,0 +1,136 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+)
+
+// needRunc skips unless root with the pinned runc (fails on CI instead).
+func needRunc(t *testing.T) string {
+	t.Helper()
+	runc := filepath.Join(harness.ToolsBin(), "runc")
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root"
+	} else if _, err := os.Stat(runc); err != nil {
+		why = "no runc in .tools/bin (make tools)"
+	}
+	if why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cannot run on CI: %s", why)
+		}
+		t.Skipf("skipping: %s", why)
+	}
+	return runc
+}
+
+func busyboxLayout(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "busybox")
+	if err := harness.WriteOCILayout(dir, harness.Busybox); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestRunHardened(t *testing.T) {
+	runc := needRunc(t)
+	layout := busyboxLayout(t)
+	code, out, errOut := hardenctl(t, "run", "--runc", runc, layout, "--", "id", "-u")
+	if code != 0 || strings.TrimSpace(out) != "65534" {
+		t.Errorf("run id -u: %d %q %s", code, out, errOut)
+	}
+	code, _, errOut = hardenctl(t, "run", "--runc", runc, layout, "--", "sh", "-c", "exit 7")
+	if code != 7 {
+		t.Errorf("run sh -c 'exit 7': exit %d, want 7 (%s)", code, errOut)
+	}
+	// A tar of the layout, as ctr image export writes it.
+	tarFile := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("tar", "-C", layout, "-cf", tarFile, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	code, out, errOut = hardenctl(t, "run", "--runc", runc, "--explain", tarFile, "--", "id", "-u")
+	if code != 0 || strings.TrimSpace(out) != "65534" || !strings.Contains(errOut, "process.user.uid") {
+		t.Errorf("run --explain of a tar: %d %q %s", code, out, errOut)
+	}
+}
+
+func TestRunCompare(t *testing.T) {
+	runc := needRunc(t)
+	code, out, errOut := hardenctl(t, "run", "--runc", runc, "--compare", busyboxLayout(t), "--", "sh", "-c", "id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status")
+	if code != 0 {
+		t.Fatalf("run --compare: %d %s %s", code, out, errOut)
+	}
+	for _, want := range []string{"plain (exit 0)", "hardened, level restricted (exit 0)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 3 && f[1] == "0":
+			if f[0] != "≠" || f[2] != "65534" {
+				t.Errorf("uid line %q: want ≠ 0 65534", line)
+			}
+		case len(f) == 5 && f[1] == "CapEff:":
+			if f[0] != "≠" || f[4] != "0000000000000000" {
+				t.Errorf("CapEff line %q", line)
+			}
+		}
+	}
+}
+
+// TestRunInterrupted: SIGINT to hardenctl while the container runs leaves
+// no process, runc state, cgroup, mount or temp dir behind.
+func TestRunInterrupted(t *testing.T) {
+	runc := needRunc(t)
+	bin := filepath.Join(t.TempDir(), "hardenctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	layout := busyboxLayout(t)
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "run", "--runc", runc, layout, "--", "sleep", "600")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := "hardenctl-" + itoa(cmd.Process.Pid)
+	cgroup := "/sys/fs/cgroup/pids/" + id
+	deadline := time.Now().Add(30 * time.Second)
+	running := func() bool { out, _ := exec.Command("pgrep", "-f", "^sleep 600$").Output(); return len(out) > 0 }
+	for !running() && time.Now().Before(deadline) { // the container runs
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !exists(cgroup) || !running() {
+		cmd.Process.Kill()
+		t.Fatalf("the container did not start (no %s)", cgroup)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	t.Logf("hardenctl after SIGINT: %v", err)
+	if exists(cgroup) {
+		t.Errorf("cgroup %s left", cgroup)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "*")); len(left) > 0 {
+		t.Errorf("left in TMPDIR: %v", left)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "^sleep 600$").Output(); len(out) > 0 {
+		t.Errorf("processes left: %s", out)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), tmp) {
+		t.Errorf("mounts left below %s", tmp)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
