@@ -58,7 +58,7 @@ EXAMPLES:
 			outputFlag, apparmorFlag, portSysctlFlag,
 		},
 		Before:   checkOutput,
-		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand()},
+		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand()},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err.Error()}
 		},

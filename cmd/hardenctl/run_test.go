@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/profiles"
 )
 
 // needRunc skips unless root with the pinned runc (fails on CI instead).
@@ -134,3 +138,54 @@ func TestRunInterrupted(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestLearn: a profile learned from one run of a command has far fewer
+// syscalls than the runtime default, runs the same command again, and
+// refuses a syscall the command did not make.
+func TestLearn(t *testing.T) {
+	runc := needRunc(t)
+	layout := busyboxLayout(t)
+	profile := filepath.Join(t.TempDir(), "learned.json")
+	cmd := []string{"sh", "-c", "ls /; cat /etc/passwd"}
+	code, out, errOut := hardenctl(t, append([]string{"learn", "--runc", runc, "--explain", "--out", profile, layout, "--"}, cmd...)...)
+	if code != 0 {
+		t.Fatalf("learn: %d %s %s", code, out, errOut)
+	}
+	var learned specs.LinuxSeccomp
+	data, _ := os.ReadFile(profile)
+	if err := json.Unmarshal(data, &learned); err != nil {
+		t.Fatal(err)
+	}
+	def, ok := profiles.Builtin("restricted")
+	if !ok {
+		t.Fatal("no restricted level")
+	}
+	runtimeDefault, err := profiles.Seccomp(def, def.Capabilities.Allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(p *specs.LinuxSeccomp) int {
+		n := 0
+		for _, r := range p.Syscalls {
+			if r.Action == specs.ActAllow {
+				n += len(r.Names)
+			}
+		}
+		return n
+	}
+	t.Logf("learned profile allows %d syscalls; the runtime default %d", count(&learned), count(runtimeDefault))
+	if count(&learned) == 0 || count(&learned) > count(runtimeDefault)/4 {
+		t.Errorf("learned profile allows %d syscalls, want far fewer than the runtime default's %d", count(&learned), count(runtimeDefault))
+	}
+	if !strings.Contains(errOut, "execve") || !strings.Contains(errOut, "SYSCALL") {
+		t.Errorf("--explain lacks the syscall table:\n%s", errOut)
+	}
+	code, out, errOut = hardenctl(t, append([]string{"run", "--runc", runc, "--seccomp", profile, layout, "--"}, cmd...)...)
+	if code != 0 || !strings.Contains(out, "nobody:x:65534") {
+		t.Errorf("the same command under the learned profile: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = hardenctl(t, "run", "--runc", runc, "--seccomp", profile, layout, "--", "unshare", "-U", "true")
+	if code == 0 || !(strings.Contains(errOut+out, "Operation not permitted") || strings.Contains(errOut+out, "not implemented")) {
+		t.Errorf("unshare under the learned profile: %d %s %s; want EPERM or ENOSYS", code, out, errOut)
+	}
+}

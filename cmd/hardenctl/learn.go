@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
+)
+
+func learnCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "learn",
+		Usage:     "run a workload once and write a seccomp profile of the syscalls it made",
+		ArgsUsage: "IMAGE-LAYOUT|IMAGE.tar|ROOTFS [-- CMD ARGS...]",
+		Description: `Runs the workload like ` + "`hardenctl run`" + ` (hardened by the level, so it runs as
+it will in production), with a seccomp filter that hands every syscall to
+hardenctl (seccomp user notification: the spec's linux.seccomp.listenerPath,
+which runc implements, and SCMP_ACT_NOTIFY). hardenctl records each syscall and
+lets it continue. The profile it writes allows what was recorded, and:
+  - write, which runc never lets a filter hand to an agent (it sends the
+    notification fd with it), and exit, exit_group and rt_sigreturn, which a
+    short run may not show;
+  - clone3 fails with ENOSYS, so that libc falls back to clone;
+  - everything else fails with EPERM (defaultAction SCMP_ACT_ERRNO).
+Use it with ` + "`hardenctl run --seccomp`" + `, as a level's profile, or as a Kubernetes
+Localhost profile. Exercise every code path of the workload while learning:
+what it did not do is refused later.
+
+EXAMPLES:
+   hardenctl learn --out sh.json ./busybox-layout -- sh -c 'ls /; cat /etc/passwd'
+   hardenctl learn --explain --out app.json ./app.tar
+   hardenctl run --seccomp sh.json ./busybox-layout -- sh -c 'ls /; cat /etc/passwd'`,
+		Flags: append(levelFlags,
+			&cli.StringFlag{Name: "out", Usage: "write the profile here (default: stdout)"},
+			&cli.BoolFlag{Name: "explain", Usage: "print the recorded syscalls with their counts (stderr)"},
+			&cli.StringFlag{Name: "runc", Value: "runc", Usage: "the runc binary"},
+		),
+		Before: checkOutput,
+		Action: learnAction,
+	}
+}
+
+// alwaysAllowed are syscalls the learned profile allows without seeing
+// them; see learnCommand's description.
+var alwaysAllowed = []string{"write", "exit", "exit_group", "rt_sigreturn"}
+
+func learnAction(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return usageError{"learn: give an image layout, an image .tar or a root filesystem"}
+	}
+	if api, err := libseccomp.GetAPI(); err != nil || api < 6 {
+		return fmt.Errorf("learn needs seccomp user notification with continue (libseccomp >= 2.5 and Linux >= 5.7; API level %d)", api)
+	}
+	ctx, stop := context.WithCancel(c.Context)
+	defer stop()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go forwardSignals(sigs, stop)
+	w, err := loadWorkload(ctx, c.Args().First())
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(w.dir)
+	args := c.Args().Slice()[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	id := fmt.Sprintf("hardenctl-%d", os.Getpid())
+	plain, err := w.baseSpec(ctx, id, args)
+	if err != nil {
+		return err
+	}
+	s, _, err := w.harden(c, plain)
+	if err != nil {
+		return err
+	}
+	rec, err := newRecorder(filepath.Join(w.dir, "seccomp.sock"))
+	if err != nil {
+		return err
+	}
+	defer rec.close()
+	s.Linux.Seccomp, err = notifyAll(rec.path)
+	if err != nil {
+		return err
+	}
+	code, err := w.runc(ctx, c.String("runc"), id, s, os.Stdin, c.App.ErrWriter, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	counts := rec.wait()
+	profile := learnedProfile(counts)
+	if c.Bool("explain") {
+		names := make([]string, 0, len(counts))
+		for n := range counts {
+			names = append(names, n)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			return counts[names[i]] > counts[names[j]] || (counts[names[i]] == counts[names[j]] && names[i] < names[j])
+		})
+		tw := tabwriter.NewWriter(c.App.ErrWriter, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SYSCALL\tCALLS")
+		for _, n := range names {
+			fmt.Fprintf(tw, "%s\t%d\n", n, counts[n])
+		}
+		tw.Flush()
+	}
+	allowed := len(profile.Syscalls[0].Names)
+	fmt.Fprintf(c.App.ErrWriter, "learned %d syscalls (%d allowed with the ones always allowed); the workload exited %d\n", len(counts), allowed, code)
+	data, err := json.MarshalIndent(profile, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if out := c.String("out"); out != "" {
+		if err := atomicfile.Write(out, data, 0o644); err != nil {
+			return err
+		}
+	} else if _, err := c.App.Writer.Write(data); err != nil {
+		return err
+	}
+	if code != 0 {
+		fmt.Fprintf(c.App.ErrWriter, "note: the workload exited %d; the profile has only what it did before\n", code)
+	}
+	return nil
+}
+
+// notifyAll is a filter that hands every syscall of the native ABI but
+// write to the agent at listenerPath; runc refuses SCMP_ACT_NOTIFY as the
+// default action and for write, so those are allowed.
+func notifyAll(listenerPath string) (*specs.LinuxSeccomp, error) {
+	arch, err := libseccomp.GetNativeArch()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for n := 0; n < 1024; n++ {
+		name, err := libseccomp.ScmpSyscall(n).GetNameByArch(arch)
+		if err != nil || name == "write" {
+			continue
+		}
+		names = append(names, name)
+	}
+	return &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.Arch("SCMP_ARCH_" + archName(arch))},
+		ListenerPath:  listenerPath,
+		Syscalls:      []specs.LinuxSyscall{{Names: names, Action: specs.ActNotify}},
+	}, nil
+}
+
+func archName(a libseccomp.ScmpArch) string {
+	switch a {
+	case libseccomp.ArchAMD64:
+		return "X86_64"
+	case libseccomp.ArchARM64:
+		return "AARCH64"
+	}
+	return "NATIVE"
+}
+
+// learnedProfile allows what was recorded and alwaysAllowed.
+func learnedProfile(counts map[string]int) *specs.LinuxSeccomp {
+	set := map[string]bool{}
+	for n := range counts {
+		set[n] = true
+	}
+	for _, n := range alwaysAllowed {
+		set[n] = true
+	}
+	delete(set, "clone3")
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	arch, _ := libseccomp.GetNativeArch()
+	enosys, eperm := uint(unix.ENOSYS), uint(unix.EPERM)
+	return &specs.LinuxSeccomp{
+		DefaultAction:   specs.ActErrno,
+		DefaultErrnoRet: &eperm,
+		Architectures:   []specs.Arch{specs.Arch("SCMP_ARCH_" + archName(arch))},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: names, Action: specs.ActAllow},
+			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
+		},
+	}
+}
+
+// recorder is the seccomp agent: it receives the notification fd from runc
+// on a unix socket, records every syscall and lets it continue.
+type recorder struct {
+	path string
+	ln   *net.UnixListener
+	done chan struct{}
+
+	mu     sync.Mutex
+	counts map[string]int
+	err    error
+}
+
+func newRecorder(path string) (*recorder, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	r := &recorder{path: path, ln: ln, done: make(chan struct{}), counts: map[string]int{}}
+	go r.serve()
+	return r, nil
+}
+
+func (r *recorder) serve() {
+	defer close(r.done)
+	conn, err := r.ln.AcceptUnix()
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	defer conn.Close()
+	fd, err := receiveFd(conn)
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	defer unix.Close(fd)
+	for {
+		// POLLHUP: no task uses the filter any more (the container is gone).
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		if pfd[0].Revents&unix.POLLIN == 0 {
+			return
+		}
+		req, err := libseccomp.NotifReceive(libseccomp.ScmpFd(fd))
+		if err != nil {
+			continue // the task died before we read it, or a signal
+		}
+		name, err := req.Data.Syscall.GetNameByArch(req.Data.Arch)
+		if err != nil {
+			name = fmt.Sprintf("syscall_%d", int(req.Data.Syscall))
+		}
+		r.mu.Lock()
+		r.counts[name]++
+		r.mu.Unlock()
+		libseccomp.NotifRespond(libseccomp.ScmpFd(fd), &libseccomp.ScmpNotifResp{ID: req.ID, Flags: libseccomp.NotifRespFlagContinue})
+	}
+}
+
+// receiveFd reads the container state runc sends with the notification fd.
+func receiveFd(conn *net.UnixConn) (int, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return -1, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return -1, err
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err == nil && len(fds) > 0 {
+			for _, extra := range fds[1:] {
+				unix.Close(extra)
+			}
+			return fds[0], nil
+		}
+	}
+	return -1, errors.New("runc sent no seccomp notification fd")
+}
+
+func (r *recorder) fail(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+}
+
+// wait returns the counts once the container is gone.
+func (r *recorder) wait() map[string]int {
+	r.ln.Close()
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts
+}
+
+func (r *recorder) close() { r.ln.Close() }
