@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,11 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
@@ -187,5 +195,59 @@ func TestLearn(t *testing.T) {
 	code, out, errOut = hardenctl(t, "run", "--runc", runc, "--seccomp", profile, layout, "--", "unshare", "-U", "true")
 	if code == 0 || !(strings.Contains(errOut+out, "Operation not permitted") || strings.Contains(errOut+out, "not implemented")) {
 		t.Errorf("unshare under the learned profile: %d %s %s; want EPERM or ENOSYS", code, out, errOut)
+	}
+}
+
+// TestLoadWorkloadWhiteouts: layers are applied in order, and a whiteout
+// in a later layer removes the file of an earlier one, as in containerd.
+func TestLoadWorkloadWhiteouts(t *testing.T) {
+	layer := func(files map[string]string) v1.Layer {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for name, content := range files {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+			tw.Write([]byte(content))
+		}
+		tw.Close()
+		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	img, err := mutate.AppendLayers(empty.Image,
+		layer(map[string]string{"etc/keep": "1", "etc/gone": "2", "etc/changed": "old"}),
+		layer(map[string]string{"etc/.wh.gone": "", "etc/changed": "new"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.Config(img, v1.Config{Cmd: []string{"true"}, User: "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	w, err := loadWorkload(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(w.dir)
+	if _, err := os.Stat(filepath.Join(w.rootfs, "etc/gone")); err == nil {
+		t.Error("etc/gone survived its whiteout")
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.rootfs, "etc/changed")); string(b) != "new" {
+		t.Errorf("etc/changed = %q, want the upper layer's", b)
+	}
+	if _, err := os.Stat(filepath.Join(w.rootfs, "etc/keep")); err != nil {
+		t.Error(err)
+	}
+	if w.config.User != "1000" || len(w.config.Cmd) != 1 {
+		t.Errorf("config %+v", w.config)
 	}
 }
