@@ -16,8 +16,9 @@ import (
 // supplementary group 0. A workload's own non-root user is kept.
 //
 // Otherwise: with user.onRoot fix, a root uid (or gid) becomes the level's
-// uid (gid); for an exec'd process, the container's own user. Group 0 is
-// dropped from the supplementary groups. HOME becomes /tmp when it pointed at
+// uid (gid); for an exec'd process, the container's own user; root's
+// supplementary groups go with it. Group 0 is dropped from the
+// supplementary groups of any user. HOME becomes /tmp when it pointed at
 // root's home, because the new user could not write there. With onRoot
 // refuse, the container is refused.
 func ruleUser(h *hardening) {
@@ -41,6 +42,17 @@ func ruleUser(h *hardening) {
 			h.change(prefix+".uid", "0", itoa(uid), why)
 			u.UID = uid
 			h.fixHome()
+			// The supplementary groups were root's (containerd adds them from
+			// the image's /etc/group, e.g. wheel): not the new user's. An
+			// exec gets the container's own.
+			var want []uint32
+			if h.container != nil {
+				want = slices.Clone(h.container.Process.User.AdditionalGids)
+			}
+			if len(u.AdditionalGids) > 0 && !slices.Equal(u.AdditionalGids, want) {
+				h.change(prefix+".additionalGids", gidList(u.AdditionalGids), gidList(want), "root's supplementary groups (such as wheel) are not the non-root user's")
+				u.AdditionalGids = want
+			}
 		}
 		if u.GID == 0 {
 			h.change(prefix+".gid", "0", itoa(gid), why)

@@ -72,6 +72,7 @@ func learnAction(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go forwardSignals(sigs, stop)
+	signal.Ignore(syscall.SIGPIPE) // see runAction
 	w, err := loadWorkload(ctx, c.Args().First())
 	if err != nil {
 		return err

@@ -288,6 +288,9 @@ func runAction(c *cli.Context) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go forwardSignals(sigs, stop)
+	// A closed stdout (| head) must fail a write, not kill hardenctl before
+	// it cleaned up.
+	signal.Ignore(syscall.SIGPIPE)
 	w, err := loadWorkload(ctx, c.Args().First())
 	if err != nil {
 		return err
