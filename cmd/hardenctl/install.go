@@ -181,7 +181,7 @@ func runInstall(c *cli.Context) error {
 	}
 	dropIn := filepath.Join(in.confDir, "hardened.toml")
 	steps = append(steps, &step{Path: dropIn, Why: "containerd drop-in: runtime " + c.String("runtime-name"),
-		data: dropInConfig(c.String("runtime-name"), policyPath), perm: 0o644})
+		data: dropInConfig(c.String("runtime-name"), filepath.Join(c.String("bin-dir"), shimBinary), policyPath), perm: 0o644})
 	cfg, err := in.configWithImport(dropIn)
 	if err != nil {
 		return err
@@ -240,16 +240,19 @@ func runInstall(c *cli.Context) error {
 	return report(c, steps, msg)
 }
 
-// dropInConfig is the containerd 2.x drop-in for the runtime.
-func dropInConfig(name, policyPath string) []byte {
+// dropInConfig is the containerd 2.x drop-in for the runtime. runtime_path
+// names the installed shim, so the CRI plugin does not depend on
+// containerd's $PATH (ctr and the Go client still look the shim up there).
+func dropInConfig(name, shimPath, policyPath string) []byte {
 	return []byte(fmt.Sprintf(`# Written by hardenctl install; hardenctl uninstall removes it.
 version = 3
 
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.%[1]s]
   runtime_type = "io.containerd.hardened.v2"
+  runtime_path = %[2]s
   [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.%[1]s.options]
-    ConfigPath = %[2]s
-`, name, strconv.Quote(policyPath)))
+    ConfigPath = %[3]s
+`, name, strconv.Quote(shimPath), strconv.Quote(policyPath)))
 }
 
 var importsLine = regexp.MustCompile(`(?m)^(\s*imports\s*=\s*\[)([^\]\n]*)(\]\s*(#.*)?)$`)
