@@ -45,6 +45,9 @@ type Policy struct {
 	Levels map[string]yaml.Node `yaml:"levels" json:"-"`
 	// Rules pick a level per workload; the first match wins.
 	Rules []Rule `yaml:"rules" json:"rules,omitempty"`
+	// Signatures says which images must be signed, by whom. Without the
+	// section every image is accepted (BuiltinSignatures).
+	Signatures *Signatures `yaml:"signatures" json:"signatures"`
 
 	// Source says where the policy came from (a path or the built-in default).
 	Source string `yaml:"-" json:"source"`
@@ -117,7 +120,7 @@ const defaultHashInput = "hardened built-in default policy v1"
 
 // Default is the policy without a file: restricted, enforce.
 func Default() *Policy {
-	p := &Policy{Mode: Enforce, DefaultLevel: profiles.DefaultLevel, Source: "built-in default"}
+	p := &Policy{Mode: Enforce, DefaultLevel: profiles.DefaultLevel, Source: "built-in default", Signatures: BuiltinSignatures()}
 	sum := sha256.Sum256([]byte(defaultHashInput))
 	p.Hash = hex.EncodeToString(sum[:])
 	if err := p.compile(); err != nil {
@@ -156,6 +159,7 @@ func Parse(data []byte) (*Policy, error) {
 		DefaultLevel string              `yaml:"defaultLevel"`
 		Levels       map[string]levelDoc `yaml:"levels"`
 		Rules        []Rule              `yaml:"rules"`
+		Signatures   *Signatures         `yaml:"signatures"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -178,7 +182,13 @@ func Parse(data []byte) (*Policy, error) {
 	if err := p.compile(); err != nil {
 		return nil, err
 	}
-	if err := p.Validate(); err != nil {
+	var sigErr error
+	if p.Signatures == nil {
+		p.Signatures = BuiltinSignatures()
+	} else {
+		sigErr = p.Signatures.load(os.ReadFile)
+	}
+	if err := errors.Join(p.Validate(), sigErr); err != nil {
 		return nil, err
 	}
 	return &p, nil
