@@ -157,10 +157,10 @@ func TestSignaturesKeyTypes(t *testing.T) {
 	for text, want := range map[string]string{
 		"signatures: {}\n": "signatures.default: must list at least one requirement",
 		"signatures:\n  default: [{type: reject}]\n  scopes: {'a/*': [{type: reject}]}\n":                "only a leading *.",
-		"signatures:\n  default: [{type: reject}]\n  scopes: {'r.io/a': []}\n":                         `signatures.scopes["r.io/a"]: must list at least one requirement`,
+		"signatures:\n  default: [{type: reject}]\n  scopes: {'r.io/a': []}\n":                           `signatures.scopes["r.io/a"]: must list at least one requirement`,
 		"signatures:\n  default: [{type: reject, keyPath: /x}]\n":                                        "reject takes no keys",
 		"signatures:\n  default: [{type: reject}]\n  timeout: soon\n":                                    "not a duration",
-		"signatures:\n  policyFile: /nonexistent/policy.json\n":             "signatures.policyFile: open /nonexistent/policy.json",
+		"signatures:\n  policyFile: /nonexistent/policy.json\n":                                          "signatures.policyFile: open /nonexistent/policy.json",
 		"signatures:\n  default: [{}]\n":                                                                 "type: missing",
 		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  bogus: 1\n":                         "field bogus not found",
 		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  policyFile: /etc/containers/p.json": "policyFile or default/scopes, not both",
@@ -217,10 +217,10 @@ func TestSignaturesPolicyJSON(t *testing.T) {
 		t.Errorf("keyData read as %+v", k)
 	}
 	for body, want := range map[string]string{
-		`{"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}`:                         "signedBy (GPG simple signing) is not supported",
-		`{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}}]}`:                                  `unknown field "fulcio"`,
-		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "rekorPublicKeyPath": "/r.pub"}]}`:        `unknown field "rekorPublicKeyPath"`,
-		`{"default": []}`:                                                                                         "default: must list at least one requirement",
+		`{"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}`:                   "signedBy (GPG simple signing) is not supported",
+		`{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}}]}`:                           `unknown field "fulcio"`,
+		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "rekorPublicKeyPath": "/r.pub"}]}`: `unknown field "rekorPublicKeyPath"`,
+		`{"default": []}`: "default: must list at least one requirement",
 		`{"default": [{"type": "reject"}], "transports": {"docker": {"r.io": [{"type": "prSignedBaseLayer"}]}}}`: `"prSignedBaseLayer" is not supported`,
 		`not json`: "not a policy.json",
 	} {
