@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -165,6 +166,10 @@ func (s *Signatures) fillDefaults() {
 		s.Timeout = Duration(DefaultRegistryTimeout)
 	}
 }
+
+// Load reads the policy file and the keys a section made in code names,
+// validates it and computes Hash, as Parse does for the section of a file.
+func (s *Signatures) Load() error { return s.load(os.ReadFile) }
 
 // load reads the policy file and the keys the section names, validates
 // everything and computes Hash.

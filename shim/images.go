@@ -16,12 +16,14 @@ import (
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	contentapi "github.com/containerd/containerd/api/services/content/v1"
 	imagesapi "github.com/containerd/containerd/api/services/images/v1"
+	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/v2/core/content"
 	contentproxy "github.com/containerd/containerd/v2/core/content/proxy"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -77,9 +79,27 @@ func (r *imageResolver) close() {
 	}
 }
 
+// imageRecord is what Prepare leaves in the bundle (ImageFile): the image
+// facts the engine uses, and what binds the container to the image whose
+// signature is checked.
+type imageRecord struct {
+	spec.ImageInfo
+	// PlatformDigest is, when Digest is an index, the manifest of this
+	// node's platform.
+	PlatformDigest string `json:",omitempty"`
+	// ChainID is the chain id of the image's layers for this platform:
+	// the parent a container's rootfs snapshot must have.
+	ChainID string `json:",omitempty"`
+	// Snapshotter, SnapshotKey and SnapshotParent describe the
+	// container's rootfs snapshot, from containerd's records.
+	Snapshotter    string `json:",omitempty"`
+	SnapshotKey    string `json:",omitempty"`
+	SnapshotParent string `json:",omitempty"`
+}
+
 // fromBundle reads the facts Start left in the bundle. ok is false when
 // there are none (a shim started by another binary): then resolve.
-func fromBundle(bundle string) (img spec.ImageInfo, ok bool, err error) {
+func fromBundle(bundle string) (img imageRecord, ok bool, err error) {
 	data, err := os.ReadFile(filepath.Join(bundle, ImageFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return img, false, nil
@@ -94,21 +114,50 @@ func fromBundle(bundle string) (img spec.ImageInfo, ok bool, err error) {
 }
 
 // resolve returns what containerd knows about the image of container id.
-func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageInfo, error) {
+func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRecord, err error) {
+	var info imageRecord
 	conn, err := r.connect()
 	if err != nil {
-		return spec.ImageInfo{}, err
+		return info, err
 	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
 	defer cancel()
 	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: id})
 	if err != nil {
-		return spec.ImageInfo{}, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
+		return info, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
 	}
-	info := spec.ImageInfo{Name: c.Container.Image}
+	info.Name = c.Container.Image
 	if info.Name == "" {
 		return info, nil // a container made from a root filesystem, not an image
 	}
+	// The container's rootfs snapshot, read meanwhile: its parent must be
+	// the image's layers (see checkSignature).
+	type snap struct {
+		parent string
+		err    error
+	}
+	snapc := make(chan snap, 1)
+	info.Snapshotter, info.SnapshotKey = c.Container.Snapshotter, c.Container.SnapshotKey
+	if info.SnapshotKey != "" {
+		go func() {
+			s, err := snapshotsapi.NewSnapshotsClient(conn).Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+			if err != nil {
+				snapc <- snap{err: fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)}
+				return
+			}
+			snapc <- snap{parent: s.Info.Parent}
+		}()
+	} else {
+		snapc <- snap{}
+	}
+	defer func() {
+		if s := <-snapc; s.err != nil && err == nil {
+			err = s.err
+		} else {
+			info.SnapshotParent = s.parent
+			out = info
+		}
+	}()
 	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: info.Name})
 	if err != nil {
 		return info, fmt.Errorf("read image %s of container %s from containerd: %w", info.Name, id, err)
@@ -119,12 +168,13 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageI
 		Size:      img.Image.Target.Size,
 	}
 	info.Digest = target.Digest.String()
-	if cached, ok := r.cached(target.Digest); ok {
+	if cached, ok := r.cached(target.Digest); ok && cached.ChainID != "" {
 		info.User, info.Volumes = cached.User, cached.Volumes
+		info.PlatformDigest, info.ChainID = cached.PlatformDigest, cached.ChainID
 		return info, nil
 	}
 	store := contentproxy.NewContentStore(contentapi.NewContentClient(conn))
-	cfg, err := imageConfig(ctx, store, target)
+	cfg, platform, err := imageConfig(ctx, store, target)
 	if err != nil {
 		return info, fmt.Errorf("read config of image %s: %w", info.Name, err)
 	}
@@ -133,7 +183,11 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageI
 		info.Volumes = append(info.Volumes, v)
 	}
 	sort.Strings(info.Volumes)
-	r.store(target.Digest, imageFacts{User: info.User, Volumes: info.Volumes})
+	if platform != target.Digest {
+		info.PlatformDigest = platform.String()
+	}
+	info.ChainID = identity.ChainID(cfg.RootFS.DiffIDs).String()
+	r.store(target.Digest, imageFacts{User: info.User, Volumes: info.Volumes, PlatformDigest: info.PlatformDigest, ChainID: info.ChainID})
 	return info, nil
 }
 
@@ -143,8 +197,10 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (spec.ImageI
 // image the manifest and config reads (every container has a shim process
 // of its own, so an in-memory cache would not).
 type imageFacts struct {
-	User    string   `json:"user,omitempty"`
-	Volumes []string `json:"volumes,omitempty"`
+	User           string   `json:"user,omitempty"`
+	Volumes        []string `json:"volumes,omitempty"`
+	PlatformDigest string   `json:"platformDigest,omitempty"`
+	ChainID        string   `json:"chainID,omitempty"`
 }
 
 func (r *imageResolver) cachePath(d digest.Digest) string {
@@ -180,20 +236,46 @@ func (r *imageResolver) store(d digest.Digest, f imageFacts) {
 	_ = atomicfile.Write(file, data, 0o600)
 }
 
-func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, error) {
-	desc, err := images.Config(ctx, store, target, platforms.Default())
+// imageConfig reads the config of the image for this node's platform, and
+// the digest of the manifest it is in (target's, unless target is an
+// index).
+func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, digest.Digest, error) {
+	manifest := target
+	if images.IsIndexType(target.MediaType) {
+		data, err := content.ReadBlob(ctx, store, target)
+		if err != nil {
+			return nil, "", err
+		}
+		var idx ocispec.Index
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return nil, "", err
+		}
+		match := platforms.Default()
+		found := false
+		for _, m := range idx.Manifests {
+			if images.IsManifestType(m.MediaType) && (m.Platform == nil || match.Match(*m.Platform)) {
+				if !found || (m.Platform != nil && manifest.Platform != nil && match.Less(*m.Platform, *manifest.Platform)) {
+					manifest, found = m, true
+				}
+			}
+		}
+		if !found {
+			return nil, "", fmt.Errorf("index %s has no manifest for %s", target.Digest, platforms.DefaultString())
+		}
+	}
+	desc, err := images.Config(ctx, store, manifest, platforms.Default())
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	data, err := content.ReadBlob(ctx, store, desc)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var img ocispec.Image
 	if err := json.Unmarshal(data, &img); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return &img, nil
+	return &img, manifest.Digest, nil
 }
 
 func digestOf(s string) digest.Digest { return digest.Digest(s) }

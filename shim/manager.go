@@ -138,7 +138,13 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		return fmt.Errorf("no %s in the bundle", ImageFile)
 	}
 	t.mark("image")
-	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img, by, t)
+	v, err := checkSignature(ctx, pol, policyPath, img)
+	if err != nil {
+		writeRefusal(bundle, err)
+		return err
+	}
+	t.mark("signature")
+	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img.ImageInfo, v, by, t)
 	return err
 }
 

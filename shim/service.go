@@ -27,6 +27,7 @@ import (
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
+	"github.com/hardened-runtime/hardened/verify/verdict"
 )
 
 // PolicyEnv overrides the policy path for every container of the shim
@@ -151,6 +152,8 @@ type record struct {
 	// record: Create trusts a bundle `shim start` hardened only if
 	// config.json still has it.
 	ConfigDigest string `json:"configDigest"`
+	// Signature is the signature policy's verdict on the image.
+	Signature *verdict.Verdict `json:"signature,omitempty"`
 	// By says which process hardened the bundle: "start" (the short-lived
 	// `shim start`, ahead of Create), "prepare" (a short-lived child of the
 	// shim, for a container that joins a pod's shim) or "create" (the shim
@@ -204,14 +207,20 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	// This process so never parses the policy or the spec, nor computes a
 	// seccomp profile, nor talks gRPC: it stays small for as long as the
 	// pod runs.
+	if err := readRefusal(r.Bundle); err != nil {
+		return nil, err
+	}
 	rec, ok := preparedRecord(r.Bundle, path)
 	var childErr error
 	if !ok {
-		if _, found, _ := fromBundle(r.Bundle); !found {
-			childErr = prepareInChild(s.address, ns, r.ID, r.Bundle, path)
-			mark("prepare process")
-			rec, ok = preparedRecord(r.Bundle, path)
+		// `shim start` could not finish (or did not run: a container that
+		// joins a pod's shim): a child does it all again and says why not.
+		childErr = prepareInChild(s.address, ns, r.ID, r.Bundle, path)
+		mark("prepare process")
+		if err := readRefusal(r.Bundle); err != nil {
+			return nil, err
 		}
+		rec, ok = preparedRecord(r.Bundle, path)
 	}
 	if ok {
 		mark("prepared by " + rec.By)
@@ -220,16 +229,17 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return opts.Runc, nil
 	}
 
-	// The short-lived process could not harden the bundle: do it here, to
-	// refuse the container with the reason, classified.
+	// Neither short-lived process could harden the bundle, and only they
+	// check signatures: the container is refused. Harden here only to
+	// refuse it with the reason, classified, where that is possible.
+	if childErr == nil {
+		childErr = fmt.Errorf("the bundle was not prepared")
+	}
 	img, found, err := fromBundle(r.Bundle)
 	if err != nil {
 		return nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
 	if !found {
-		if childErr == nil {
-			childErr = fmt.Errorf("no image facts in the bundle")
-		}
 		return nil, classify(errdefs.ErrFailedPrecondition, childErr)
 	}
 	pol, err := s.policyAt(path)
@@ -242,15 +252,10 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	mark("read")
-	h, err := hardenBundle(pol, path, s.host, ns, r.Bundle, in, img, "create", nil)
-	if err != nil {
+	if _, _, err := decideAndHarden(pol, path, s.host, ns, in, img.ImageInfo, nil); err != nil {
 		return nil, err
 	}
-	mark("harden")
-	logRecord(logger, &h.rec)
-	s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: h.rec.Mode, policyPath: path, levelName: h.rec.Level,
-		level: h.decision.Level, host: h.host})
-	return opts.Runc, nil
+	return nil, classify(errdefs.ErrFailedPrecondition, childErr)
 }
 
 func policyError(path string, err error) error {
@@ -268,7 +273,35 @@ type hardening struct {
 // hardens (or, in audit mode, checks) <bundle>/config.json and writes it
 // back with the record. It logs nothing: `shim start` cannot (its output
 // is the bootstrap protocol), so the caller logs the record.
-func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle string, in *specs.Spec, img spec.ImageInfo, by string, t *timer) (*hardening, error) {
+func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle string, in *specs.Spec, img spec.ImageInfo, v *verdict.Verdict, by string, t *timer) (*hardening, error) {
+	h, out, err := decideAndHarden(pol, path, probe, ns, in, img, t)
+	if err != nil {
+		return nil, err
+	}
+	h.rec.By, h.rec.Signature = by, v
+	data, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	t.mark("marshal")
+	sum := sha256.Sum256(data)
+	h.rec.ConfigDigest = hex.EncodeToString(sum[:])
+	// The record first: a config.json without its record is hardened again
+	// by Create (Harden is idempotent); a record without its config.json
+	// does not match the digest.
+	if err := writeJSONAtomic(filepath.Join(bundle, RecordFile), h.rec); err != nil {
+		return nil, fmt.Errorf("write %s: %w", RecordFile, err)
+	}
+	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
+		return nil, fmt.Errorf("write config.json: %w", err)
+	}
+	t.mark("write")
+	return h, nil
+}
+
+// decideAndHarden picks the container's level and hardens (or, in audit
+// mode, checks) its spec in memory.
+func decideAndHarden(pol *policy.Policy, path string, probe *hostProbe, ns string, in *specs.Spec, img spec.ImageInfo, t *timer) (*hardening, *specs.Spec, error) {
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
 		ContainerdNamespace: ns,
@@ -277,19 +310,19 @@ func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle 
 	}
 	d, err := pol.Resolve(w)
 	if err != nil {
-		return nil, classify(errdefs.ErrInvalidArgument, err)
+		return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	host := probe.host(d.Level.AppArmor.Profile)
 	t.mark("host")
 	inputs := spec.Inputs{Image: img, Host: host}
 	rec := record{Level: d.Level.Name, Mode: d.Mode, Rule: d.Rule, Reason: d.Reason, Policy: pol.Source, PolicyHash: pol.Hash,
-		PolicyPath: path, Image: img.Name, By: by}
+		PolicyPath: path, Image: img.Name}
 
 	var out *specs.Spec
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
-			return nil, classify(errdefs.ErrInvalidArgument, err)
+			return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Violations = vs
 		out = deepCopySpec(in)
@@ -298,34 +331,17 @@ func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle 
 		res, err := spec.Harden(in, d.Level, inputs)
 		var refused *spec.RefusedError
 		if errors.As(err, &refused) {
-			return nil, classify(errdefs.ErrFailedPrecondition, err)
+			return nil, nil, classify(errdefs.ErrFailedPrecondition, err)
 		}
 		if err != nil {
-			return nil, classify(errdefs.ErrInvalidArgument, err)
+			return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 		}
 		rec.Changes = res.Changes
 		out = res.Spec
 		annotate(out, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	}
 	t.mark("harden")
-	data, err := json.Marshal(out)
-	if err != nil {
-		return nil, err
-	}
-	t.mark("marshal")
-	sum := sha256.Sum256(data)
-	rec.ConfigDigest = hex.EncodeToString(sum[:])
-	// The record first: a config.json without its record is hardened again
-	// by Create (Harden is idempotent); a record without its config.json
-	// does not match the digest.
-	if err := writeJSONAtomic(filepath.Join(bundle, RecordFile), rec); err != nil {
-		return nil, fmt.Errorf("write %s: %w", RecordFile, err)
-	}
-	if err := writeFileAtomic(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
-		return nil, fmt.Errorf("write config.json: %w", err)
-	}
-	t.mark("write")
-	return &hardening{rec: rec, decision: d, host: host}, nil
+	return &hardening{rec: rec, decision: d, host: host}, out, nil
 }
 
 // preparedRecord returns the record `shim start` left, if the bundle's
@@ -338,7 +354,7 @@ func preparedRecord(bundle, policyPath string) (*record, bool) {
 		return nil, false
 	}
 	var rec record
-	if json.Unmarshal(data, &rec) != nil || (rec.By != "start" && rec.By != "prepare") || rec.PolicyPath != policyPath || rec.ConfigDigest == "" {
+	if json.Unmarshal(data, &rec) != nil || (rec.By != "start" && rec.By != "prepare") || rec.PolicyPath != policyPath || rec.ConfigDigest == "" || rec.Signature == nil {
 		return nil, false
 	}
 	config, err := os.ReadFile(filepath.Join(bundle, "config.json"))
@@ -367,6 +383,14 @@ func logRecord(logger *log.Entry, rec *record) {
 		entry.Infof("hardened: %s -> %s (%s)", c.From, c.To, c.Reason)
 	}
 	logger.WithField("rule", rec.Rule).Info("hardened: " + rec.Reason)
+	if v := rec.Signature; v != nil {
+		entry := logger.WithField("image", v.Image).WithField("digest", v.Digest)
+		if v.Builtin {
+			entry.Warn("hardened: IMAGE SIGNATURES ARE NOT VERIFIED: the node policy has no signatures section, so every image is accepted; add one (see `hardenctl policy validate`)")
+		} else {
+			entry.Info("hardened: signature: " + v.Summary())
+		}
+	}
 }
 
 func (s *service) remember(id string, c *hardenedContainer) {

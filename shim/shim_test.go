@@ -22,6 +22,7 @@ import (
 
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
+	"github.com/hardened-runtime/hardened/verify/verdict"
 )
 
 func imageInfo() spec.ImageInfo { return spec.ImageInfo{Name: "example.com/app:1"} }
@@ -134,7 +135,7 @@ func TestHardenBundleHugeAndBroken(t *testing.T) {
 			os.WriteFile(filepath.Join(bundle, "config.json"), tc.config, 0o644)
 			spec, err := readSpec(bundle)
 			if err == nil {
-				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageInfo(), "create", nil)
+				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageInfo(), nil, "create", nil)
 			}
 			if tc.wantErr == "" {
 				if err != nil {
@@ -256,7 +257,8 @@ func TestPreparedRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good := record{Level: "restricted", PolicyPath: "/etc/hardened/policy.yaml", ConfigDigest: hex.EncodeToString(sum[:]), By: "start"}
+	good := record{Level: "restricted", PolicyPath: "/etc/hardened/policy.yaml", ConfigDigest: hex.EncodeToString(sum[:]), By: "start",
+		Signature: &verdict.Verdict{Scope: "default", Builtin: true}}
 	for _, tc := range []struct {
 		name   string
 		rec    func(record) record
@@ -269,6 +271,7 @@ func TestPreparedRecord(t *testing.T) {
 		{"other policy file", func(r record) record { return r }, config, "/other.yaml", false},
 		{"written by create", func(r record) record { r.By = "create"; return r }, config, good.PolicyPath, false},
 		{"no digest", func(r record) record { r.ConfigDigest = ""; return r }, config, good.PolicyPath, false},
+		{"no signature verdict", func(r record) record { r.Signature = nil; return r }, config, good.PolicyPath, false},
 	} {
 		write(tc.rec(good), tc.config)
 		if _, ok := preparedRecord(bundle, tc.path); ok != tc.want {

@@ -50,7 +50,8 @@ EXAMPLES:
    hardenctl harden --explain config.json > hardened.json
    hardenctl check --level strict config.json
    hardenctl profiles list
-   hardenctl policy validate /etc/hardened/policy.yaml`,
+   hardenctl policy validate /etc/hardened/policy.yaml
+   hardenctl verify registry.example.com/team/app:v1`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -58,7 +59,7 @@ EXAMPLES:
 			outputFlag, apparmorFlag, portSysctlFlag,
 		},
 		Before:   checkOutput,
-		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand()},
+		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand(), verifyCommand()},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err.Error()}
 		},

@@ -42,13 +42,32 @@ func validatePolicy(c *cli.Context) error {
 		}
 		return err
 	}
+	var warnings []string
+	if p.Signatures.Builtin {
+		warnings = append(warnings, "no signatures section: every image is accepted without a signature check (add signatures: with a default and scopes; see `hardenctl verify --help`)")
+	}
 	if jsonOutput(c) {
 		return writeJSON(c.App.Writer, map[string]any{"file": file, "valid": true, "source": p.Source, "mode": p.Mode,
-			"defaultLevel": p.DefaultLevel, "rules": len(p.Rules), "levels": p.LevelNames()})
+			"defaultLevel": p.DefaultLevel, "rules": len(p.Rules), "levels": p.LevelNames(),
+			"signatures": signaturesSummary(p.Signatures), "warnings": warnings})
 	}
-	fmt.Fprintf(c.App.Writer, "policy %s is valid: mode %s, default level %s, %d rules, %d levels (%s)\n",
-		p.Source, p.Mode, p.DefaultLevel, len(p.Rules), len(p.LevelNames()), joinNames(p.LevelNames()))
+	fmt.Fprintf(c.App.Writer, "policy %s is valid: mode %s, default level %s, %d rules, %d levels (%s); signatures: %s\n",
+		p.Source, p.Mode, p.DefaultLevel, len(p.Rules), len(p.LevelNames()), joinNames(p.LevelNames()), signaturesSummary(p.Signatures))
+	for _, w := range warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+	}
 	return nil
+}
+
+func signaturesSummary(s *policy.Signatures) string {
+	if s.Builtin {
+		return "none (built-in insecureAcceptAnything)"
+	}
+	kinds := []string{}
+	for _, r := range s.Default {
+		kinds = append(kinds, r.Type)
+	}
+	return fmt.Sprintf("default %s, %d scopes", joinNames(kinds), len(s.Scopes))
 }
 
 func joinNames(names []string) string {

@@ -20,6 +20,9 @@ const ToolsBinEnv = "HARDENED_TOOLS_BIN"
 // up on $PATH for the runtime type io.containerd.hardened.v2.
 const ShimBinary = "containerd-shim-hardened-v2"
 
+// VerifyBinary is the signature verifier the shim runs, built next to it.
+const VerifyBinary = "hardened-verify"
+
 // tools are the pinned binaries the harness runs from ToolsBin.
 var tools = []string{"containerd", "ctr", "containerd-shim-runc-v2", "runc"}
 
@@ -119,7 +122,9 @@ func buildShim() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", ShimBinary, err)
 	}
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", filepath.Join(dir, ShimBinary), pkg)
+	// The shim and, next to it where the shim looks for it, the signature
+	// verifier it runs.
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", dir+"/", pkg, "./cmd/"+VerifyBinary)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)

@@ -1,0 +1,70 @@
+// Command hardened-verify checks an image's signature against the node
+// policy for containerd-shim-hardened-v2, which runs it when it has no
+// cached verdict. It is a program of its own so that the shim, which runs
+// once per container and stays for as long as the container runs, never
+// loads the registry client and the sigstore libraries.
+//
+//	hardened-verify --policy /etc/hardened/policy.yaml --image REF --digest sha256:... [--platform-digest sha256:...] [--cache-dir DIR] [--policy-hash H]
+//
+// It prints the verdict as JSON and exits 0 when the image is accepted;
+// otherwise it prints one line, the reason, on stderr and exits 1 (refused
+// by the policy) or 2 (it could not check).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/verify"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("hardened-verify", flag.ContinueOnError)
+	policyFile := fs.String("policy", policy.DefaultPath, "the node policy file")
+	image := fs.String("image", "", "the image reference containerd records for the container")
+	dgst := fs.String("digest", "", "the manifest or index digest containerd runs")
+	platform := fs.String("platform-digest", "", "for an index, the platform manifest that runs")
+	cacheDir := fs.String("cache-dir", "", "directory of cached verdicts (none if empty)")
+	policyHash := fs.String("policy-hash", "", "refuse to answer if the policy's signatures hash is not this one")
+	timeout := fs.Duration("timeout", time.Minute, "overall time limit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintln(os.Stderr, err)
+		return code
+	}
+	pol, err := policy.Load(*policyFile)
+	if err != nil {
+		return fail(2, fmt.Errorf("invalid node policy %s: %w", *policyFile, err))
+	}
+	if *policyHash != "" && pol.Signatures.Hash != *policyHash {
+		return fail(2, fmt.Errorf("the signatures section of %s changed while the container was being created; retry", *policyFile))
+	}
+	v, err := verify.New(pol.Signatures, *cacheDir)
+	if err != nil {
+		return fail(2, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	res, err := v.Verify(ctx, verify.Image{Name: *image, Digest: digest.Digest(*dgst), PlatformDigest: digest.Digest(*platform)})
+	if err != nil {
+		if verify.IsRefused(err) {
+			return fail(1, err)
+		}
+		return fail(2, err)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		return fail(2, err)
+	}
+	return 0
+}

@@ -1,0 +1,128 @@
+// Package verdict holds the outcome of an image signature verification and
+// its on-disk cache. It is small on purpose: the shim reads cached verdicts
+// itself and starts the verifier (package verify, with the registry and
+// sigstore libraries) only on a miss.
+package verdict
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hardened-runtime/hardened/internal/atomicfile"
+)
+
+// Verdict says why an image was accepted.
+type Verdict struct {
+	// Image is the reference containerd records for the container.
+	Image string `json:"image"`
+	// Digest is the manifest (or index) digest containerd runs.
+	Digest string `json:"digest"`
+	// SignedDigest is the digest the accepted signatures are on: Digest,
+	// or the platform manifest of an index.
+	SignedDigest string `json:"signedDigest,omitempty"`
+	// Scope is the policy scope that matched ("default" for none).
+	Scope string `json:"scope"`
+	// PolicyHash is the hash of the policy's signatures section.
+	PolicyHash string `json:"policyHash"`
+	// Requirements lists each requirement and what satisfied it.
+	Requirements []Satisfied `json:"requirements"`
+	// Builtin is true when the policy has no signatures section.
+	Builtin bool `json:"builtin,omitempty"`
+	// Cached says the verdict came from the cache.
+	Cached bool `json:"cached,omitempty"`
+	// VerifiedAt is when the signatures were checked.
+	VerifiedAt time.Time `json:"verifiedAt"`
+}
+
+// Satisfied is one satisfied requirement.
+type Satisfied struct {
+	Type string `json:"type"`
+	// Key is the trusted key that verified the signature.
+	Key string `json:"key,omitempty"`
+	// Signature says where the signature was found.
+	Signature string `json:"signature,omitempty"`
+	// Identity is the reference the signature names.
+	Identity string `json:"identity,omitempty"`
+}
+
+// Summary is the verdict in one line, for logs and records.
+func (v *Verdict) Summary() string {
+	if v.Builtin {
+		return "not verified: the node policy has no signatures section (built-in insecureAcceptAnything)"
+	}
+	s := "scope " + v.Scope + ":"
+	for _, r := range v.Requirements {
+		s += " " + r.Type
+		if r.Key != "" {
+			s += " by " + r.Key + " (" + r.Signature + ")"
+		}
+	}
+	if v.SignedDigest != "" && v.SignedDigest != v.Digest {
+		s += " on platform manifest " + v.SignedDigest
+	}
+	if v.Cached {
+		s += " [cached]"
+	}
+	return s
+}
+
+// Cache keeps verdicts in a directory, one file per (policy hash, image,
+// digest). Only accepted images are cached: a refusal is checked again
+// next time. The directory belongs to root (the shim's state root).
+type Cache struct {
+	// Dir is the cache directory; "" disables the cache.
+	Dir string
+}
+
+// Key is the cache key of a verdict.
+func Key(policyHash, image, digest string) string {
+	sum := sha256.Sum256([]byte(policyHash + "\x00" + image + "\x00" + digest))
+	return hex.EncodeToString(sum[:])
+}
+
+func (c Cache) file(policyHash, image, digest string) string {
+	if c.Dir == "" {
+		return ""
+	}
+	return filepath.Join(c.Dir, Key(policyHash, image, digest)+".json")
+}
+
+// Load returns the cached verdict, if any.
+func (c Cache) Load(policyHash, image, digest string) (*Verdict, bool) {
+	file := c.file(policyHash, image, digest)
+	if file == "" {
+		return nil, false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, false
+	}
+	var v Verdict
+	if json.Unmarshal(data, &v) != nil || v.PolicyHash != policyHash || v.Image != image || v.Digest != digest {
+		return nil, false
+	}
+	v.Cached = true
+	return &v, true
+}
+
+// Store caches an accepted verdict; a failure only costs a later check.
+func (c Cache) Store(v *Verdict) error {
+	file := c.file(v.PolicyHash, v.Image, v.Digest)
+	if file == "" {
+		return nil
+	}
+	cp := *v
+	cp.Cached = false
+	data, err := json.Marshal(&cp)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(file, data, 0o600)
+}

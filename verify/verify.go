@@ -1,0 +1,230 @@
+// Package verify checks that the image digest a container runs is signed as
+// the node policy's signatures section requires, the way cosign signs: the
+// classic `sha256-<hex>.sig` tag (simple signing payload) and Sigstore
+// bundles stored as OCI 1.1 referrers, from the registry (through
+// containerd's hosts.toml) or a local signature directory. Verified
+// verdicts are cached by policy hash, image and digest.
+//
+// Registry access is go-containerregistry's, signature checks are the
+// sigstore libraries'; this package only decides what to look for and what
+// must match.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/verify/verdict"
+)
+
+// Image is what is verified: the reference containerd records for the
+// container and the digest it runs.
+type Image struct {
+	// Name is the image reference (registry/repo:tag or @digest).
+	Name string
+	// Digest is the manifest or index digest containerd's image record
+	// points at: what signatures must name.
+	Digest digest.Digest
+	// PlatformDigest is, for an index, the manifest of the platform that
+	// runs; a signature on it is accepted too.
+	PlatformDigest digest.Digest
+}
+
+// RefusedError is a refusal: the image is not accepted by the policy. Its
+// message is one line that names the image, the scope and the failure.
+type RefusedError struct {
+	Image  string
+	Digest string
+	Scope  string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	d := e.Digest
+	if len(d) > 19 {
+		d = d[:19] + "…"
+	}
+	return fmt.Sprintf("image %s (%s) refused by signature policy scope %q: %s", e.Image, d, e.Scope, e.Reason)
+}
+
+// Verifier checks images against one signatures section.
+type Verifier struct {
+	sigs  *policy.Signatures
+	cache verdict.Cache
+	reg   *registries
+	// Now is the clock (tests).
+	Now func() time.Time
+
+	mu  sync.Mutex
+	mem map[string]*verdict.Verdict
+}
+
+// New returns a verifier for the section, caching verdicts in cacheDir
+// ("" for memory only).
+func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
+	if sigs == nil {
+		sigs = policy.BuiltinSignatures()
+	}
+	reg, err := newRegistries(sigs)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}}, nil
+}
+
+// Verify accepts the image with a verdict or refuses it with a
+// *RefusedError; any other error (a bad request) also means: do not run.
+func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, error) {
+	if v.sigs.Builtin {
+		return &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), Scope: "default", PolicyHash: v.sigs.Hash,
+			Requirements: []verdict.Satisfied{{Type: policy.InsecureAcceptAnything}}, Builtin: true, VerifiedAt: v.Now().UTC()}, nil
+	}
+	if img.Name == "" {
+		return nil, &RefusedError{Image: "(none)", Digest: "-", Scope: "default",
+			Reason: "the container was made from a root filesystem, not an image, so there is no signature to check"}
+	}
+	sc, err := v.sigs.Match(img.Name)
+	if err != nil {
+		return nil, &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: "-", Reason: err.Error()}
+	}
+	refuse := func(format string, args ...any) error {
+		return &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := img.Digest.Validate(); err != nil {
+		return nil, refuse("containerd's image record has no valid digest (%q): %v", img.Digest, err)
+	}
+	if img.PlatformDigest != "" && img.PlatformDigest.Validate() != nil {
+		img.PlatformDigest = ""
+	}
+	needSignature := false
+	for _, r := range sc.Requirements {
+		switch r.Type {
+		case policy.Reject:
+			return nil, refuse("the scope's requirements include reject")
+		case policy.SigstoreSigned:
+			needSignature = true
+		}
+	}
+	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash}
+	if !needSignature {
+		for _, r := range sc.Requirements {
+			out.Requirements = append(out.Requirements, verdict.Satisfied{Type: r.Type})
+		}
+		out.VerifiedAt = v.Now().UTC()
+		return out, nil
+	}
+	key := verdict.Key(v.sigs.Hash, img.Name, img.Digest.String())
+	v.mu.Lock()
+	cached := v.mem[key]
+	v.mu.Unlock()
+	if cached != nil {
+		c := *cached
+		c.Cached = true
+		return &c, nil
+	}
+	if c, ok := v.cache.Load(v.sigs.Hash, img.Name, img.Digest.String()); ok {
+		return c, nil
+	}
+
+	named, err := reference.ParseNormalizedNamed(img.Name)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	digests := []digest.Digest{img.Digest}
+	if img.PlatformDigest != "" && img.PlatformDigest != img.Digest {
+		digests = append(digests, img.PlatformDigest)
+	}
+	var failures []string
+	for _, d := range digests {
+		sigs, lookErr := v.collect(ctx, named, d)
+		sat, why := v.satisfy(sc, named, d, sigs)
+		if sat != nil {
+			out.Requirements = sat
+			out.SignedDigest = d.String()
+			out.VerifiedAt = v.Now().UTC()
+			v.mu.Lock()
+			v.mem[key] = out
+			v.mu.Unlock()
+			_ = v.cache.Store(out)
+			return out, nil
+		}
+		if lookErr != nil {
+			why = append(why, lookErr.Error())
+		}
+		label := ""
+		if len(digests) > 1 {
+			label = "on " + short(d) + ": "
+		}
+		failures = append(failures, label+strings.Join(why, "; "))
+	}
+	return nil, refuse("%s", strings.Join(failures, " | "))
+}
+
+// satisfy checks every requirement of the scope against the signatures
+// found for d; it returns what satisfied them, or why not.
+func (v *Verifier) satisfy(sc policy.Scope, named reference.Named, d digest.Digest, sigs []candidate) ([]verdict.Satisfied, []string) {
+	var out []verdict.Satisfied
+	var why []string
+	for i, r := range sc.Requirements {
+		switch r.Type {
+		case policy.InsecureAcceptAnything:
+			out = append(out, verdict.Satisfied{Type: r.Type})
+			continue
+		case policy.SigstoreSigned:
+		default:
+			return nil, []string{fmt.Sprintf("requirement %d: type %q cannot be checked", i, r.Type)}
+		}
+		if len(sigs) == 0 {
+			return nil, []string{"no signature found"}
+		}
+		var rejects []string
+		var ok *verdict.Satisfied
+		for _, c := range sigs {
+			s, err := check(c, r, named, d)
+			if err == nil {
+				ok = s
+				break
+			}
+			rejects = append(rejects, c.where+": "+err.Error())
+		}
+		if ok == nil {
+			return nil, append(why, fmt.Sprintf("%d signature(s), none acceptable: %s", len(sigs), strings.Join(dedupe(rejects), "; ")))
+		}
+		out = append(out, *ok)
+	}
+	return out, nil
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func short(d digest.Digest) string {
+	s := d.String()
+	if len(s) > 19 {
+		return s[:19] + "…"
+	}
+	return s
+}
+
+// IsRefused reports whether err is a policy refusal.
+func IsRefused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
+}
