@@ -31,6 +31,7 @@ const (
 	defaultConfDir          = "/etc/containerd/conf.d"
 	defaultBinDir           = "/usr/local/bin"
 	shimBinary              = "containerd-shim-hardened-v2"
+	verifierBinary          = "hardened-verify"
 	manifestPath            = "/etc/hardened/install.json"
 	defaultRestartCommand   = "systemctl restart containerd"
 )
@@ -56,7 +57,8 @@ func installCommand() *cli.Command {
 		Usage: "install the hardened runtime on this node: shim binary, policy, containerd drop-in",
 		Description: `Does the node-side steps of an install, for admins without Kubernetes (the
 installer DaemonSet runs the same command):
-  1. copies containerd-shim-hardened-v2 to --bin-dir;
+  1. copies containerd-shim-hardened-v2 and its signature verifier
+     hardened-verify (which the shim looks for next to itself) to --bin-dir;
   2. writes the node policy (--policy FILE, validated first) to --policy-path;
   3. writes the containerd drop-in <conf-dir>/hardened.toml (runtime --runtime-name,
      runtime_type io.containerd.hardened.v2, ConfigPath = the policy);
@@ -75,7 +77,8 @@ EXAMPLES:
        --restart-command "nsenter -t 1 -m -u -i -n -p -- systemctl restart containerd"`,
 		Flags: append(installFlags(),
 			&cli.StringFlag{Name: "shim", Usage: "the shim binary to install (default: " + shimBinary + " next to hardenctl)"},
-			&cli.StringFlag{Name: "bin-dir", Value: defaultBinDir, Usage: "where the shim goes (on containerd's $PATH)"},
+			&cli.StringFlag{Name: "verifier", Usage: "the signature verifier binary to install (default: " + verifierBinary + " next to the shim)"},
+			&cli.StringFlag{Name: "bin-dir", Value: defaultBinDir, Usage: "where the shim and the verifier go (on containerd's $PATH)"},
 			&cli.StringFlag{Name: "policy", Usage: "a policy file to install (validated); without it an existing policy is kept and none is written"},
 			&cli.StringFlag{Name: "policy-path", Value: policy.DefaultPath, Usage: "where the node policy lives, as the host sees it"},
 			&cli.StringFlag{Name: "runtime-name", Value: "hardened", Usage: "the runtime's name in containerd (the RuntimeClass handler)"},
@@ -166,9 +169,18 @@ func runInstall(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the shim binary (--shim): %w", err)
 	}
+	verifierSrc := c.String("verifier")
+	if verifierSrc == "" {
+		verifierSrc = filepath.Join(filepath.Dir(shimSrc), verifierBinary)
+	}
+	verifier, err := os.ReadFile(verifierSrc)
+	if err != nil {
+		return fmt.Errorf("read the signature verifier binary (--verifier): %w", err)
+	}
 	policyPath := c.String("policy-path")
 	var steps []*step
-	steps = append(steps, &step{Path: filepath.Join(c.String("bin-dir"), shimBinary), Why: "the shim", data: shim, perm: 0o755})
+	steps = append(steps, &step{Path: filepath.Join(c.String("bin-dir"), shimBinary), Why: "the shim", data: shim, perm: 0o755},
+		&step{Path: filepath.Join(c.String("bin-dir"), verifierBinary), Why: "the shim's signature verifier", data: verifier, perm: 0o755})
 	if f := c.String("policy"); f != "" {
 		data, err := os.ReadFile(f)
 		if err != nil {

@@ -22,6 +22,7 @@ func newNode(t *testing.T, config string) node {
 		shim: filepath.Join(d, "src", shimBinary)}
 	os.MkdirAll(filepath.Dir(n.shim), 0o755)
 	os.WriteFile(n.shim, []byte("#!/bin/sh\n# a shim\n"), 0o755)
+	os.WriteFile(filepath.Join(filepath.Dir(n.shim), verifierBinary), []byte("#!/bin/sh\n# a verifier\n"), 0o755)
 	if config != "" {
 		os.MkdirAll(filepath.Dir(n.config), 0o755)
 		os.WriteFile(n.config, []byte(config), 0o600)
