@@ -67,9 +67,9 @@ server = %q
 	return nil
 }
 
-// Resolver returns the resolver `ctr image pull --hosts-dir CertsDir`
-// uses: containerd's docker resolver with hosts from CertsDir.
-func (c *Containerd) Resolver(ctx context.Context) docker.ResolverOptions {
+// ResolverOptions are the resolver options `ctr image pull --hosts-dir CertsDir`
+// uses: hosts from CertsDir (for docker.NewResolver).
+func (c *Containerd) ResolverOptions(ctx context.Context) docker.ResolverOptions {
 	return docker.ResolverOptions{
 		Hosts: config.ConfigureHosts(ctx, config.HostOptions{HostDir: config.HostDirFromRoot(c.CertsDir())}),
 	}
@@ -100,7 +100,7 @@ func (c *Containerd) PullImage(ctx context.Context, namespace, ref string) (cont
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, namespace), pullTimeout)
 	defer cancel()
 	img, err := client.Pull(ctx, ref,
-		containerd.WithResolver(docker.NewResolver(c.Resolver(ctx))),
+		containerd.WithResolver(docker.NewResolver(c.ResolverOptions(ctx))),
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter("overlayfs"))
 	if err != nil {
