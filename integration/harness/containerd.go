@@ -63,6 +63,11 @@ type Options struct {
 	// config.toml before containerd starts on it: a test may change the
 	// config (an installer does) or record it.
 	BeforeStart func(configPath string) error
+	// RegistryHosts are plain-HTTP registries (host:port, e.g. a test
+	// Registry's Addr) to pull from: each gets a hosts.toml in CertsDir,
+	// which the CRI plugin (registry config_path) and Pull read. More can be
+	// added while containerd runs (AddRegistryHost).
+	RegistryHosts []string
 }
 
 // Containerd is a private containerd started by Start or Launch.
@@ -140,6 +145,9 @@ imports = []
     snapshotter = "overlayfs"
     [plugins."io.containerd.cri.v1.images".pinned_images]
       sandbox = {{q .Sandbox}}
+    # Registry hosts: <CertsDir>/<host:port>/hosts.toml, read at each pull.
+    [plugins."io.containerd.cri.v1.images".registry]
+      config_path = {{q .CertsDir}}
 
   [plugins."io.containerd.cri.v1.runtime"]
     enable_selinux = false
@@ -224,12 +232,18 @@ func (c *Containerd) launch(opts Options) error {
 	vars := map[string]string{
 		"Root": c.Root, "State": c.State, "Address": c.Address, "TTRPCAddress": c.TTRPCAddress,
 		"Runc": filepath.Join(ToolsBin(), "runc"), "Policy": opts.PolicyPath, "Sandbox": Pause,
+		"CertsDir": c.CertsDir(),
 	}
 	for key, rel := range dirs {
 		vars[key] = filepath.Join(c.Dir, rel)
 	}
-	for _, d := range []string{c.Root, c.State, c.FIFODir, vars["Opt"], vars["CNIBin"], vars["CNIConf"], vars["Sockets"]} {
+	for _, d := range []string{c.Root, c.State, c.FIFODir, vars["Opt"], vars["CNIBin"], vars["CNIConf"], vars["Sockets"], c.CertsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	for _, host := range opts.RegistryHosts {
+		if err := c.AddRegistryHost(host); err != nil {
 			return err
 		}
 	}

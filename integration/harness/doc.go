@@ -21,6 +21,15 @@
 // what is left below its directory and removes the directory. Nothing is
 // found or stopped by name, so tests and test binaries may run in parallel.
 //
+// Images can also come from a registry, as on a node: StartRegistry runs an
+// in-memory OCI registry (integration/testregistry, plain HTTP on
+// 127.0.0.1, with or without the referrers API) stopped by PID at cleanup;
+// Registry.Push puts TestImage, Variant or Index there; Options.RegistryHosts
+// (or AddRegistryHost) writes <CertsDir>/<host:port>/hosts.toml, which the
+// CRI plugin reads through its registry config_path and Containerd.Pull
+// through a `ctr image pull --hosts-dir` resolver. verify/signtest signs
+// what was pushed as cosign v2 and v3 do.
+//
 // TestMain, which has no *testing.T, uses the error-returning forms:
 // [CanRun], [BuildShimDir], [Launch], [Containerd.ImportImages] and
 // [Containerd.Stop].

@@ -149,10 +149,12 @@ func removeStaleShimDirs() {
 	}
 }
 
-// RemoveShim removes the directory BuildShim built the shim in; TestMain
-// calls it when every test is done (shims still running keep their binary).
+// RemoveShim removes the directory BuildShim built the shim in, and
+// BuildRegistry's (RemoveRegistry); TestMain calls it when every test is
+// done (shims still running keep their binary).
 func RemoveShim() {
 	if shimDir != "" {
 		os.RemoveAll(shimDir)
 	}
+	RemoveRegistry()
 }
