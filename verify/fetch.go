@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 
 	domain := reference.Domain(named)
 	path := reference.Path(named)
-	hosts, err := v.reg.hosts(domain)
+	hosts, err := v.reg.registryHosts(domain)
 	if err != nil {
 		return out, fmt.Errorf("registry configuration for %s in %s: %v", domain, v.sigs.RegistryConfigPath, err)
 	}
@@ -128,7 +129,7 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 		where := h.Scheme + "://" + h.Host + "/" + path
 		looked = append(looked, where)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", where, err))
+			errs = append(errs, fmt.Sprintf("%s: %v", where, conciseError(err)))
 			continue
 		}
 		out = append(out, found...)
@@ -146,6 +147,39 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 		return nil, fmt.Errorf("looked for tag %s.sig and %s referrers in %s", tagFor(d), BundleMediaType, strings.Join(looked, ", "))
 	}
 	return out, nil
+}
+
+// registryHosts lists the hosts of a registry from hosts.toml, each once
+// (a hosts.toml may name its server as a [host] too).
+func (r *registries) registryHosts(domain string) ([]docker.RegistryHost, error) {
+	hosts, err := r.hosts(domain)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []docker.RegistryHost
+	for _, h := range hosts {
+		key := h.Scheme + "://" + h.Host + h.Path
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// conciseError keeps, of a failed registry request, what went wrong on
+// the network ("dial tcp 127.0.0.1:5000: connect: connection refused")
+// rather than every URL the client tried.
+func conciseError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("timed out (signatures.timeout)")
+	}
+	return err
 }
 
 func tagFor(d digest.Digest) string { return d.Algorithm().String() + "-" + d.Encoded() }
@@ -485,7 +519,7 @@ func (v *Verifier) Resolve(ctx context.Context, image string) (Image, error) {
 		img.Digest = c.Digest()
 	}
 	domain, path := reference.Domain(named), reference.Path(named)
-	hosts, err := v.reg.hosts(domain)
+	hosts, err := v.reg.registryHosts(domain)
 	if err != nil {
 		return img, err
 	}
@@ -519,7 +553,7 @@ func (v *Verifier) Resolve(ctx context.Context, image string) (Image, error) {
 			remote.WithAuthFromKeychain(&aliasKeychain{keys: v.reg.keys, domain: domain}), remote.WithRetryBackoff(remote.Backoff{Steps: 1}))
 		if err != nil {
 			cancel()
-			errs = append(errs, fmt.Sprintf("%s://%s: %v", h.Scheme, h.Host, err))
+			errs = append(errs, fmt.Sprintf("%s://%s: %v", h.Scheme, h.Host, conciseError(err)))
 			continue
 		}
 		img.Digest = digest.Digest(desc.Digest.String())
