@@ -20,8 +20,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/distribution/reference"
 )
 
 // Requirement types, as containers/image's policy.json names them.
@@ -306,11 +304,11 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 				bad(".signedIdentity: %s takes no dockerReference or dockerRepository", id.Type)
 			}
 		case ExactRepository:
-			if n, err := reference.ParseNormalizedNamed(id.DockerRepository); err != nil || !reference.IsNameOnly(n) {
+			if n, err := parseImageRef(id.DockerRepository); err != nil || n.Tag != "" || n.Digest != "" {
 				bad(".signedIdentity.dockerRepository: %q is not a repository like registry.example.com/team/app", id.DockerRepository)
 			}
 		case ExactReference:
-			if _, err := reference.ParseNormalizedNamed(id.DockerReference); err != nil || id.DockerReference == "" {
+			if _, err := parseImageRef(id.DockerReference); err != nil {
 				bad(".signedIdentity.dockerReference: %q is not a reference like registry.example.com/team/app:v1", id.DockerReference)
 			}
 		case "remapIdentity":
@@ -388,9 +386,9 @@ type Scope struct {
 // hosts (*.example.com), then default. docker.io, index.docker.io and
 // short names are normalised the way docker and containerd do.
 func (s *Signatures) Match(image string) (Scope, error) {
-	named, err := reference.ParseNormalizedNamed(image)
+	named, err := parseImageRef(image)
 	if err != nil {
-		return Scope{}, fmt.Errorf("image %q is not a valid reference: %v", image, err)
+		return Scope{}, err
 	}
 	norm := named.String()
 	for _, c := range scopeCandidates(named) {
@@ -408,14 +406,14 @@ func (s *Signatures) Match(image string) (Scope, error) {
 
 // scopeCandidates lists the scopes that match a reference, most specific
 // first (containers/image's docker transport order).
-func scopeCandidates(named reference.Named) []string {
+func scopeCandidates(named imageRef) []string {
 	var out []string
 	repo := named.Name()
-	if _, ok := named.(reference.Canonical); ok {
-		out = append(out, named.String())
+	if named.Digest != "" {
+		out = append(out, repo+"@"+named.Digest)
 	}
-	if t, ok := named.(reference.Tagged); ok {
-		out = append(out, repo+":"+t.Tag())
+	if named.Tag != "" {
+		out = append(out, repo+":"+named.Tag)
 	}
 	for p := repo; p != ""; {
 		out = append(out, p)
@@ -425,7 +423,7 @@ func scopeCandidates(named reference.Named) []string {
 		}
 		p = p[:i]
 	}
-	host := reference.Domain(named)
+	host := named.Domain
 	h, _, _ := strings.Cut(host, ":")
 	labels := strings.Split(h, ".")
 	for i := 1; i < len(labels); i++ {
