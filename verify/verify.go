@@ -98,12 +98,6 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	refuse := func(format string, args ...any) error {
 		return &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, Reason: fmt.Sprintf(format, args...)}
 	}
-	if err := img.Digest.Validate(); err != nil {
-		return nil, refuse("containerd's image record has no valid digest (%q): %v", img.Digest, err)
-	}
-	if img.PlatformDigest != "" && img.PlatformDigest.Validate() != nil {
-		img.PlatformDigest = ""
-	}
 	needSignature := false
 	for _, r := range sc.Requirements {
 		switch r.Type {
@@ -112,6 +106,12 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		case policy.SigstoreSigned:
 			needSignature = true
 		}
+	}
+	if err := img.Digest.Validate(); err != nil {
+		return nil, refuse("containerd's image record has no valid digest (%q): %v", img.Digest, err)
+	}
+	if img.PlatformDigest != "" && img.PlatformDigest.Validate() != nil {
+		img.PlatformDigest = ""
 	}
 	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash}
 	if !needSignature {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -65,8 +66,15 @@ func verifyImage(c *cli.Context) error {
 	img := verify.Image{Name: ref}
 	if d := c.String("digest"); d != "" {
 		img.Digest = digest.Digest(d)
-	} else if img, err = v.Resolve(ctx, ref); err != nil {
-		return err
+	} else if resolved, rerr := v.Resolve(ctx, ref); rerr == nil {
+		img = resolved
+	} else if _, verr := v.Verify(ctx, img); verr == nil || !strings.Contains(verr.Error(), "include reject") {
+		// Only a rejecting scope is decided without the digest.
+		if jsonOutput(c) {
+			writeJSON(c.App.Writer, map[string]any{"image": ref, "policy": source, "accepted": false, "error": rerr.Error()})
+			return exitError{1}
+		}
+		return rerr
 	}
 	res, err := v.Verify(ctx, img)
 	out := map[string]any{"image": img.Name, "digest": img.Digest, "policy": source, "accepted": err == nil}
