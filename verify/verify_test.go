@@ -393,3 +393,40 @@ func sha256sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
 }
+
+func TestAuthFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(file, []byte(`{"auths": {"https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNz"}, "registry.example.com": {"username": "u", "password": "p"}}}`), 0o600)
+	kc, err := loadAuthFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{"index.docker.io": "user:pass", "registry.example.com": "u:p", "other.example.com": ""} {
+		reg, _ := name.NewRegistry(host)
+		a, err := (&aliasKeychain{keys: kc, domain: host}).Resolve(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := a.Authorization()
+		got := ""
+		if cfg.Auth != "" {
+			b, _ := base64.StdEncoding.DecodeString(cfg.Auth)
+			got = string(b)
+		} else if cfg.Username != "" {
+			got = cfg.Username + ":" + cfg.Password
+		}
+		if got != want {
+			t.Errorf("%s: credentials %q, want %q", host, got, want)
+		}
+	}
+	// A mirror without credentials of its own is asked with the mirrored registry's.
+	mirror, _ := name.NewRegistry("mirror.example.com")
+	a, _ := (&aliasKeychain{keys: kc, domain: "registry.example.com"}).Resolve(mirror)
+	if cfg, _ := a.Authorization(); cfg.Username != "u" {
+		t.Errorf("mirror credentials = %+v", cfg)
+	}
+	os.WriteFile(file, []byte(`not json`), 0o600)
+	if _, err := loadAuthFile(file); err == nil || !strings.Contains(err.Error(), "not a docker config.json") {
+		t.Errorf("bad file: %v", err)
+	}
+}
