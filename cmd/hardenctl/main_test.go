@@ -140,13 +140,21 @@ func TestProfilesAndPolicy(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "profile hardened-default") {
 		t.Errorf("export-apparmor = %d: %.300s", code, stdout)
 	}
-	code, stdout, _ = hardenctl(t, "policy", "validate", "../../policy/testdata/example.yaml")
-	if code != 0 || !strings.Contains(stdout, "is valid: mode enforce, default level restricted, 2 rules, 5 levels") {
-		t.Errorf("policy validate = %d: %s", code, stdout)
+	code, stdout, stderr := hardenctl(t, "policy", "validate", "../../policy/testdata/example.yaml")
+	if code != 0 || !strings.Contains(stdout, "is valid: mode enforce, default level restricted, 2 rules, 5 levels") ||
+		!strings.Contains(stdout, "signatures: none (built-in insecureAcceptAnything)") ||
+		!strings.Contains(stderr, "warning: no signatures section: every image is accepted without a signature check") {
+		t.Errorf("policy validate = %d: %s%s", code, stdout, stderr)
+	}
+	signed := filepath.Join(t.TempDir(), "signed.yaml")
+	os.WriteFile(signed, []byte("signatures:\n  default: [{type: reject}]\n  scopes: {r.io/open: [{type: insecureAcceptAnything}]}\n"), 0o644)
+	code, stdout, stderr = hardenctl(t, "policy", "validate", signed)
+	if code != 0 || !strings.Contains(stdout, "signatures: default reject, 1 scopes") || stderr != "" {
+		t.Errorf("policy validate with signatures = %d: %s%s", code, stdout, stderr)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("mode: enforce\nrulez: []\n"), 0o644)
-	code, _, stderr := hardenctl(t, "policy", "validate", bad)
+	code, _, stderr = hardenctl(t, "policy", "validate", bad)
 	if code != 1 || !strings.Contains(stderr, "line 2: field rulez not found") {
 		t.Errorf("policy validate bad = %d: %s", code, stderr)
 	}
