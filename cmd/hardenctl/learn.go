@@ -35,6 +35,11 @@ lets it continue. The profile it writes allows what was recorded, and:
   - write, which runc never lets a filter hand to an agent (it sends the
     notification fd with it), and exit, exit_group and rt_sigreturn, which a
     short run may not show;
+  - what runc's own init (a Go program) may call between loading the filter
+    and starting the workload, which depends on thread scheduling and so is
+    not seen every run: futex, sched_yield, nanosleep, tgkill, getpid,
+    gettid, signal and memory management, close, fcntl, openat, read,
+    epoll, fstat, newfstatat, execve;
   - clone3 fails with ENOSYS, so that libc falls back to clone;
   - everything else fails with EPERM (defaultAction SCMP_ACT_ERRNO).
 Use it with ` + "`hardenctl run --seccomp`" + `, as a level's profile, or as a Kubernetes
@@ -57,7 +62,13 @@ EXAMPLES:
 
 // alwaysAllowed are syscalls the learned profile allows without seeing
 // them; see learnCommand's description.
-var alwaysAllowed = []string{"write", "exit", "exit_group", "rt_sigreturn"}
+var alwaysAllowed = []string{"write", "exit", "exit_group", "rt_sigreturn",
+	// runc's init between the filter and execve (Go runtime): seen or not
+	// depending on scheduling, and without them it dies (a futex wake-up
+	// that fails is a SIGSEGV in the Go runtime).
+	"futex", "sched_yield", "nanosleep", "clock_nanosleep", "tgkill", "getpid", "gettid",
+	"rt_sigprocmask", "rt_sigaction", "sigaltstack", "mmap", "munmap", "madvise", "mprotect",
+	"close", "fcntl", "openat", "read", "epoll_pwait", "epoll_ctl", "fstat", "newfstatat", "execve"}
 
 func learnAction(c *cli.Context) error {
 	if c.NArg() < 1 {
