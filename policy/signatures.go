@@ -2,18 +2,16 @@ package policy
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,8 +118,8 @@ type SignedIdentity struct {
 type PublicKey struct {
 	// Source is "keyPath /etc/hardened/keys/cosign.pub" or "keyData[1]".
 	Source string
-	// Key is an *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey.
-	Key any
+	// Algorithm is "ECDSA P-256", "Ed25519", "RSA 4096", ...
+	Algorithm string
 	// PEM is the key as given.
 	PEM []byte
 }
@@ -276,26 +274,26 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 			bad(".keyPath: cannot read the key: %v", err)
 			continue
 		}
-		key, err := ParsePublicKey(data)
+		alg, err := CheckPublicKey(data)
 		if err != nil {
 			bad(".keyPath %s: %v", file, err)
 			continue
 		}
 		h.Write(data)
-		r.Keys = append(r.Keys, PublicKey{Source: "keyPath " + file, Key: key, PEM: data})
+		r.Keys = append(r.Keys, PublicKey{Source: "keyPath " + file, Algorithm: alg, PEM: data})
 	}
 	datas := append([]string{}, r.KeyDatas...)
 	if r.KeyData != "" {
 		datas = append([]string{r.KeyData}, datas...)
 	}
 	for i, d := range datas {
-		key, err := ParsePublicKey([]byte(d))
+		alg, err := CheckPublicKey([]byte(d))
 		if err != nil {
 			bad(".keyData[%d]: %v", i, err)
 			continue
 		}
 		h.Write([]byte(d))
-		r.Keys = append(r.Keys, PublicKey{Source: fmt.Sprintf("keyData[%d]", i), Key: key, PEM: []byte(d)})
+		r.Keys = append(r.Keys, PublicKey{Source: fmt.Sprintf("keyData[%d]", i), Algorithm: alg, PEM: []byte(d)})
 	}
 	if id := r.SignedIdentity; id != nil {
 		switch id.Type {
@@ -320,34 +318,79 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 	return errs
 }
 
-// ParsePublicKey parses a PEM public key as cosign writes it: ECDSA P-256
-// or P-384, Ed25519, or RSA of at least 2048 bits.
-func ParsePublicKey(data []byte) (any, error) {
+// OIDs of the public key algorithms and curves cosign keys use.
+var (
+	oidECPublicKey  = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidRSA          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidEd25519      = asn1.ObjectIdentifier{1, 3, 101, 112}
+	namedCurvePoint = map[string]struct {
+		name string
+		size int // of the uncompressed point
+	}{
+		"1.2.840.10045.3.1.7": {"P-256", 65},
+		"1.3.132.0.34":        {"P-384", 97},
+		"1.3.132.0.35":        {"P-521", 133},
+	}
+)
+
+// CheckPublicKey checks a PEM public key as cosign writes it (cosign.pub:
+// a PKIX SubjectPublicKeyInfo) and says what it is: ECDSA P-256, P-384 or
+// P-521, Ed25519, or RSA of at least 2048 bits. It checks the structure
+// only, with encoding/asn1: this package stays free of crypto/x509 (which
+// brings net and cgo); the verifier parses the key with crypto/x509.
+func CheckPublicKey(data []byte) (string, error) {
 	block, _ := pem.Decode(bytes.TrimSpace(data))
 	if block == nil {
-		return nil, errors.New("not a PEM public key (want -----BEGIN PUBLIC KEY-----, as cosign.pub)")
+		return "", errors.New("not a PEM public key (want -----BEGIN PUBLIC KEY-----, as cosign.pub)")
 	}
-	if block.Type == "ENCRYPTED SIGSTORE PRIVATE KEY" || strings.Contains(block.Type, "PRIVATE") {
-		return nil, errors.New("this is a private key: give the public key (cosign.pub)")
+	if strings.Contains(block.Type, "PRIVATE") {
+		return "", errors.New("this is a private key: give the public key (cosign.pub)")
 	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("not a public key: %v", err)
+	if block.Type != "PUBLIC KEY" {
+		return "", fmt.Errorf("PEM block %q is not a PUBLIC KEY", block.Type)
 	}
-	switch k := key.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
-			return nil, fmt.Errorf("ECDSA curve %s is not supported (P-256, P-384, P-521)", k.Curve.Params().Name)
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if rest, err := asn1.Unmarshal(block.Bytes, &spki); err != nil || len(rest) > 0 {
+		return "", errors.New("not a public key: malformed SubjectPublicKeyInfo")
+	}
+	key := spki.PublicKey.RightAlign()
+	switch alg := spki.Algorithm.Algorithm; {
+	case alg.Equal(oidECPublicKey):
+		var curve asn1.ObjectIdentifier
+		if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil {
+			return "", errors.New("ECDSA key without a named curve")
 		}
-	case ed25519.PublicKey:
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("RSA key of %d bits is too short (at least 2048)", k.N.BitLen())
+		c, ok := namedCurvePoint[curve.String()]
+		if !ok {
+			return "", fmt.Errorf("ECDSA curve %s is not supported (P-256, P-384, P-521)", curve)
 		}
+		if len(key) != c.size || key[0] != 4 {
+			return "", fmt.Errorf("ECDSA %s key: malformed point", c.name)
+		}
+		return "ECDSA " + c.name, nil
+	case alg.Equal(oidEd25519):
+		if len(key) != 32 {
+			return "", errors.New("Ed25519 key: not 32 bytes")
+		}
+		return "Ed25519", nil
+	case alg.Equal(oidRSA):
+		var pk struct {
+			N *big.Int
+			E int
+		}
+		if _, err := asn1.Unmarshal(key, &pk); err != nil || pk.N == nil {
+			return "", errors.New("RSA key: malformed")
+		}
+		if pk.N.BitLen() < 2048 {
+			return "", fmt.Errorf("RSA key of %d bits is too short (at least 2048)", pk.N.BitLen())
+		}
+		return fmt.Sprintf("RSA %d", pk.N.BitLen()), nil
 	default:
-		return nil, fmt.Errorf("key type %T is not supported (ECDSA, Ed25519, RSA)", key)
+		return "", fmt.Errorf("key algorithm %s is not supported (ECDSA, Ed25519, RSA)", alg)
 	}
-	return key, nil
 }
 
 // validScope checks a scope key: a registry host (or *.domain), a

@@ -27,7 +27,7 @@ import (
 // check verifies one signature against one sigstoreSigned requirement for
 // the image named and the digest d: made by one of the requirement's keys,
 // over a payload that names d, and an identity the requirement accepts.
-func check(c candidate, r policy.Requirement, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
+func check(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
 	var (
 		key      *policy.PublicKey
 		identity string
@@ -38,9 +38,9 @@ func check(c candidate, r policy.Requirement, named reference.Named, d digest.Di
 		if c.sig == nil {
 			return nil, errors.New("signature annotation is not base64")
 		}
-		key, identity, err = checkClassic(c, r, d)
+		key, identity, err = checkClassic(c, r, keys, d)
 	case kindBundle:
-		key, identity, err = checkBundle(c, r, d)
+		key, identity, err = checkBundle(c, r, keys, d)
 	default:
 		err = fmt.Errorf("unknown signature kind %q", c.kind)
 	}
@@ -56,7 +56,7 @@ func check(c candidate, r policy.Requirement, named reference.Named, d digest.Di
 // hashesFor lists the hash functions to try for a key: cosign signs with
 // SHA-256 by default and, for P-384 and P-521 keys, newer releases with
 // SHA-384 and SHA-512.
-func hashesFor(key any) []crypto.Hash {
+func hashesFor(key crypto.PublicKey) []crypto.Hash {
 	if ec, ok := key.(*ecdsa.PublicKey); ok {
 		switch ec.Curve {
 		case elliptic.P384():
@@ -68,8 +68,11 @@ func hashesFor(key any) []crypto.Hash {
 	return []crypto.Hash{crypto.SHA256}
 }
 
-func verifiers(key any) []signature.Verifier {
+func verifiers(key crypto.PublicKey) []signature.Verifier {
 	var out []signature.Verifier
+	if key == nil {
+		return nil
+	}
 	for _, h := range hashesFor(key) {
 		if v, err := signature.LoadVerifier(key, h); err == nil {
 			out = append(out, v)
@@ -79,10 +82,10 @@ func verifiers(key any) []signature.Verifier {
 }
 
 // checkClassic checks a cosign simple signing signature.
-func checkClassic(c candidate, r policy.Requirement, d digest.Digest) (*policy.PublicKey, string, error) {
+func checkClassic(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
 	var key *policy.PublicKey
 	for i := range r.Keys {
-		for _, v := range verifiers(r.Keys[i].Key) {
+		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
 			if v.VerifySignature(bytes.NewReader(c.sig), bytes.NewReader(c.payload)) == nil {
 				key = &r.Keys[i]
 				break
@@ -111,7 +114,7 @@ func checkClassic(c candidate, r policy.Requirement, d digest.Digest) (*policy.P
 // checkBundle checks a Sigstore bundle made with a key (no certificate,
 // transparency log or timestamp needed: the key is the trust) whose DSSE
 // statement is cosign's signature statement over d.
-func checkBundle(c candidate, r policy.Requirement, d digest.Digest) (*policy.PublicKey, string, error) {
+func checkBundle(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(c.bundle); err != nil {
 		return nil, "", fmt.Errorf("not a Sigstore bundle: %v", err)
@@ -125,7 +128,7 @@ func checkBundle(c candidate, r policy.Requirement, d digest.Digest) (*policy.Pu
 	}
 	var lastErr error
 	for i := range r.Keys {
-		for _, v := range verifiers(r.Keys[i].Key) {
+		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
 			tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 				return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
 			})

@@ -11,7 +11,15 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -63,6 +71,9 @@ type Verifier struct {
 	// Now is the clock (tests).
 	Now func() time.Time
 
+	// keys are the policy's trusted keys, parsed, by their PEM.
+	keys map[string]crypto.PublicKey
+
 	mu  sync.Mutex
 	mem map[string]*verdict.Verdict
 }
@@ -77,7 +88,50 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}}, nil
+	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}}
+	reqs := map[string][]policy.Requirement{"signatures.default": sigs.Default}
+	for scope, r := range sigs.Scopes {
+		reqs[fmt.Sprintf("signatures.scopes[%q]", scope)] = r
+	}
+	for field, rs := range reqs {
+		for i, r := range rs {
+			for _, k := range r.Keys {
+				key, err := parseKey(k.PEM)
+				if err != nil {
+					return nil, fmt.Errorf("%s[%d] %s: %w", field, i, k.Source, err)
+				}
+				v.keys[string(k.PEM)] = key
+			}
+		}
+	}
+	return v, nil
+}
+
+// parseKey parses a cosign public key with crypto/x509 (the policy has
+// checked its structure) and refuses curves and sizes cosign does not make.
+func parseKey(data []byte) (crypto.PublicKey, error) {
+	block, _ := pem.Decode(bytes.TrimSpace(data))
+	if block == nil {
+		return nil, errors.New("not a PEM public key")
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("not a public key: %v", err)
+	}
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() && k.Curve != elliptic.P521() {
+			return nil, fmt.Errorf("ECDSA curve %s is not supported", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits is too short (at least 2048)", k.N.BitLen())
+		}
+	default:
+		return nil, fmt.Errorf("key type %T is not supported (ECDSA, Ed25519, RSA)", key)
+	}
+	return key, nil
 }
 
 // Verify accepts the image with a verdict or refuses it with a
@@ -188,7 +242,7 @@ func (v *Verifier) satisfy(sc policy.Scope, named reference.Named, d digest.Dige
 		var rejects []string
 		var ok *verdict.Satisfied
 		for _, c := range sigs {
-			s, err := check(c, r, named, d)
+			s, err := check(c, r, v.keys, named, d)
 			if err == nil {
 				ok = s
 				break

@@ -120,7 +120,7 @@ func TestRunInterrupted(t *testing.T) {
 	cgroup := "/sys/fs/cgroup/pids/" + id
 	deadline := time.Now().Add(30 * time.Second)
 	running := func() bool { out, _ := exec.Command("pgrep", "-f", "^sleep 600$").Output(); return len(out) > 0 }
-	for !running() && time.Now().Before(deadline) { // the container runs
+	for !(exists(cgroup) && running()) && time.Now().Before(deadline) { // the container runs
 		time.Sleep(50 * time.Millisecond)
 	}
 	if !exists(cgroup) || !running() {
