@@ -15,6 +15,9 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
@@ -204,7 +207,35 @@ func TestSignatures(t *testing.T) {
 	elsewhere, elsewhereDesc := e.push(t, "elsewhere/app:v1")
 	signtest.SignClassic(ctx, e.reg.Repository(t, "elsewhere/app"), elsewhereDesc.Digest, e.repoOf(t, elsewhere), e.trusted)
 
-	for _, ref := range []string{classic, bundle, unsigned, untrusted, wrong, moved, open, elsewhere, later} {
+	// A multi-platform image signed on its platform manifest only (the
+	// node runs the index digest).
+	multi := e.reg.Ref("signed/multi:v1")
+	platformImg := harness.Variant(e.base, "multi")
+	idx, err := harness.Index(platformImg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg.PushIndex(t, multi, idx)
+	pd, _ := platformImg.Digest()
+	pm, _ := platformImg.RawManifest()
+	pmt, _ := platformImg.MediaType()
+	if err := signtest.SignBundle(ctx, e.reg.Repository(t, "signed/multi"), v1.Descriptor{Digest: pd, Size: int64(len(pm)), MediaType: pmt}, e.repoOf(t, multi), e.trusted); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other layers (another chain id), unsigned.
+	extra, err := random.Layer(512, types.OCILayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherLayers, err := mutate.AppendLayers(e.base, extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherRootfs := e.reg.Ref("signed/other-layers:v1")
+	e.reg.Push(t, otherRootfs, otherLayers)
+
+	for _, ref := range []string{classic, bundle, unsigned, untrusted, wrong, moved, open, elsewhere, later, multi, otherRootfs} {
 		e.c.Pull(t, e.c.Namespace, ref)
 	}
 
@@ -224,6 +255,42 @@ func TestSignatures(t *testing.T) {
 				t.Errorf("shim log lacks %q", want)
 			}
 		}
+	})
+
+	t.Run("platform manifest of an index", func(t *testing.T) {
+		out, err := e.run(t, multi)
+		if err != nil || out != "65534" {
+			t.Fatalf("%s: %q %v", multi, out, err)
+		}
+		if !strings.Contains(e.c.Log(), "on platform manifest "+pd.String()) {
+			t.Error("the shim log does not say the signature was on the platform manifest")
+		}
+	})
+
+	t.Run("rootfs of another image", func(t *testing.T) {
+		// A container record that names the signed image but whose rootfs
+		// is a snapshot of an unsigned image with other layers.
+		cctx, cancel := context.WithTimeout(e.c.Context(t), time.Minute)
+		defer cancel()
+		client := e.c.Client(t)
+		signedImg, _ := client.GetImage(cctx, classic)
+		unsignedImg, _ := client.GetImage(cctx, otherRootfs)
+		id := newID("sig-swap")
+		ctr, err := client.NewContainer(cctx, id, containerd.WithNewSnapshot(id, unsignedImg), containerd.WithImage(signedImg),
+			containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(signedImg), oci.WithProcessArgs("true")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ctr.Delete(context.WithoutCancel(cctx), containerd.WithSnapshotCleanup)
+		task, err := ctr.NewTask(cctx, cio.NullIO)
+		if err == nil {
+			task.Delete(cctx, containerd.WithProcessKill)
+			t.Fatal("a container whose rootfs is another image's ran")
+		}
+		if !strings.Contains(err.Error(), "does not run the image its record names") {
+			t.Errorf("refusal %q does not name the snapshot mismatch", err)
+		}
+		t.Logf("refused: %v", err)
 	})
 
 	t.Run("refused at create", func(t *testing.T) {
