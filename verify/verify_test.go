@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -429,4 +432,66 @@ func TestAuthFile(t *testing.T) {
 	if _, err := loadAuthFile(file); err == nil || !strings.Contains(err.Error(), "not a docker config.json") {
 		t.Errorf("bad file: %v", err)
 	}
+}
+
+// TestVerifyHostsTOML: the verifier reaches registries as containerd's
+// hosts.toml says: a mirror for a registry name that resolves nowhere, a
+// TLS registry with its CA file, and a time limit on a registry that hangs.
+func TestVerifyHostsTOML(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, signtest.RegistryOptions{})
+	k := e.key(signtest.ECDSAP256, "a.pub")
+
+	// A mirror: images named registry.invalid/... are read from the test
+	// registry. Signatures name the image's own repository.
+	repo, d := e.push("team/app", "v1")
+	signtest.SignClassic(ctx, repo, d.Digest, "registry.invalid/team/app", k)
+	os.MkdirAll(filepath.Join(e.certs, "registry.invalid"), 0o755)
+	os.WriteFile(filepath.Join(e.certs, "registry.invalid", "hosts.toml"), []byte(fmt.Sprintf(
+		"server = \"https://registry.invalid\"\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", e.srv.URL)), 0o644)
+	v := e.verifier("  default: [{type: sigstoreSigned, keyPath: KEYS/a.pub}]\n", "")
+	res, err := v.Verify(ctx, Image{Name: "registry.invalid/team/app:v1", Digest: digest.Digest(d.Digest.String())})
+	if err != nil || res.Requirements[0].Identity != "registry.invalid/team/app" {
+		t.Errorf("through the mirror: %+v, %v", res, err)
+	}
+
+	// TLS with the registry's CA in hosts.toml.
+	tlsSrv := httptest.NewTLSServer(signtest.NewRegistry(signtest.RegistryOptions{}))
+	defer tlsSrv.Close()
+	tlsHost := strings.TrimPrefix(tlsSrv.URL, "https://")
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o644)
+	os.MkdirAll(filepath.Join(e.certs, tlsHost), 0o755)
+	os.WriteFile(filepath.Join(e.certs, tlsHost, "hosts.toml"), []byte(fmt.Sprintf("server = %q\n[host.%q]\n  ca = %q\n", tlsSrv.URL, tlsSrv.URL, caFile)), 0o644)
+	tlsRepo, _ := name.NewRepository(tlsHost + "/team/app")
+	img, _ := random.Image(64, 1)
+	if err := remote.Write(tlsRepo.Tag("v1"), img, remote.WithTransport(tlsSrv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	td, _ := img.Digest()
+	if err := signtest.SignClassic(ctx, tlsRepo, td, tlsRepo.String(), k, remote.WithTransport(tlsSrv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, Image{Name: tlsRepo.Tag("v1").String(), Digest: digest.Digest(td.String())}); err != nil {
+		t.Errorf("TLS registry with its CA: %v", err)
+	}
+	os.WriteFile(filepath.Join(e.certs, tlsHost, "hosts.toml"), []byte(fmt.Sprintf("server = %q\n", tlsSrv.URL)), 0o644)
+	if _, err := e.verifier("  default: [{type: sigstoreSigned, keyPath: KEYS/a.pub}]\n", "").Verify(ctx, Image{Name: tlsRepo.Tag("v1").String(), Digest: digest.Digest(td.String())}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("TLS registry without its CA: %v, want a certificate error", err)
+	}
+
+	// A registry that accepts connections and never answers.
+	hang := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer slow.Close()
+	defer close(hang)
+	slowHost := strings.TrimPrefix(slow.URL, "http://")
+	os.MkdirAll(filepath.Join(e.certs, slowHost), 0o755)
+	os.WriteFile(filepath.Join(e.certs, slowHost, "hosts.toml"), []byte(fmt.Sprintf("server = %q\n", slow.URL)), 0o644)
+	start := time.Now()
+	_, err = v.Verify(ctx, Image{Name: slowHost + "/team/app:v1", Digest: digest.Digest(d.Digest.String())})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("hanging registry: %v, want a time-out", err)
+	}
+	t.Logf("hanging registry refused after %v (timeout 2s per request)", time.Since(start).Round(time.Millisecond))
 }
