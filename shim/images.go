@@ -19,7 +19,6 @@ import (
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/v2/core/content"
 	contentproxy "github.com/containerd/containerd/v2/core/content/proxy"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
@@ -241,7 +240,7 @@ func (r *imageResolver) store(d digest.Digest, f imageFacts) {
 // index).
 func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, digest.Digest, error) {
 	manifest := target
-	if images.IsIndexType(target.MediaType) {
+	if isIndex(target.MediaType) {
 		data, err := content.ReadBlob(ctx, store, target)
 		if err != nil {
 			return nil, "", err
@@ -253,7 +252,7 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 		match := platforms.Default()
 		found := false
 		for _, m := range idx.Manifests {
-			if images.IsManifestType(m.MediaType) && (m.Platform == nil || match.Match(*m.Platform)) {
+			if isManifest(m.MediaType) && (m.Platform == nil || match.Match(*m.Platform)) {
 				if !found || (m.Platform != nil && manifest.Platform != nil && match.Less(*m.Platform, *manifest.Platform)) {
 					manifest, found = m, true
 				}
@@ -263,11 +262,18 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 			return nil, "", fmt.Errorf("index %s has no manifest for %s", target.Digest, platforms.DefaultString())
 		}
 	}
-	desc, err := images.Config(ctx, store, manifest, platforms.Default())
+	if !isManifest(manifest.MediaType) {
+		return nil, "", fmt.Errorf("%s has media type %q, not an image manifest", manifest.Digest, manifest.MediaType)
+	}
+	data, err := content.ReadBlob(ctx, store, manifest)
 	if err != nil {
 		return nil, "", err
 	}
-	data, err := content.ReadBlob(ctx, store, desc)
+	var m ocispec.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, "", fmt.Errorf("manifest %s: %w", manifest.Digest, err)
+	}
+	data, err = content.ReadBlob(ctx, store, m.Config)
 	if err != nil {
 		return nil, "", err
 	}
@@ -279,3 +285,14 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 }
 
 func digestOf(s string) digest.Digest { return digest.Digest(s) }
+
+// Media types of indexes and manifests, OCI and Docker's. (containerd's
+// core/images has these, but importing it brings its decompressors'
+// initialisation into every shim process.)
+func isIndex(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+func isManifest(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == "application/vnd.docker.distribution.manifest.v2+json"
+}
