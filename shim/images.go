@@ -43,6 +43,8 @@ type imageResolver struct {
 	address string
 	// cacheDir holds imageFacts by digest; "" disables the cache.
 	cacheDir string
+	// t, when set, records the time of each step.
+	t *timer
 
 	mu   sync.Mutex
 	conn *grpc.ClientConn
@@ -121,7 +123,9 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 	}
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
 	defer cancel()
+	r.t.mark("connect")
 	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: id})
+	r.t.mark("container")
 	if err != nil {
 		return info, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
 	}
@@ -158,6 +162,7 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 		}
 	}()
 	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: info.Name})
+	r.t.mark("image")
 	if err != nil {
 		return info, fmt.Errorf("read image %s of container %s from containerd: %w", info.Name, id, err)
 	}
@@ -167,7 +172,9 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 		Size:      img.Image.Target.Size,
 	}
 	info.Digest = target.Digest.String()
-	if cached, ok := r.cached(target.Digest); ok && cached.ChainID != "" {
+	cached, ok := r.cached(target.Digest)
+	r.t.mark("cache")
+	if ok && cached.ChainID != "" {
 		info.User, info.Volumes = cached.User, cached.Volumes
 		info.PlatformDigest, info.ChainID = cached.PlatformDigest, cached.ChainID
 		return info, nil

@@ -76,24 +76,24 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {
 		return nil, fmt.Errorf("hardened: %w", err)
 	}
+	t := newTimer()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		prepareBundle(ctx, params, ns, bundle)
+		prepareBundle(ctx, params, ns, bundle, t)
 	}()
 	res, err := m.Shim.Start(ctx, own)
+	spawned := time.Since(t.t0)
 	<-done
+	if os.Getenv(StartTimingEnv) != "" {
+		_ = os.WriteFile(filepath.Join(bundle, "hardened-start-timing.txt"),
+			[]byte(fmt.Sprintf("%s | shim spawned=%s joined=%s\n", t, spawned.Round(10*time.Microsecond), time.Since(t.t0).Round(10*time.Microsecond))), 0o600)
+	}
 	return res, err
 }
 
 // prepareBundle is Start's share of Create's work; see Start.
-func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bundle string) {
-	t := newTimer()
-	defer func() {
-		if os.Getenv(StartTimingEnv) != "" {
-			_ = os.WriteFile(filepath.Join(bundle, "hardened-start-timing.txt"), []byte(t.String()+"\n"), 0o600)
-		}
-	}()
+func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bundle string, t *timer) {
 	var ro runtimeoptions.Options
 	found, err := params.FindExtension(&ro)
 	if err != nil {
@@ -114,7 +114,7 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 	// The look-up waits on containerd; read the policy and the spec
 	// meanwhile.
 	looked := make(chan error, 1)
-	go func() { looked <- Prepare(ctx, address, ns, id, bundle) }()
+	go func() { looked <- prepare(ctx, address, ns, id, bundle, t.sub("lookup:")) }()
 	pol, err := policy.Load(policyPath)
 	if err != nil {
 		<-looked
@@ -155,8 +155,9 @@ const StartTimingEnv = "HARDENED_START_TIMING"
 
 // timer records the elapsed time at named steps.
 type timer struct {
-	t0    time.Time
-	steps []string
+	t0       time.Time
+	steps    []string
+	children []*timer
 }
 
 func newTimer() *timer { return &timer{t0: time.Now()} }
@@ -167,7 +168,24 @@ func (t *timer) mark(name string) {
 	}
 }
 
-func (t *timer) String() string { return strings.Join(t.steps, " ") }
+func (t *timer) String() string {
+	s := strings.Join(t.steps, " ")
+	for _, c := range t.children {
+		s += " [" + c.String() + "]"
+	}
+	return s
+}
+
+// sub is a timer with the same start for a concurrent part of the work,
+// printed after t's steps (nil if t is nil).
+func (t *timer) sub(name string) *timer {
+	if t == nil {
+		return nil
+	}
+	c := &timer{t0: t.t0, steps: []string{name}}
+	t.children = append(t.children, c)
+	return c
+}
 
 // ImageFile is where Prepare leaves the image facts in the bundle.
 const ImageFile = "hardened-image.json"

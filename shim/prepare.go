@@ -37,7 +37,11 @@ const prepareTimeout = 3 * lookupTimeout
 // its containers and whose memory is paid per pod on every node, so never
 // holds a gRPC connection, a client or the look-up's buffers.
 func Prepare(ctx context.Context, address, ns, id, bundle string) error {
-	r := &imageResolver{address: address, cacheDir: imageCacheDir()}
+	return prepare(ctx, address, ns, id, bundle, nil)
+}
+
+func prepare(ctx context.Context, address, ns, id, bundle string, t *timer) error {
+	r := &imageResolver{address: address, cacheDir: imageCacheDir(), t: t}
 	defer r.close()
 	img, err := r.resolve(ctx, ns, id)
 	if err != nil {
