@@ -47,13 +47,20 @@ func podWith(t *testing.T, rs runtime.RuntimeServiceClient, name, handler string
 
 func startContainer(t *testing.T, rs runtime.RuntimeServiceClient, podID string, podCfg *runtime.PodSandboxConfig, name string, sc *runtime.LinuxContainerSecurityContext) (string, error) {
 	t.Helper()
+	return startImage(t, rs, podID, podCfg, name, harness.Busybox, sc)
+}
+
+// startImage creates and starts a container of image in a pod, as the
+// kubelet does.
+func startImage(t *testing.T, rs runtime.RuntimeServiceClient, podID string, podCfg *runtime.PodSandboxConfig, name, image string, sc *runtime.LinuxContainerSecurityContext) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	resp, err := rs.CreateContainer(ctx, &runtime.CreateContainerRequest{
 		PodSandboxId: podID,
 		Config: &runtime.ContainerConfig{
 			Metadata: &runtime.ContainerMetadata{Name: name},
-			Image:    &runtime.ImageSpec{Image: harness.Busybox},
+			Image:    &runtime.ImageSpec{Image: image},
 			Command:  []string{"sleep", "3600"},
 			LogPath:  name + ".log",
 			Linux:    &runtime.LinuxContainerConfig{SecurityContext: kubeletDefaults(sc)},

@@ -320,7 +320,7 @@ func TestSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RunPodSandbox: %v", err)
 		}
-		id, err := criStart(t, rs, podID, podCfg, "app", classic)
+		id, err := startImage(t, rs, podID, podCfg, "app", classic, nil)
 		if err != nil {
 			t.Fatalf("signed image: %v", err)
 		}
@@ -330,7 +330,7 @@ func TestSignatures(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out.Stdout)) != "65534" {
 			t.Errorf("ExecSync in the signed container: %q %v", out.GetStdout(), err)
 		}
-		_, err = criStart(t, rs, podID, podCfg, "unsigned", unsigned)
+		_, err = startImage(t, rs, podID, podCfg, "unsigned", unsigned, nil)
 		if err == nil || !strings.Contains(err.Error(), "image "+unsigned) || !strings.Contains(err.Error(), "no signature found") {
 			t.Errorf("unsigned image under CRI: %v, want a refusal naming the image", err)
 		} else {
@@ -349,30 +349,4 @@ func TestSignatures(t *testing.T) {
 		// Never verified: fail closed.
 		e.refused(t, later, signedScope, "connection refused")
 	})
-}
-
-// criStart creates and starts a container of image in a pod, as the
-// kubelet does.
-func criStart(t *testing.T, rs runtime.RuntimeServiceClient, podID string, podCfg *runtime.PodSandboxConfig, name, image string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	resp, err := rs.CreateContainer(ctx, &runtime.CreateContainerRequest{
-		PodSandboxId: podID,
-		Config: &runtime.ContainerConfig{
-			Metadata: &runtime.ContainerMetadata{Name: name},
-			Image:    &runtime.ImageSpec{Image: image},
-			Command:  []string{"sleep", "3600"},
-			LogPath:  name + ".log",
-			Linux:    &runtime.LinuxContainerConfig{SecurityContext: kubeletDefaults(nil)},
-		},
-		SandboxConfig: podCfg,
-	})
-	if err != nil {
-		return "", fmt.Errorf("CreateContainer: %w", err)
-	}
-	if _, err := rs.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
-		return resp.ContainerId, fmt.Errorf("StartContainer: %w", err)
-	}
-	return resp.ContainerId, nil
 }
