@@ -12,6 +12,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -186,7 +187,8 @@ func TestSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	bundle, bundleDesc := e.push(t, "signed/bundle:v1")
-	if err := signtest.SignBundle(ctx, e.reg.Repository(t, "signed/bundle"), bundleDesc, e.repoOf(t, bundle), e.trusted); err != nil {
+	// cosign v3 names the digest only, no repository.
+	if err := signtest.SignBundle(ctx, e.reg.Repository(t, "signed/bundle"), bundleDesc, "", e.trusted); err != nil {
 		t.Fatal(err)
 	}
 	// Signed, but pulled and run only after the registry has gone.
@@ -289,6 +291,32 @@ func TestSignatures(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "does not run the image its record names") {
 			t.Errorf("refusal %q does not name the snapshot mismatch", err)
+		}
+		t.Logf("refused: %v", err)
+	})
+
+	t.Run("rootfs mounts of the task", func(t *testing.T) {
+		// The record and the snapshot are the signed image's, but the
+		// client sends other rootfs mounts with the task (containerd
+		// takes them from the client): the host's root, read-only.
+		cctx, cancel := context.WithTimeout(e.c.Context(t), time.Minute)
+		defer cancel()
+		client := e.c.Client(t)
+		signedImg, _ := client.GetImage(cctx, classic)
+		id := newID("sig-rootfs")
+		ctr, err := client.NewContainer(cctx, id, containerd.WithNewSnapshot(id, signedImg), containerd.WithImage(signedImg),
+			containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(signedImg), oci.WithProcessArgs("true")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ctr.Delete(context.WithoutCancel(cctx), containerd.WithSnapshotCleanup)
+		task, err := ctr.NewTask(cctx, cio.NullIO, containerd.WithRootFS([]mount.Mount{{Type: "bind", Source: "/", Options: []string{"rbind", "ro"}}}))
+		if err == nil {
+			task.Delete(cctx, containerd.WithProcessKill)
+			t.Fatal("a task with the host's root as its rootfs ran")
+		}
+		if !strings.Contains(err.Error(), "the task's rootfs mounts are not those of snapshot") {
+			t.Errorf("refusal %q does not name the rootfs mounts", err)
 		}
 		t.Logf("refused: %v", err)
 	})

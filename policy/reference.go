@@ -45,6 +45,9 @@ func parseImageRef(s string) (imageRef, error) {
 	if s == "" || len(s) > 4096 {
 		return bad("empty or too long")
 	}
+	if d, err := digest.Parse(s); err == nil && d.Algorithm() == digest.SHA256 {
+		return bad("an image id; the container names no image reference")
+	}
 	name := s
 	if i := strings.IndexByte(name, '@'); i >= 0 {
 		d, err := digest.Parse(name[i+1:])

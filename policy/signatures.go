@@ -306,7 +306,7 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 				bad(".signedIdentity.dockerRepository: %q is not a repository like registry.example.com/team/app", id.DockerRepository)
 			}
 		case ExactReference:
-			if _, err := parseImageRef(id.DockerReference); err != nil {
+			if n, err := parseImageRef(id.DockerReference); err != nil || n.Tag == "" && n.Digest == "" {
 				bad(".signedIdentity.dockerReference: %q is not a reference like registry.example.com/team/app:v1", id.DockerReference)
 			}
 		case "remapIdentity":
@@ -399,6 +399,9 @@ func validScope(scope string) error {
 	if scope == "" {
 		return errors.New("empty scope; use default")
 	}
+	if scope != strings.ToLower(scope) && !strings.ContainsAny(scope, "/") {
+		return fmt.Errorf("registry hosts are lowercase: write %q", strings.ToLower(scope))
+	}
 	if strings.HasPrefix(scope, "*.") {
 		if strings.ContainsAny(scope[2:], "/*:@") || scope[2:] == "" {
 			return errors.New("a wildcard scope is a host name like *.example.com")
@@ -408,8 +411,26 @@ func validScope(scope string) error {
 	if strings.Contains(scope, "*") {
 		return errors.New("only a leading *. (host wildcard) is allowed")
 	}
-	if strings.HasPrefix(scope, "/") || strings.HasSuffix(scope, "/") || strings.Contains(scope, "//") {
-		return errors.New("not a registry, repository or reference")
+	if !strings.Contains(scope, "/") {
+		if !strings.ContainsAny(scope, ".:") && scope != "localhost" {
+			return fmt.Errorf("%q is not a registry host and would never match; for a Docker Hub image write docker.io/library/%s", scope, scope)
+		}
+		if !validDomain(scope) {
+			return errors.New("not a registry host")
+		}
+		return nil
+	}
+	// A namespace, repository or reference: it matches only if written
+	// the way image references are normalised.
+	r, err := parseImageRef(scope)
+	if err != nil {
+		return err
+	}
+	if r.Domain != strings.ToLower(r.Domain) {
+		return fmt.Errorf("registry hosts are lowercase: write %q", strings.Replace(scope, r.Domain, strings.ToLower(r.Domain), 1))
+	}
+	if r.String() != scope {
+		return fmt.Errorf("would never match: image references are normalised, write %q", r.String())
 	}
 	return nil
 }
@@ -428,20 +449,26 @@ type Scope struct {
 // the repository, each enclosing namespace, the registry host, wildcard
 // hosts (*.example.com), then default. docker.io, index.docker.io and
 // short names are normalised the way docker and containerd do.
-func (s *Signatures) Match(image string) (Scope, error) {
+//
+// digests are the digests the image is known to run (containerd's record
+// of an image named by tag has them): scopes of repo@digest apply to them
+// first, whatever tag the image was pulled by.
+func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
 	named, err := parseImageRef(image)
 	if err != nil {
 		return Scope{}, err
 	}
+	named.Domain = strings.ToLower(named.Domain)
 	norm := named.String()
-	for _, c := range scopeCandidates(named) {
+	var cands []string
+	for _, d := range digests {
+		if d != "" {
+			cands = append(cands, named.Name()+"@"+d)
+		}
+	}
+	for _, c := range append(cands, scopeCandidates(named)...) {
 		if reqs, ok := s.Scopes[c]; ok {
 			return Scope{Name: c, Image: norm, Requirements: reqs}, nil
-		}
-		if alt := dockerHubAlias(c); alt != "" {
-			if reqs, ok := s.Scopes[alt]; ok {
-				return Scope{Name: alt, Image: norm, Requirements: reqs}, nil
-			}
 		}
 	}
 	return Scope{Name: "default", Image: norm, Requirements: s.Default}, nil
@@ -475,15 +502,6 @@ func scopeCandidates(named imageRef) []string {
 	return out
 }
 
-// dockerHubAlias gives the other spelling of a Docker Hub scope
-// (index.docker.io for docker.io).
-func dockerHubAlias(scope string) string {
-	if rest, ok := strings.CutPrefix(scope, "docker.io"); ok && (rest == "" || rest[0] == '/' || rest[0] == ':') {
-		return "index.docker.io" + rest
-	}
-	return ""
-}
-
 // policyJSON is containers/image's policy.json.
 type policyJSON struct {
 	Default    []json.RawMessage                       `json:"default"`
@@ -508,6 +526,9 @@ type requirementJSON struct {
 // fields hardened cannot check (signedBy, keyless fulcio/rekor, pki,
 // remapIdentity) are errors, never ignored.
 func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, error) {
+	if err := strictJSONKeys(data); err != nil {
+		return nil, nil, fmt.Errorf("not a policy.json: %v", err)
+	}
 	var pj policyJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -523,7 +544,24 @@ func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, erro
 			if err := d.Decode(&rj); err != nil {
 				return nil, fmt.Errorf("%s[%d]: %v (supported: type, keyPath, keyPaths, keyData, keyDatas, signedIdentity)", field, i, cleanJSONError(err))
 			}
-			if rj.KeyType != "" && rj.KeyType != "GPGKeys" {
+			if rj.Type == SigstoreSigned {
+				if rj.KeyType != "" {
+					return nil, fmt.Errorf("%s[%d].keyType: not a field of sigstoreSigned", field, i)
+				}
+				n := 0
+				for _, set := range []bool{rj.KeyPath != "", rj.KeyPaths != nil, rj.KeyData != nil, rj.KeyDatas != nil} {
+					if set {
+						n++
+					}
+				}
+				if n > 1 {
+					return nil, fmt.Errorf("%s[%d]: give exactly one of keyPath, keyPaths, keyData, keyDatas", field, i)
+				}
+				if rj.SignedIdentity == nil {
+					// containers/image's default for sigstoreSigned.
+					rj.SignedIdentity = &SignedIdentity{Type: MatchRepoDigestOrExact}
+				}
+			} else if rj.KeyType != "" && rj.KeyType != "GPGKeys" {
 				return nil, fmt.Errorf("%s[%d].keyType: %q is not supported", field, i, rj.KeyType)
 			}
 			r := Requirement{Type: rj.Type, KeyPath: rj.KeyPath, KeyPaths: rj.KeyPaths, SignedIdentity: rj.SignedIdentity}
@@ -563,6 +601,65 @@ func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, erro
 		def = reqs
 	}
 	return def, scopes, nil
+}
+
+// jsonFields are the keys a policy.json may have, spelled as
+// containers/image spells them.
+var jsonFields = map[string]string{}
+
+func init() {
+	for _, f := range []string{"default", "transports", "type", "keyType", "keyPath", "keyPaths", "keyData", "keyDatas",
+		"signedIdentity", "dockerReference", "dockerRepository"} {
+		jsonFields[strings.ToLower(f)] = f
+	}
+}
+
+// strictJSONKeys refuses what encoding/json would quietly accept and
+// containers/image refuses: a key given twice in an object (json keeps the
+// last) and a known key in another case ("Type": json matches it).
+func strictJSONKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func() error
+	walk = func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				low := strings.ToLower(k)
+				if seen[low] {
+					return fmt.Errorf("key %q given twice", k)
+				}
+				seen[low] = true
+				if want, ok := jsonFields[low]; ok && want != k {
+					return fmt.Errorf("key %q: write %q", k, want)
+				}
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	return walk()
 }
 
 func cleanJSONError(err error) string {

@@ -66,9 +66,10 @@ signatures:
     "registry.example.com/team/app:dev": [{type: insecureAcceptAnything}]
     "*.example.org": [{type: sigstoreSigned, keyPath: %[1]s, signedIdentity: {type: matchExact}}]
     "docker.io/library/busybox": [{type: insecureAcceptAnything}]
-    "index.docker.io/library/nginx": [{type: insecureAcceptAnything}]
+    "docker.io/library/nginx": [{type: insecureAcceptAnything}]
+    "registry.example.com/team/app@sha256:%[2]s": [{type: reject}]
     "127.0.0.1:5000/signed": [{type: sigstoreSigned, keyPaths: [%[1]s]}]
-`, key))
+`, key, strings.Repeat("b", 64)))
 	s := p.Signatures
 	if s.Builtin || time.Duration(s.Timeout) != 3*time.Second || s.RegistryConfigPath != DefaultRegistryConfigPath || s.SignatureDir != DefaultSignatureDir {
 		t.Errorf("section = %+v", s)
@@ -87,7 +88,9 @@ signatures:
 		{"example.org/x:1", "default", Reject},
 		{"busybox", "docker.io/library/busybox", InsecureAcceptAnything},
 		{"docker.io/library/busybox:1.36", "docker.io/library/busybox", InsecureAcceptAnything},
-		{"nginx:1.27", "index.docker.io/library/nginx", InsecureAcceptAnything},
+		{"nginx:1.27", "docker.io/library/nginx", InsecureAcceptAnything},
+		{"index.docker.io/library/nginx:1.27", "docker.io/library/nginx", InsecureAcceptAnything},
+		{"REGISTRY.example.com/other/x:1", "registry.example.com", SigstoreSigned},
 		{"127.0.0.1:5000/signed/busybox:v1", "127.0.0.1:5000/signed", SigstoreSigned},
 		{"127.0.0.1:5000/other:v1", "default", Reject},
 		{"quay.io/x/y:1", "default", Reject},
@@ -103,6 +106,18 @@ signatures:
 	}
 	if _, err := s.Match("not a/reference"); err == nil {
 		t.Error("Match of an invalid reference: no error")
+	}
+	if _, err := s.Match("sha256:" + strings.Repeat("a", 64)); err == nil || !strings.Contains(err.Error(), "an image id") {
+		t.Errorf("Match of a bare image id = %v", err)
+	}
+	// A digest scope applies to the image that runs it, whatever tag it
+	// was pulled by.
+	bad := "sha256:" + strings.Repeat("b", 64)
+	if sc, _ := s.Match("registry.example.com/team/app:dev", bad, ""); sc.Name != "registry.example.com/team/app@"+bad {
+		t.Errorf("digest scope for a tagged name: %s", sc.Name)
+	}
+	if sc, _ := s.Match("registry.example.com/team/app:dev", "sha256:"+strings.Repeat("c", 64)); sc.Name != "registry.example.com/team/app:dev" {
+		t.Errorf("another digest: %s", sc.Name)
 	}
 }
 
@@ -162,14 +177,18 @@ func TestSignaturesKeyTypes(t *testing.T) {
 	}
 	for text, want := range map[string]string{
 		"signatures: {}\n": "signatures.default: must list at least one requirement",
-		"signatures:\n  default: [{type: reject}]\n  scopes: {'a/*': [{type: reject}]}\n":                "only a leading *.",
-		"signatures:\n  default: [{type: reject}]\n  scopes: {'r.io/a': []}\n":                           `signatures.scopes["r.io/a"]: must list at least one requirement`,
-		"signatures:\n  default: [{type: reject, keyPath: /x}]\n":                                        "reject takes no keys",
-		"signatures:\n  default: [{type: reject}]\n  timeout: soon\n":                                    "not a duration",
-		"signatures:\n  policyFile: /nonexistent/policy.json\n":                                          "signatures.policyFile: open /nonexistent/policy.json",
-		"signatures:\n  default: [{}]\n":                                                                 "type: missing",
-		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  bogus: 1\n":                         "field bogus not found",
-		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  policyFile: /etc/containers/p.json": "policyFile or default/scopes, not both",
+		"signatures:\n  default: [{type: reject}]\n  scopes: {'a/*': [{type: reject}]}\n":                     "only a leading *.",
+		"signatures:\n  default: [{type: reject}]\n  scopes: {busybox: [{type: reject}]}\n":                   "would never match; for a Docker Hub image write docker.io/library/busybox",
+		"signatures:\n  default: [{type: reject}]\n  scopes: {docker.io/busybox: [{type: reject}]}\n":         `write "docker.io/library/busybox"`,
+		"signatures:\n  default: [{type: reject}]\n  scopes: {Registry.Example.com/prod: [{type: reject}]}\n": `registry hosts are lowercase: write "registry.example.com/prod"`,
+		"signatures:\n  default: [{type: reject}]\n  scopes: {Registry.Example.com: [{type: reject}]}\n":      `registry hosts are lowercase`,
+		"signatures:\n  default: [{type: reject}]\n  scopes: {'r.io/a': []}\n":                                `signatures.scopes["r.io/a"]: must list at least one requirement`,
+		"signatures:\n  default: [{type: reject, keyPath: /x}]\n":                                             "reject takes no keys",
+		"signatures:\n  default: [{type: reject}]\n  timeout: soon\n":                                         "not a duration",
+		"signatures:\n  policyFile: /nonexistent/policy.json\n":                                               "signatures.policyFile: open /nonexistent/policy.json",
+		"signatures:\n  default: [{}]\n":                                                                      "type: missing",
+		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  bogus: 1\n":                              "field bogus not found",
+		"signatures:\n  default: [{type: insecureAcceptAnything}]\n  policyFile: /etc/containers/p.json":      "policyFile or default/scopes, not both",
 	} {
 		_, err := Parse([]byte(text))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -222,6 +241,10 @@ func TestSignaturesPolicyJSON(t *testing.T) {
 	if k := s.Scopes["registry.example.com/data"][0].Keys; len(k) != 1 {
 		t.Errorf("keyData read as %+v", k)
 	}
+	// containers/image's default identity for sigstoreSigned.
+	if id := s.Scopes["registry.example.com/data"][0].SignedIdentity; id == nil || id.Type != MatchRepoDigestOrExact {
+		t.Errorf("default signedIdentity from policy.json = %+v, want matchRepoDigestOrExact", id)
+	}
 	for body, want := range map[string]string{
 		`{"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}`:                   "signedBy (GPG simple signing) is not supported",
 		`{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}}]}`:                           `unknown field "fulcio"`,
@@ -229,6 +252,13 @@ func TestSignaturesPolicyJSON(t *testing.T) {
 		`{"default": []}`: "default: must list at least one requirement",
 		`{"default": [{"type": "reject"}], "transports": {"docker": {"r.io": [{"type": "prSignedBaseLayer"}]}}}`: `"prSignedBaseLayer" is not supported`,
 		`not json`: "not a policy.json",
+		`{"default": [{"type": "reject", "Type": "insecureAcceptAnything"}]}`:                                                                         `key "Type" given twice`,
+		`{"default": [{"type": "reject", "type": "insecureAcceptAnything"}]}`:                                                                         `key "type" given twice`,
+		`{"default": [{"type": "reject"}], "Transports": {"docker": {"": [{"type": "insecureAcceptAnything"}]}}}`:                                     `key "Transports": write "transports"`,
+		`{"default": [{"TYPE": "insecureAcceptAnything"}]}`:                                                                                           `key "TYPE": write "type"`,
+		`{"default": [{"type": "sigstoreSigned", "keyType": "GPGKeys", "keyPath": "team.pub"}]}`:                                                      "keyType: not a field of sigstoreSigned",
+		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "keyPaths": ["team.pub"]}]}`:                                                  "exactly one of keyPath",
+		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "signedIdentity": {"type": "exactReference", "dockerReference": "r.io/a"}}]}`: "is not a reference like",
 	} {
 		os.WriteFile(pj, []byte(body), 0o600)
 		_, err := Parse([]byte("signatures:\n  policyFile: " + pj + "\n"))

@@ -96,6 +96,17 @@ type imageRecord struct {
 	Snapshotter    string `json:",omitempty"`
 	SnapshotKey    string `json:",omitempty"`
 	SnapshotParent string `json:",omitempty"`
+	// SnapshotMounts are the snapshot's mounts: what the task's rootfs
+	// must be (containerd's clients compute it and send it with Create).
+	SnapshotMounts []rootfsMount `json:",omitempty"`
+}
+
+// rootfsMount is a mount of a container's root filesystem.
+type rootfsMount struct {
+	Type    string   `json:"type"`
+	Source  string   `json:"source"`
+	Target  string   `json:"target,omitempty"`
+	Options []string `json:"options,omitempty"`
 }
 
 // fromBundle reads the facts Start left in the bundle. ok is false when
@@ -137,18 +148,29 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 	// the image's layers (see checkSignature).
 	type snap struct {
 		parent string
+		mounts []rootfsMount
 		err    error
 	}
 	snapc := make(chan snap, 1)
 	info.Snapshotter, info.SnapshotKey = c.Container.Snapshotter, c.Container.SnapshotKey
 	if info.SnapshotKey != "" {
 		go func() {
-			s, err := snapshotsapi.NewSnapshotsClient(conn).Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+			client := snapshotsapi.NewSnapshotsClient(conn)
+			s, err := client.Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
 			if err != nil {
 				snapc <- snap{err: fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)}
 				return
 			}
-			snapc <- snap{parent: s.Info.Parent}
+			m, err := client.Mounts(ctx, &snapshotsapi.MountsRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+			if err != nil {
+				snapc <- snap{err: fmt.Errorf("read the mounts of rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)}
+				return
+			}
+			out := snap{parent: s.Info.Parent}
+			for _, mm := range m.Mounts {
+				out.mounts = append(out.mounts, rootfsMount{Type: mm.Type, Source: mm.Source, Target: mm.Target, Options: mm.Options})
+			}
+			snapc <- out
 		}()
 	} else {
 		snapc <- snap{}
@@ -157,7 +179,7 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 		if s := <-snapc; s.err != nil && err == nil {
 			err = s.err
 		} else {
-			info.SnapshotParent = s.parent
+			info.SnapshotParent, info.SnapshotMounts = s.parent, s.mounts
 			out = info
 		}
 	}()
@@ -256,13 +278,20 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 		if err := json.Unmarshal(data, &idx); err != nil {
 			return nil, "", err
 		}
+		// As containerd picks: the best match of this platform; a manifest
+		// without a platform only when none has one that matches.
 		match := platforms.Default()
 		found := false
 		for _, m := range idx.Manifests {
-			if isManifest(m.MediaType) && (m.Platform == nil || match.Match(*m.Platform)) {
-				if !found || (m.Platform != nil && manifest.Platform != nil && match.Less(*m.Platform, *manifest.Platform)) {
+			if isManifest(m.MediaType) && m.Platform != nil && match.Match(*m.Platform) {
+				if !found || match.Less(*m.Platform, *manifest.Platform) {
 					manifest, found = m, true
 				}
+			}
+		}
+		for _, m := range idx.Manifests {
+			if !found && isManifest(m.MediaType) && m.Platform == nil {
+				manifest, found = m, true
 			}
 		}
 		if !found {

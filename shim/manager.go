@@ -138,7 +138,11 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		return fmt.Errorf("no %s in the bundle", ImageFile)
 	}
 	t.mark("image")
-	v, err := checkSignature(ctx, pol, policyPath, img)
+	rootPath := ""
+	if in.Root != nil {
+		rootPath = in.Root.Path
+	}
+	v, err := checkSignature(ctx, pol, policyPath, img, rootPath, bundle)
 	if err != nil {
 		writeRefusal(bundle, err)
 		return err

@@ -224,6 +224,9 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	if ok {
 		mark("prepared by " + rec.By)
+		if err := checkTaskRootfs(r.Bundle, rec.Signature, r.Rootfs, r.Checkpoint); err != nil {
+			return nil, err
+		}
 		logRecord(logger, rec)
 		s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: rec.Mode, policyPath: path, levelName: rec.Level})
 		return opts.Runc, nil

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/errdefs"
 
 	"github.com/hardened-runtime/hardened/policy"
@@ -52,7 +54,7 @@ func verdictCacheDir() string {
 // The image is the one containerd's records name; the container's rootfs
 // snapshot must descend from that image's layers, so that a container
 // record cannot name a signed image and run another.
-func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, img imageRecord) (*verdict.Verdict, error) {
+func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, img imageRecord, rootPath, bundle string) (*verdict.Verdict, error) {
 	sigs := pol.Signatures
 	if sigs == nil || sigs.Builtin {
 		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, Scope: "default", Builtin: true,
@@ -72,7 +74,7 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 		}
 		return nil, &signatureError{"container has no image (made from a root filesystem): the signature policy's default requires a signed image"}
 	}
-	sc, err := sigs.Match(img.Name)
+	sc, err := sigs.Match(img.Name, img.Digest, img.PlatformDigest)
 	if err != nil {
 		return nil, refuse("-", "%v", err)
 	}
@@ -81,8 +83,11 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 			return nil, refuse(sc.Name, "the scope's requirements include reject")
 		}
 	}
-	if allAccept(sc) {
-		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, Scope: sc.Name, PolicyHash: sigs.Hash, Requirements: satisfiedAll(sc)}, nil
+	// What runs must be the image the record names, whatever its scope
+	// requires: its rootfs (Create checks the task's mounts against the
+	// snapshot's), no other root path.
+	if rootPath != "rootfs" && filepath.Clean(rootPath) != filepath.Join(bundle, "rootfs") {
+		return nil, refuse(sc.Name, "root.path is %q, not the bundle's rootfs: the container would not run its image", rootPath)
 	}
 	if img.SnapshotKey == "" {
 		return nil, refuse(sc.Name, "the container's rootfs is not a snapshot of the image, so it cannot be bound to the signed digest")
@@ -91,8 +96,11 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 		return nil, refuse(sc.Name, "the container's rootfs snapshot %s has parent %q, not the image's layers %s: it does not run the image its record names",
 			img.SnapshotKey, img.SnapshotParent, img.ChainID)
 	}
+	if allAccept(sc) {
+		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, PlatformDigest: img.PlatformDigest, Scope: sc.Name, PolicyHash: sigs.Hash, Requirements: satisfiedAll(sc)}, nil
+	}
 	cache := verdict.Cache{Dir: verdictCacheDir()}
-	if v, ok := cache.Load(sigs.Hash, img.Name, img.Digest); ok {
+	if v, ok := cache.Load(sigs.Hash, img.Name, img.Digest, img.PlatformDigest); ok {
 		return v, nil
 	}
 	return runVerifier(ctx, policyPath, sigs.Hash, img, cache.Dir)
@@ -158,7 +166,7 @@ func runVerifier(ctx context.Context, policyPath, hash string, img imageRecord, 
 		if err := json.Unmarshal(stdout.Bytes(), &v); err != nil {
 			return nil, fmt.Errorf("%s: bad verdict: %w", VerifyBinary, err)
 		}
-		if v.Image != img.Name || v.Digest != img.Digest || v.PolicyHash != hash {
+		if v.Image != img.Name || v.Digest != img.Digest || v.PlatformDigest != img.PlatformDigest || v.PolicyHash != hash {
 			return nil, fmt.Errorf("%s answered for another image or policy", VerifyBinary)
 		}
 		return &v, nil
@@ -180,6 +188,35 @@ func writeRefusal(bundle string, err error) {
 	if errors.As(err, &se) {
 		_ = writeFileAtomic(filepath.Join(bundle, RefusalFile), []byte(se.msg+"\n"), 0o600)
 	}
+}
+
+// checkTaskRootfs refuses a task whose root filesystem or checkpoint is
+// not what the verdict was about: containerd's clients send the rootfs
+// mounts with Create (and may add their own), and a checkpoint restores a
+// process image no signature covers. Only under a signatures section.
+func checkTaskRootfs(bundle string, v *verdict.Verdict, rootfs []*types.Mount, checkpoint string) error {
+	if v == nil || v.Builtin {
+		return nil
+	}
+	if checkpoint != "" {
+		return classify(errdefs.ErrFailedPrecondition, errors.New("restoring a checkpoint is refused under the node's signatures policy: no signature covers its memory"))
+	}
+	img, ok, err := fromBundle(bundle)
+	if err != nil || !ok {
+		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("no image facts in the bundle to check the rootfs against (%v)", err))
+	}
+	if img.Name == "" {
+		return nil // no image: the policy's default allowed that (checkSignature)
+	}
+	same := len(rootfs) == len(img.SnapshotMounts)
+	for i := 0; same && i < len(rootfs); i++ {
+		m, w := rootfs[i], img.SnapshotMounts[i]
+		same = m.Type == w.Type && m.Source == w.Source && m.Target == w.Target && slices.Equal(m.Options, w.Options)
+	}
+	if !same {
+		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("the task's rootfs mounts are not those of snapshot %s of image %s: the container would not run the image whose signature was checked", img.SnapshotKey, img.Name))
+	}
+	return nil
 }
 
 // readRefusal returns the refusal a short-lived process left, if any.

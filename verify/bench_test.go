@@ -80,7 +80,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("warm-shim", func(b *testing.B) {
 		c := verdict.Cache{Dir: cache}
 		for b.Loop() {
-			if _, ok := c.Load(v.PolicyHash, v.Image, v.Digest); !ok {
+			if _, ok := c.Load(v.PolicyHash, v.Image, v.Digest, v.PlatformDigest); !ok {
 				b.Fatal("no cached verdict")
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"encoding/hex"
 	"encoding/json"
@@ -72,6 +73,17 @@ func verifiers(key crypto.PublicKey) []signature.Verifier {
 	var out []signature.Verifier
 	if key == nil {
 		return nil
+	}
+	if ed, ok := key.(ed25519.PublicKey); ok {
+		// cosign before 2.6 signs images with pure Ed25519, newer
+		// releases with Ed25519ph.
+		if v, err := signature.LoadED25519Verifier(ed); err == nil {
+			out = append(out, v)
+		}
+		if v, err := signature.LoadED25519phVerifier(ed); err == nil {
+			out = append(out, v)
+		}
+		return out
 	}
 	for _, h := range hashesFor(key) {
 		if v, err := signature.LoadVerifier(key, h); err == nil {
@@ -181,7 +193,14 @@ func matchIdentity(id *policy.SignedIdentity, image reference.Named, signed stri
 		typ = id.Type
 	}
 	if signed == "" {
-		return fmt.Errorf("signature names no image, %s needs one", typ)
+		// cosign v3's statements name only the digest: the signature
+		// then says nothing about the repository, which rules that
+		// accept any repository of the signed digest can live with.
+		_, byDigest := image.(reference.Canonical)
+		if typ == policy.MatchRepository || typ == policy.MatchRepoDigestOrExact && byDigest {
+			return nil
+		}
+		return fmt.Errorf("signature names no image (cosign v3 signs the digest only), and %s needs one; use matchRepository", typ)
 	}
 	s, err := reference.ParseNormalizedNamed(signed)
 	if err != nil {

@@ -55,7 +55,12 @@ var bundleMediaTypes = map[string]bool{
 // Bounds on what a registry may make the verifier read.
 const (
 	maxSignatures = 32
-	maxBlob       = 1 << 20
+	// maxReferrers bounds the referrer manifests read per digest.
+	maxReferrers = 64
+	maxBlob      = 1 << 20
+	// maxResponse bounds any registry response: manifests, indexes,
+	// signature payloads and bundles are a few KiB.
+	maxResponse = 4 << 20
 )
 
 // kind of a candidate signature.
@@ -98,16 +103,15 @@ func newRegistries(s *policy.Signatures) (*registries, error) {
 	return r, nil
 }
 
-// collect finds the signatures for digest d of the image: the local
-// signature directory first, then each registry host of the image's
+// collect finds the signatures for digest d of the image: those of the
+// local signature directory (read by the caller), then each registry host of the image's
 // registry (mirrors first) until one has any. err is set when a host
 // could not be asked; it is reported only if no signature is accepted.
-func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.Digest) ([]candidate, error) {
+func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.Digest, local []candidate, localErr error) ([]candidate, error) {
 	var out []candidate
 	var errs []string
-	local, err := readSignatureDir(v.sigs.SignatureDir, d)
-	if err != nil {
-		errs = append(errs, err.Error())
+	if localErr != nil {
+		errs = append(errs, localErr.Error())
 	}
 	out = append(out, local...)
 
@@ -125,14 +129,21 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 		if h.Capabilities&docker.HostCapabilityPull == 0 {
 			continue
 		}
-		found, err := v.reg.fromHost(ctx, h, domain, path, d)
 		where := h.Scheme + "://" + h.Host + "/" + path
-		looked = append(looked, where)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", where, conciseError(err)))
+		if v.down[h.Host] {
+			errs = append(errs, where+": unreachable (see above)")
 			continue
 		}
+		found, err := v.reg.fromHost(ctx, h, domain, path, d)
+		looked = append(looked, where)
 		out = append(out, found...)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", where, conciseError(err)))
+			if isNetworkError(err) {
+				v.down[h.Host] = true
+			}
+			continue
+		}
 		if len(found) > 0 {
 			break
 		}
@@ -171,6 +182,13 @@ func (r *registries) registryHosts(domain string) ([]docker.RegistryHost, error)
 // conciseError keeps, of a failed registry request, what went wrong on
 // the network ("dial tcp 127.0.0.1:5000: connect: connection refused")
 // rather than every URL the client tried.
+// isNetworkError reports whether a request failed for want of the host
+// (refused, unreachable, timed out) rather than by its answer.
+func isNetworkError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "timed out")
+}
+
 func conciseError(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) {
@@ -186,7 +204,7 @@ func tagFor(d digest.Digest) string { return d.Algorithm().String() + "-" + d.En
 
 // fromHost reads the classic .sig tag and the bundle referrers of d from
 // one registry host.
-func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain, path string, d digest.Digest) ([]candidate, error) {
+func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain, path string, d digest.Digest) (out []candidate, err error) {
 	if h.Path != "" && h.Path != "/v2" {
 		return nil, fmt.Errorf("a registry host with path %q is not supported here", h.Path)
 	}
@@ -210,50 +228,77 @@ func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain
 		remote.WithAuthFromKeychain(&aliasKeychain{keys: r.keys, domain: domain}),
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
-	var out []candidate
 
 	// cosign v2: the sha256-<hex>.sig tag.
 	tag := repo.Tag(tagFor(d) + ".sig")
 	img, err := remote.Image(tag, ropts...)
+	var tagErr error
 	switch {
 	case isNotFound(err):
 	case err != nil:
-		return nil, fmt.Errorf("read tag %s: %w", tag.TagStr(), err)
+		tagErr = fmt.Errorf("read tag %s: %w", tag.TagStr(), conciseError(err))
 	default:
 		found, err := classicFromImage(img, tag.TagStr())
 		if err != nil {
-			return nil, err
+			tagErr = err
 		}
 		out = append(out, found...)
+	}
+	if tagErr != nil && isNetworkError(tagErr) {
+		return out, tagErr // the host is unreachable: do not wait for it twice
 	}
 
 	// cosign v3: Sigstore bundles as referrers (ggcr falls back to the
 	// sha256-<hex> tag schema when the registry has no referrers API).
 	idx, err := remote.Referrers(repo.Digest(d.String()), ropts...)
 	if err != nil && !isNotFound(err) {
-		return out, fmt.Errorf("read referrers of %s: %w", short(d), err)
+		if tagErr != nil {
+			return out, fmt.Errorf("%v; read referrers of %s: %w", tagErr, short(d), conciseError(err))
+		}
+		return out, fmt.Errorf("read referrers of %s: %w", short(d), conciseError(err))
+	}
+	if tagErr != nil {
+		defer func() {
+			if len(out) == 0 && err == nil {
+				err = tagErr
+			}
+		}()
 	}
 	if err == nil {
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return out, fmt.Errorf("read referrers of %s: %w", short(d), err)
 		}
+		seen := map[v1.Hash]bool{}
+		read := 0
+		var skipped []string
 		for _, m := range im.Manifests {
 			// The registry's filter is not trusted (some ignore it).
 			// Some registries list a referrer's config media type as its
 			// artifact type: look at the manifest of those.
 			maybe := m.ArtifactType == "" || m.ArtifactType == "application/vnd.oci.empty.v1+json"
-			if (!bundleMediaTypes[m.ArtifactType] && !maybe) || len(out) >= maxSignatures {
+			if (!bundleMediaTypes[m.ArtifactType] && !maybe) || seen[m.Digest] || m.Size > maxBlob {
 				continue
 			}
+			if len(out) >= maxSignatures || read >= maxReferrers {
+				break
+			}
+			seen[m.Digest] = true
+			read++
 			b, err := bundleFromReferrer(repo, m, ropts)
 			if errors.Is(err, errNotBundle) && maybe {
 				continue
 			}
 			if err != nil {
-				return out, fmt.Errorf("read bundle referrer %s: %w", short(digest.Digest(m.Digest.String())), err)
+				// A dangling or broken entry (common in the tag schema's
+				// index) does not hide the others.
+				skipped = append(skipped, fmt.Sprintf("referrer %s: %v", short(digest.Digest(m.Digest.String())), conciseError(err)))
+				continue
 			}
 			out = append(out, candidate{kind: kindBundle, where: "referrer " + short(digest.Digest(m.Digest.String())), bundle: b})
+		}
+		if len(out) == 0 && len(skipped) > 0 {
+			return out, errors.New(strings.Join(skipped, "; "))
 		}
 	}
 	return out, nil
@@ -376,13 +421,33 @@ func (t *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	if resp.ContentLength > maxResponse {
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("%s %s: response of %d bytes, more than the %d a signature look-up reads", req.Method, req.URL.Path, resp.ContentLength, maxResponse)
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel, left: maxResponse}
 	return resp, nil
 }
 
+// cancelBody ends the request's context when the body is closed, and
+// fails a body longer than maxResponse (a registry may not say how long).
 type cancelBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	left   int64
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("response longer than %d bytes", maxResponse)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 func (b *cancelBody) Close() error {

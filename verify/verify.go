@@ -74,6 +74,10 @@ type Verifier struct {
 	// keys are the policy's trusted keys, parsed, by their PEM.
 	keys map[string]crypto.PublicKey
 
+	// down lists registry hosts found unreachable: the second digest of
+	// an index does not wait for them again.
+	down map[string]bool
+
 	mu  sync.Mutex
 	mem map[string]*verdict.Verdict
 }
@@ -88,7 +92,7 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}}
+	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}}
 	reqs := map[string][]policy.Requirement{"signatures.default": sigs.Default}
 	for scope, r := range sigs.Scopes {
 		reqs[fmt.Sprintf("signatures.scopes[%q]", scope)] = r
@@ -145,7 +149,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		return nil, &RefusedError{Image: "(none)", Digest: "-", Scope: "default",
 			Reason: "the container was made from a root filesystem, not an image, so there is no signature to check"}
 	}
-	sc, err := v.sigs.Match(img.Name)
+	sc, err := v.sigs.Match(img.Name, img.Digest.String(), img.PlatformDigest.String())
 	if err != nil {
 		return nil, &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: "-", Reason: err.Error()}
 	}
@@ -167,7 +171,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	if img.PlatformDigest != "" && img.PlatformDigest.Validate() != nil {
 		img.PlatformDigest = ""
 	}
-	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash}
+	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), PlatformDigest: img.PlatformDigest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash}
 	if !needSignature {
 		for _, r := range sc.Requirements {
 			out.Requirements = append(out.Requirements, verdict.Satisfied{Type: r.Type})
@@ -175,7 +179,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		out.VerifiedAt = v.Now().UTC()
 		return out, nil
 	}
-	key := verdict.Key(v.sigs.Hash, img.Name, img.Digest.String())
+	key := verdict.Key(v.sigs.Hash, img.Name, img.Digest.String(), img.PlatformDigest.String())
 	v.mu.Lock()
 	cached := v.mem[key]
 	v.mu.Unlock()
@@ -184,7 +188,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		c.Cached = true
 		return &c, nil
 	}
-	if c, ok := v.cache.Load(v.sigs.Hash, img.Name, img.Digest.String()); ok {
+	if c, ok := v.cache.Load(v.sigs.Hash, img.Name, img.Digest.String(), img.PlatformDigest.String()); ok {
 		return c, nil
 	}
 
@@ -198,8 +202,19 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	}
 	var failures []string
 	for _, d := range digests {
-		sigs, lookErr := v.collect(ctx, named, d)
-		sat, why := v.satisfy(sc, named, d, sigs)
+		// The local signature directory first: an air-gapped node does
+		// not wait for registries it cannot reach.
+		local, localErr := readSignatureDir(v.sigs.SignatureDir, d)
+		sat, why := v.satisfy(sc, named, d, local)
+		if sat == nil {
+			var sigs []candidate
+			var lookErr error
+			sigs, lookErr = v.collect(ctx, named, d, local, localErr)
+			sat, why = v.satisfy(sc, named, d, sigs)
+			if lookErr != nil {
+				why = append(why, lookErr.Error())
+			}
+		}
 		if sat != nil {
 			out.Requirements = sat
 			out.SignedDigest = d.String()
@@ -209,9 +224,6 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 			v.mu.Unlock()
 			_ = v.cache.Store(out)
 			return out, nil
-		}
-		if lookErr != nil {
-			why = append(why, lookErr.Error())
 		}
 		label := ""
 		if len(digests) > 1 {

@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -40,7 +39,6 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	debug.SetGCPercent(-1) // one check, then exit: no garbage worth collecting
 	fail := func(code int, err error) int {
 		fmt.Fprintln(os.Stderr, err)
 		return code

@@ -54,13 +54,14 @@ type statement struct {
 }
 
 type statementEntry struct {
-	Name   string            `json:"name"`
+	Name   string            `json:"name,omitempty"`
 	Digest map[string]string `json:"digest"`
 }
 
 // Statement is the in-toto statement cosign v3 signs for an image: subject
-// name dockerReference, digest {"sha256": hex of subjectDigest},
-// predicateType SignPredicateType, predicate {}.
+// digest {"sha256": hex of subjectDigest}, predicateType SignPredicateType,
+// predicate {}, and subject name dockerReference. cosign v3 itself names
+// no subject (`cosign sign` sets the digest only): pass "" for that.
 func Statement(subjectDigest v1.Hash, dockerReference string) ([]byte, error) {
 	if subjectDigest.Algorithm == "" || subjectDigest.Hex == "" {
 		return nil, fmt.Errorf("statement: no subject digest")

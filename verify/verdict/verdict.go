@@ -21,6 +21,9 @@ type Verdict struct {
 	Image string `json:"image"`
 	// Digest is the manifest (or index) digest containerd runs.
 	Digest string `json:"digest"`
+	// PlatformDigest is, for an index, the platform manifest that runs:
+	// part of the cache key, since a signature may be on it.
+	PlatformDigest string `json:"platformDigest,omitempty"`
 	// SignedDigest is the digest the accepted signatures are on: Digest,
 	// or the platform manifest of an index.
 	SignedDigest string `json:"signedDigest,omitempty"`
@@ -79,21 +82,21 @@ type Cache struct {
 }
 
 // Key is the cache key of a verdict.
-func Key(policyHash, image, digest string) string {
-	sum := sha256.Sum256([]byte(policyHash + "\x00" + image + "\x00" + digest))
+func Key(policyHash, image, digest, platformDigest string) string {
+	sum := sha256.Sum256([]byte(policyHash + "\x00" + image + "\x00" + digest + "\x00" + platformDigest))
 	return hex.EncodeToString(sum[:])
 }
 
-func (c Cache) file(policyHash, image, digest string) string {
+func (c Cache) file(policyHash, image, digest, platformDigest string) string {
 	if c.Dir == "" {
 		return ""
 	}
-	return filepath.Join(c.Dir, Key(policyHash, image, digest)+".json")
+	return filepath.Join(c.Dir, Key(policyHash, image, digest, platformDigest)+".json")
 }
 
 // Load returns the cached verdict, if any.
-func (c Cache) Load(policyHash, image, digest string) (*Verdict, bool) {
-	file := c.file(policyHash, image, digest)
+func (c Cache) Load(policyHash, image, digest, platformDigest string) (*Verdict, bool) {
+	file := c.file(policyHash, image, digest, platformDigest)
 	if file == "" {
 		return nil, false
 	}
@@ -102,7 +105,7 @@ func (c Cache) Load(policyHash, image, digest string) (*Verdict, bool) {
 		return nil, false
 	}
 	var v Verdict
-	if json.Unmarshal(data, &v) != nil || v.PolicyHash != policyHash || v.Image != image || v.Digest != digest {
+	if json.Unmarshal(data, &v) != nil || v.PolicyHash != policyHash || v.Image != image || v.Digest != digest || v.PlatformDigest != platformDigest {
 		return nil, false
 	}
 	v.Cached = true
@@ -111,7 +114,7 @@ func (c Cache) Load(policyHash, image, digest string) (*Verdict, bool) {
 
 // Store caches an accepted verdict; a failure only costs a later check.
 func (c Cache) Store(v *Verdict) error {
-	file := c.file(v.PolicyHash, v.Image, v.Digest)
+	file := c.file(v.PolicyHash, v.Image, v.Digest, v.PlatformDigest)
 	if file == "" {
 		return nil
 	}
