@@ -53,6 +53,7 @@ const (
 	DefaultRegistryConfigPath = "/etc/containerd/certs.d"
 	DefaultSignatureDir       = "/var/lib/hardened/signatures"
 	DefaultRegistryTimeout    = 10 * time.Second
+	DefaultVerdictTTL         = 24 * time.Hour
 )
 
 // Signatures is the policy's image signature section: which images must be
@@ -82,6 +83,11 @@ type Signatures struct {
 	SignatureDir string `yaml:"signatureDir,omitempty" json:"signatureDir,omitempty"`
 	// Timeout bounds each registry request (default 10s).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// VerdictTTL is how long an accepted verdict is reused without asking
+	// the registry again (default 24h): a signature deleted to revoke it
+	// stops counting then, and a registry outage shorter than that does
+	// not stop verified images.
+	VerdictTTL Duration `yaml:"verdictTTL,omitempty" json:"verdictTTL,omitempty"`
 
 	// Builtin is true when the policy has no signatures section.
 	Builtin bool `yaml:"-" json:"builtin,omitempty"`
@@ -161,6 +167,9 @@ func (s *Signatures) fillDefaults() {
 	if s.Timeout == 0 {
 		s.Timeout = Duration(DefaultRegistryTimeout)
 	}
+	if s.VerdictTTL == 0 {
+		s.VerdictTTL = Duration(DefaultVerdictTTL)
+	}
 }
 
 // Load reads the policy file and the keys a section made in code names,
@@ -175,6 +184,9 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 	if s.Timeout < 0 {
 		bad("signatures.timeout: must be positive")
 	}
+	if s.VerdictTTL < 0 {
+		bad("signatures.verdictTTL: must be positive")
+	}
 	s.fillDefaults()
 	h := sha256.New()
 	canon, _ := json.Marshal(struct {
@@ -185,7 +197,8 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 		AuthFile           string
 		SignatureDir       string
 		Timeout            Duration
-	}{s.Default, s.Scopes, s.PolicyFile, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout})
+		VerdictTTL         Duration
+	}{s.Default, s.Scopes, s.PolicyFile, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout, s.VerdictTTL})
 	h.Write(canon)
 
 	if s.PolicyFile != "" {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/errdefs"
@@ -99,7 +100,7 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 	if allAccept(sc) {
 		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, PlatformDigest: img.PlatformDigest, Scope: sc.Name, PolicyHash: sigs.Hash, Requirements: satisfiedAll(sc)}, nil
 	}
-	cache := verdict.Cache{Dir: verdictCacheDir()}
+	cache := verdict.Cache{Dir: verdictCacheDir(), TTL: time.Duration(sigs.VerdictTTL)}
 	if v, ok := cache.Load(sigs.Hash, img.Name, img.Digest, img.PlatformDigest); ok {
 		return v, nil
 	}

@@ -92,7 +92,7 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}}
+	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir, TTL: time.Duration(sigs.VerdictTTL)}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}}
 	reqs := map[string][]policy.Requirement{"signatures.default": sigs.Default}
 	for scope, r := range sigs.Scopes {
 		reqs[fmt.Sprintf("signatures.scopes[%q]", scope)] = r

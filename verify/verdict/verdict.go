@@ -79,6 +79,11 @@ func (v *Verdict) Summary() string {
 type Cache struct {
 	// Dir is the cache directory; "" disables the cache.
 	Dir string
+	// TTL is how long a verdict is trusted after the check (a signature
+	// removed from the registry stops counting then); 0: forever.
+	TTL time.Duration
+	// Now is the clock (tests); nil: time.Now.
+	Now func() time.Time
 }
 
 // Key is the cache key of a verdict.
@@ -106,6 +111,13 @@ func (c Cache) Load(policyHash, image, digest, platformDigest string) (*Verdict,
 	}
 	var v Verdict
 	if json.Unmarshal(data, &v) != nil || v.PolicyHash != policyHash || v.Image != image || v.Digest != digest || v.PlatformDigest != platformDigest {
+		return nil, false
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	if age := now().Sub(v.VerifiedAt); c.TTL > 0 && (age > c.TTL || age < -time.Minute) {
 		return nil, false
 	}
 	v.Cached = true
