@@ -126,7 +126,7 @@ func fromBundle(bundle string) (img imageRecord, ok bool, err error) {
 }
 
 // resolve returns what containerd knows about the image of container id.
-func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRecord, err error) {
+func (r *imageResolver) resolve(ctx context.Context, ns, id string) (imageRecord, error) {
 	var info imageRecord
 	conn, err := r.connect()
 	if err != nil {
@@ -144,45 +144,7 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 	if info.Name == "" {
 		return info, nil // a container made from a root filesystem, not an image
 	}
-	// The container's rootfs snapshot, read meanwhile: its parent must be
-	// the image's layers (see checkSignature).
-	type snap struct {
-		parent string
-		mounts []rootfsMount
-		err    error
-	}
-	snapc := make(chan snap, 1)
 	info.Snapshotter, info.SnapshotKey = c.Container.Snapshotter, c.Container.SnapshotKey
-	if info.SnapshotKey != "" {
-		go func() {
-			client := snapshotsapi.NewSnapshotsClient(conn)
-			s, err := client.Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
-			if err != nil {
-				snapc <- snap{err: fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)}
-				return
-			}
-			m, err := client.Mounts(ctx, &snapshotsapi.MountsRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
-			if err != nil {
-				snapc <- snap{err: fmt.Errorf("read the mounts of rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)}
-				return
-			}
-			out := snap{parent: s.Info.Parent}
-			for _, mm := range m.Mounts {
-				out.mounts = append(out.mounts, rootfsMount{Type: mm.Type, Source: mm.Source, Target: mm.Target, Options: mm.Options})
-			}
-			snapc <- out
-		}()
-	} else {
-		snapc <- snap{}
-	}
-	defer func() {
-		if s := <-snapc; s.err != nil && err == nil {
-			err = s.err
-		} else {
-			info.SnapshotParent, info.SnapshotMounts = s.parent, s.mounts
-			out = info
-		}
-	}()
 	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: info.Name})
 	r.t.mark("image")
 	if err != nil {
@@ -217,6 +179,36 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (out imageRe
 	info.ChainID = identity.ChainID(cfg.RootFS.DiffIDs).String()
 	r.store(target.Digest, imageFacts{User: info.User, Volumes: info.Volumes, PlatformDigest: info.PlatformDigest, ChainID: info.ChainID})
 	return info, nil
+}
+
+// snapshotFacts adds what binds the container to its image's layers: the
+// parent and the mounts of its rootfs snapshot. Only a policy that checks
+// signatures needs them (checkSignature, checkTaskRootfs).
+func (r *imageResolver) snapshotFacts(ctx context.Context, ns, id string, info *imageRecord) error {
+	if info.SnapshotKey == "" {
+		return nil
+	}
+	conn, err := r.connect()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
+	defer cancel()
+	client := snapshotsapi.NewSnapshotsClient(conn)
+	s, err := client.Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+	if err != nil {
+		return fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
+	}
+	m, err := client.Mounts(ctx, &snapshotsapi.MountsRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+	if err != nil {
+		return fmt.Errorf("read the mounts of rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
+	}
+	info.SnapshotParent = s.Info.Parent
+	info.SnapshotMounts = nil
+	for _, mm := range m.Mounts {
+		info.SnapshotMounts = append(info.SnapshotMounts, rootfsMount{Type: mm.Type, Source: mm.Source, Target: mm.Target, Options: mm.Options})
+	}
+	return nil
 }
 
 // imageFacts is what the shim needs from an image's config. It is cached

@@ -113,8 +113,17 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, by string, t *timer) error {
 	// The look-up waits on containerd; read the policy and the spec
 	// meanwhile.
-	looked := make(chan error, 1)
-	go func() { looked <- prepare(ctx, address, ns, id, bundle, t.sub("lookup:")) }()
+	r := &imageResolver{address: address, cacheDir: imageCacheDir(), t: t.sub("lookup:")}
+	defer r.close()
+	type lookup struct {
+		img imageRecord
+		err error
+	}
+	looked := make(chan lookup, 1)
+	go func() {
+		img, err := r.prepare(ctx, ns, id, bundle)
+		looked <- lookup{img, err}
+	}()
 	pol, err := policy.Load(policyPath)
 	if err != nil {
 		<-looked
@@ -127,17 +136,23 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		return err
 	}
 	t.mark("read")
-	if err := <-looked; err != nil {
-		return err
+	l := <-looked
+	if l.err != nil {
+		return l.err
 	}
-	img, ok, err := fromBundle(bundle)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("no %s in the bundle", ImageFile)
-	}
+	img := l.img
 	t.mark("image")
+	if !pol.Signatures.Builtin && img.Name != "" {
+		// What binds the container to the image whose signature is
+		// checked; Create reads the mounts from the image facts.
+		if err := r.snapshotFacts(ctx, ns, id, &img); err != nil {
+			return err
+		}
+		if err := writeJSONAtomic(filepath.Join(bundle, ImageFile), img); err != nil {
+			return fmt.Errorf("write %s: %w", ImageFile, err)
+		}
+		t.mark("snapshot")
+	}
 	rootPath := ""
 	if in.Root != nil {
 		rootPath = in.Root.Path

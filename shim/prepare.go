@@ -43,14 +43,20 @@ func Prepare(ctx context.Context, address, ns, id, bundle string) error {
 func prepare(ctx context.Context, address, ns, id, bundle string, t *timer) error {
 	r := &imageResolver{address: address, cacheDir: imageCacheDir(), t: t}
 	defer r.close()
+	_, err := r.prepare(ctx, ns, id, bundle)
+	return err
+}
+
+// prepare looks the image up and leaves the facts in the bundle.
+func (r *imageResolver) prepare(ctx context.Context, ns, id, bundle string) (imageRecord, error) {
 	img, err := r.resolve(ctx, ns, id)
 	if err != nil {
-		return err
+		return img, err
 	}
 	if err := writeJSONAtomic(filepath.Join(bundle, ImageFile), img); err != nil {
-		return fmt.Errorf("write %s: %w", ImageFile, err)
+		return img, fmt.Errorf("write %s: %w", ImageFile, err)
 	}
-	return nil
+	return img, nil
 }
 
 // IsPrepare reports whether the shim binary was run as PrepareCommand.
