@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hardened-runtime/hardened/policy"
@@ -76,15 +77,22 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 	if err := linkSocketDir(bundle, own.GetSocketDir()); err != nil {
 		return nil, fmt.Errorf("hardened: %w", err)
 	}
+	// The look-up is the longer of the two: it runs on this goroutine,
+	// the spawn (mostly a fork and exec, waiting in the kernel) beside it.
 	t := newTimer()
-	done := make(chan struct{})
+	type started struct {
+		res *bootapi.BootstrapResult
+		err error
+		at  time.Duration
+	}
+	spawn := make(chan started, 1)
 	go func() {
-		defer close(done)
-		prepareBundle(ctx, params, ns, bundle, t)
+		res, err := m.Shim.Start(ctx, own)
+		spawn <- started{res, err, time.Since(t.t0)}
 	}()
-	res, err := m.Shim.Start(ctx, own)
-	spawned := time.Since(t.t0)
-	<-done
+	prepareBundle(ctx, params, ns, bundle, t)
+	st := <-spawn
+	res, err, spawned := st.res, st.err, st.at
 	if os.Getenv(StartTimingEnv) != "" {
 		_ = os.WriteFile(filepath.Join(bundle, "hardened-start-timing.txt"),
 			[]byte(fmt.Sprintf("%s | shim spawned=%s joined=%s\n", t, spawned.Round(10*time.Microsecond), time.Since(t.t0).Round(10*time.Microsecond))), 0o600)
@@ -111,36 +119,37 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 // Create (by: "start" or "prepare"); Create then only checks the record
 // (preparedRecord).
 func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, by string, t *timer) error {
-	// The look-up waits on containerd; read the policy and the spec
-	// meanwhile.
+	// The look-up waits on containerd and is the long pole: it starts at
+	// once on this goroutine; the policy and the spec are read beside it.
 	r := &imageResolver{address: address, cacheDir: imageCacheDir(), t: t.sub("lookup:")}
 	defer r.close()
-	type lookup struct {
-		img imageRecord
+	type loaded struct {
+		pol *policy.Policy
+		in  *specs.Spec
 		err error
 	}
-	looked := make(chan lookup, 1)
+	load := make(chan loaded, 1)
+	lt := t.sub("load:")
 	go func() {
-		img, err := r.prepare(ctx, ns, id, bundle)
-		looked <- lookup{img, err}
+		pol, err := policy.Load(policyPath)
+		if err != nil {
+			load <- loaded{err: fmt.Errorf("invalid node policy %s: %w", policyPath, err)}
+			return
+		}
+		lt.mark("policy")
+		in, err := readSpec(bundle)
+		lt.mark("read")
+		load <- loaded{pol, in, err}
 	}()
-	pol, err := policy.Load(policyPath)
-	if err != nil {
-		<-looked
-		return fmt.Errorf("invalid node policy %s: %w", policyPath, err)
+	img, lookErr := r.prepare(ctx, ns, id, bundle)
+	ld := <-load
+	if ld.err != nil {
+		return ld.err
 	}
-	t.mark("policy")
-	in, err := readSpec(bundle)
-	if err != nil {
-		<-looked
-		return err
+	if lookErr != nil {
+		return lookErr
 	}
-	t.mark("read")
-	l := <-looked
-	if l.err != nil {
-		return l.err
-	}
-	img := l.img
+	pol, in := ld.pol, ld.in
 	t.mark("image")
 	if !pol.Signatures.Builtin && img.Name != "" {
 		// What binds the container to the image whose signature is
