@@ -84,20 +84,12 @@ func learnAction(c *cli.Context) error {
 	defer signal.Stop(sigs)
 	go forwardSignals(sigs, stop)
 	signal.Ignore(syscall.SIGPIPE) // see runAction
-	w, err := loadWorkload(ctx, c.Args().First())
+	w, plain, err := workloadSpec(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(w.dir)
-	args := c.Args().Slice()[1:]
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	id := fmt.Sprintf("hardenctl-%d", os.Getpid())
-	plain, err := w.baseSpec(ctx, id, args)
-	if err != nil {
-		return err
-	}
+	id := containerID()
 	s, _, err := w.harden(c, plain)
 	if err != nil {
 		return err

@@ -75,6 +75,29 @@ type workload struct {
 }
 
 // loadWorkload unpacks src into a temp dir.
+// containerID is the runc container id of this hardenctl's workload.
+func containerID() string { return fmt.Sprintf("hardenctl-%d", os.Getpid()) }
+
+// workloadSpec loads the command's workload (its first argument) and
+// builds the spec ctr run would for the command after it (or "--"); the
+// caller removes w.dir.
+func workloadSpec(ctx context.Context, c *cli.Context) (*workload, *specs.Spec, error) {
+	w, err := loadWorkload(ctx, c.Args().First())
+	if err != nil {
+		return nil, nil, err
+	}
+	args := c.Args().Slice()[1:]
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	plain, err := w.baseSpec(ctx, containerID(), args)
+	if err != nil {
+		os.RemoveAll(w.dir)
+		return nil, nil, err
+	}
+	return w, plain, nil
+}
+
 func loadWorkload(ctx context.Context, src string) (*workload, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -291,20 +314,12 @@ func runAction(c *cli.Context) error {
 	// A closed stdout (| head) must fail a write, not kill hardenctl before
 	// it cleaned up.
 	signal.Ignore(syscall.SIGPIPE)
-	w, err := loadWorkload(ctx, c.Args().First())
+	w, plain, err := workloadSpec(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(w.dir)
-	args := c.Args().Slice()[1:]
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	id := fmt.Sprintf("hardenctl-%d", os.Getpid())
-	plain, err := w.baseSpec(ctx, id, args)
-	if err != nil {
-		return err
-	}
+	id := containerID()
 	hardened, res, err := w.harden(c, plain)
 	if err != nil {
 		return err
