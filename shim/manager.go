@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,21 +88,12 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 		err error
 		at  time.Duration
 	}
-	// On two cores the spawned shim's start-up (a Go process's
-	// initialisation: about 10 ms of CPU) slowed the look-up's requests
-	// to containerd down more than it gained by running beside them: the
-	// spawn waits for the look-up, and overlaps the policy, the spec and
-	// the hardening instead.
-	gate := make(chan struct{})
-	release := sync.OnceFunc(func() { close(gate) })
 	spawn := make(chan started, 1)
 	go func() {
-		<-gate
 		res, err := m.Shim.Start(ctx, own)
 		spawn <- started{res, err, time.Since(t.t0)}
 	}()
-	prepareBundle(ctx, params, ns, bundle, t, release)
-	release()
+	prepareBundle(ctx, params, ns, bundle, t)
 	st := <-spawn
 	res, err, spawned := st.res, st.err, st.at
 	if os.Getenv(StartTimingEnv) != "" {
@@ -114,8 +104,7 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 }
 
 // prepareBundle is Start's share of Create's work; see Start.
-func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bundle string, t *timer, lookedUp func()) {
-	defer lookedUp()
+func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bundle string, t *timer) {
 	var ro runtimeoptions.Options
 	found, err := params.FindExtension(&ro)
 	if err != nil {
@@ -125,16 +114,14 @@ func prepareBundle(ctx context.Context, params *bootapi.BootstrapParams, ns, bun
 	if found {
 		path = policyPath(ro.ConfigPath)
 	}
-	_ = prepareAndHarden(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle, path, "start", t, lookedUp)
+	_ = prepareAndHarden(ctx, params.GetContainerdGrpcAddress(), ns, params.GetInstanceID(), bundle, path, "start", t)
 }
 
 // prepareAndHarden looks the image up (Prepare) and hardens the bundle
 // under the policy at policyPath, as a short-lived process does it for
 // Create (by: "start" or "prepare"); Create then only checks the record
 // (preparedRecord).
-//
-// lookedUp, if not nil, is called when the image look-up is done.
-func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, by string, t *timer, lookedUp func()) error {
+func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, by string, t *timer) error {
 	// The look-up waits on containerd and is the long pole: it starts at
 	// once on this goroutine; the policy and the spec are read beside it.
 	r := &imageResolver{address: address, cacheDir: imageCacheDir(), t: t.sub("lookup:")}
@@ -147,7 +134,7 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 	load := make(chan loaded, 1)
 	lt := t.sub("load:")
 	probe := newHostProbe(address)
-	var lookupDone atomic.Bool
+	var lookedUp atomic.Bool
 	go func() {
 		pol, err := policy.Load(policyPath)
 		if err != nil {
@@ -158,16 +145,13 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		in, err := readSpec(bundle)
 		lt.mark("read")
 		load <- loaded{pol, in, err}
-		if err == nil && !lookupDone.Load() {
+		if err == nil && !lookedUp.Load() {
 			warmUp(pol, probe, ns, in)
 			lt.mark("warm")
 		}
 	}()
 	img, lookErr := r.prepare(ctx, ns, id, bundle)
-	lookupDone.Store(true)
-	if lookedUp != nil {
-		lookedUp()
-	}
+	lookedUp.Store(true)
 	ld := <-load
 	if ld.err != nil {
 		return ld.err

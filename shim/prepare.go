@@ -89,7 +89,7 @@ func RunPrepare(args []string, stderr io.Writer) int {
 	if *policyFile == "" {
 		err = Prepare(ctx, *address, *ns, *id, *bundle)
 	} else {
-		err = prepareAndHarden(ctx, *address, *ns, *id, *bundle, *policyFile, "prepare", nil, nil)
+		err = prepareAndHarden(ctx, *address, *ns, *id, *bundle, *policyFile, "prepare", nil)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
