@@ -2,13 +2,11 @@ package shim
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
@@ -21,7 +19,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/hardened-runtime/hardened/policy"
-	"github.com/hardened-runtime/hardened/spec"
 )
 
 // RuntimeName is the runtime type containerd knows this shim by.
@@ -133,8 +130,6 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 	}
 	load := make(chan loaded, 1)
 	lt := t.sub("load:")
-	probe := newHostProbe(address)
-	var lookedUp atomic.Bool
 	go func() {
 		pol, err := policy.Load(policyPath)
 		if err != nil {
@@ -145,13 +140,8 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		in, err := readSpec(bundle)
 		lt.mark("read")
 		load <- loaded{pol, in, err}
-		if err == nil && !lookedUp.Load() {
-			warmUp(pol, probe, ns, in)
-			lt.mark("warm")
-		}
 	}()
 	img, lookErr := r.prepare(ctx, ns, id, bundle)
-	lookedUp.Store(true)
 	ld := <-load
 	if ld.err != nil {
 		return ld.err
@@ -182,25 +172,8 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		return err
 	}
 	t.mark("signature")
-	_, err = hardenBundle(pol, policyPath, probe, ns, bundle, in, img.ImageInfo, v, by, t)
+	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img.ImageInfo, v, by, t)
 	return err
-}
-
-// warmUp hardens the spec once, for a level picked without the image, and
-// throws the result away: while the image look-up waits on containerd, a
-// cold process so pays for the first use of the engine's code, the seccomp
-// profile and the JSON encoder of the spec, which the real hardening after
-// the look-up then does not. spec.Harden leaves its input untouched.
-func warmUp(pol *policy.Policy, probe *hostProbe, ns string, in *specs.Spec) {
-	d, err := pol.Resolve(policy.Workload{KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
-		ContainerdNamespace: ns, Annotations: in.Annotations})
-	if err != nil {
-		return
-	}
-	res, err := spec.Harden(in, d.Level, spec.Inputs{Host: probe.host(d.Level.AppArmor.Profile)})
-	if err == nil {
-		_, _ = json.Marshal(res.Spec)
-	}
 }
 
 // StartTimingEnv, when set, makes `shim start` leave the time of each of
