@@ -61,12 +61,9 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, Scope: "default", Builtin: true,
 			Requirements: []verdict.Satisfied{{Type: policy.InsecureAcceptAnything}}}, nil
 	}
-	refuse := func(scope, format string, args ...any) error {
-		d := img.Digest
-		if len(d) > 19 {
-			d = d[:19] + "…"
-		}
-		return &signatureError{fmt.Sprintf("image %s (%s) refused by signature policy scope %q: %s", img.Name, d, scope, fmt.Sprintf(format, args...))}
+	refuseFix := func(scope, fix, format string, args ...any) error {
+		r := &verdict.Refusal{Image: img.Name, Digest: img.Digest, Scope: scope, Reason: fmt.Sprintf(format, args...), Fix: fix}
+		return &signatureError{r.Error()}
 	}
 	if img.Name == "" {
 		sc := policy.Scope{Name: "default", Requirements: sigs.Default}
@@ -77,24 +74,24 @@ func checkSignature(ctx context.Context, pol *policy.Policy, policyPath string, 
 	}
 	sc, err := sigs.Match(img.Name, img.Digest, img.PlatformDigest)
 	if err != nil {
-		return nil, refuse("-", "%v", err)
+		return nil, refuseFix("-", verdict.NameFix, "%v", err)
 	}
 	for _, r := range sc.Requirements {
 		if r.Type == policy.Reject {
-			return nil, refuse(sc.Name, "the scope's requirements include reject")
+			return nil, refuseFix(sc.Name, verdict.RejectFix, "the scope's requirements include reject")
 		}
 	}
 	// What runs must be the image the record names, whatever its scope
 	// requires: its rootfs (Create checks the task's mounts against the
 	// snapshot's), no other root path.
 	if rootPath != "rootfs" && filepath.Clean(rootPath) != filepath.Join(bundle, "rootfs") {
-		return nil, refuse(sc.Name, "root.path is %q, not the bundle's rootfs: the container would not run its image", rootPath)
+		return nil, refuseFix(sc.Name, verdict.BindingFix, "root.path is %q, not the bundle's rootfs: the container would not run its image", rootPath)
 	}
 	if img.SnapshotKey == "" {
-		return nil, refuse(sc.Name, "the container's rootfs is not a snapshot of the image, so it cannot be bound to the signed digest")
+		return nil, refuseFix(sc.Name, verdict.BindingFix, "the container's rootfs is not a snapshot of the image, so it cannot be bound to the signed digest")
 	}
 	if img.ChainID == "" || img.SnapshotParent != img.ChainID {
-		return nil, refuse(sc.Name, "the container's rootfs snapshot %s has parent %q, not the image's layers %s: it does not run the image its record names",
+		return nil, refuseFix(sc.Name, verdict.BindingFix, "the container's rootfs snapshot %s has parent %q, not the image's layers %s: it does not run the image its record names",
 			img.SnapshotKey, img.SnapshotParent, img.ChainID)
 	}
 	if allAccept(sc) {

@@ -48,20 +48,7 @@ type Image struct {
 
 // RefusedError is a refusal: the image is not accepted by the policy. Its
 // message is one line that names the image, the scope and the failure.
-type RefusedError struct {
-	Image  string
-	Digest string
-	Scope  string
-	Reason string
-}
-
-func (e *RefusedError) Error() string {
-	d := e.Digest
-	if len(d) > 19 {
-		d = d[:19] + "…"
-	}
-	return fmt.Sprintf("image %s (%s) refused by signature policy scope %q: %s", e.Image, d, e.Scope, e.Reason)
-}
+type RefusedError = verdict.Refusal
 
 // Verifier checks images against one signatures section.
 type Verifier struct {
@@ -151,7 +138,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	}
 	sc, err := v.sigs.Match(img.Name, img.Digest.String(), img.PlatformDigest.String())
 	if err != nil {
-		return nil, &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: "-", Reason: err.Error()}
+		return nil, &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: "-", Reason: err.Error(), Fix: verdict.NameFix}
 	}
 	refuse := func(format string, args ...any) error {
 		return &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, Reason: fmt.Sprintf(format, args...)}
@@ -160,7 +147,9 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	for _, r := range sc.Requirements {
 		switch r.Type {
 		case policy.Reject:
-			return nil, refuse("the scope's requirements include reject")
+			r := refuse("the scope's requirements include reject").(*RefusedError)
+			r.Fix = verdict.RejectFix
+			return nil, r
 		case policy.SigstoreSigned:
 			needSignature = true
 		}

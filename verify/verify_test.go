@@ -179,7 +179,8 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 
 	repo, unsigned := e.push("signed/unsigned", "v1")
-	check("unsigned", img(repo, "v1", unsigned), "no signature found", "sha256-")
+	check("unsigned", img(repo, "v1", unsigned), "no signature found", "sha256-",
+		`; fix: sign this digest with a key signatures.scopes["`+e.host+`/signed"] trusts`)
 
 	repo, byOther := e.push("signed/other-key", "v1")
 	signtest.SignClassic(ctx, repo, byOther.Digest, repo.String(), untrusted)
@@ -218,7 +219,7 @@ func TestVerifyRefusals(t *testing.T) {
 
 	repo, rej := e.push("elsewhere/app", "v1")
 	signtest.SignClassic(ctx, repo, rej.Digest, repo.String(), trusted)
-	check("reject default", img(repo, "v1", rej), `scope "default"`, "reject")
+	check("reject default", img(repo, "v1", rej), `scope "default"`, "reject", "fix: list the image's repository under signatures.scopes")
 
 	if _, err := v.Verify(ctx, Image{Name: e.host + "/signed/x:v1", Digest: "sha256:nothex"}); err == nil || !strings.Contains(err.Error(), "no valid digest") {
 		t.Errorf("bad digest: %v", err)

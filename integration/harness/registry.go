@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,19 +87,7 @@ func BuildRegistryBinary() (string, error) {
 }
 
 func buildRegistry() (string, error) {
-	const pkg = "./integration/testregistry"
-	removeStaleBuildDirs("hardened-registry-")
-	dir, err := os.MkdirTemp("", fmt.Sprintf("hardened-registry-%d-", os.Getpid()))
-	if err != nil {
-		return "", fmt.Errorf("build %s: %w", RegistryBinary, err)
-	}
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", filepath.Join(dir, RegistryBinary), pkg)
-	cmd.Dir = RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("build %s: go build %s: %w\n%s", RegistryBinary, pkg, err, out)
-	}
-	return dir, nil
+	return buildInto("hardened-registry-", RegistryBinary, "./integration/testregistry")
 }
 
 // RemoveRegistry removes the directory BuildRegistry built in (RemoveShim
@@ -108,22 +95,6 @@ func buildRegistry() (string, error) {
 func RemoveRegistry() {
 	if registryDir != "" {
 		os.RemoveAll(registryDir)
-	}
-}
-
-// removeStaleBuildDirs removes the build directories <prefix><pid>-* of
-// test binaries that have exited.
-func removeStaleBuildDirs(prefix string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*-*"))
-	for _, d := range dirs {
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), prefix), "-")
-		pid, err := strconv.Atoi(pidText)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
-			os.RemoveAll(d)
-		}
 	}
 }
 

@@ -113,32 +113,38 @@ func BuildShimDir() (string, error) {
 
 func buildShim() (string, error) {
 	pkg := "./cmd/" + ShimBinary
-	root := RepoRoot()
-	if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+	if _, err := os.Stat(filepath.Join(RepoRoot(), pkg)); err != nil {
 		return "", fmt.Errorf("build %s: %s does not exist yet", ShimBinary, pkg)
-	}
-	removeStaleShimDirs()
-	dir, err := os.MkdirTemp("", fmt.Sprintf("hardened-shim-%d-", os.Getpid()))
-	if err != nil {
-		return "", fmt.Errorf("build %s: %w", ShimBinary, err)
 	}
 	// The shim and, next to it where the shim looks for it, the signature
 	// verifier it runs.
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", dir+"/", pkg, "./cmd/"+VerifyBinary)
-	cmd.Dir = root
+	return buildInto("hardened-shim-", ShimBinary, pkg, "./cmd/"+VerifyBinary)
+}
+
+// buildInto builds pkgs into a new directory <tmp>/<prefix><pid>-*, named
+// after this test binary's PID so that a later build removes it once this
+// binary has exited; what names the binary built is only for errors.
+func buildInto(prefix, what string, pkgs ...string) (string, error) {
+	removeStaleBuildDirs(prefix)
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", prefix, os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", what, err)
+	}
+	cmd := exec.Command("go", append([]string{"build", "-buildvcs=false", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir = RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("build %s: go build %s: %w\n%s", ShimBinary, pkg, err, out)
+		return "", fmt.Errorf("build %s: go build %s: %w\n%s", what, strings.Join(pkgs, " "), err, out)
 	}
 	return dir, nil
 }
 
-// removeStaleShimDirs removes the shim directories of test binaries that
-// have exited (they are named after the builder's PID).
-func removeStaleShimDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "hardened-shim-*-*"))
+// removeStaleBuildDirs removes the build directories <prefix><pid>-* of
+// test binaries that have exited.
+func removeStaleBuildDirs(prefix string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*-*"))
 	for _, d := range dirs {
-		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "hardened-shim-"), "-")
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), prefix), "-")
 		pid, err := strconv.Atoi(pidText)
 		if err != nil || pid == os.Getpid() {
 			continue

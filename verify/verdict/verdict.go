@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -140,4 +141,44 @@ func (c Cache) Store(v *Verdict) error {
 		return err
 	}
 	return atomicfile.Write(file, data, 0o600)
+}
+
+// Refusal is an image the signature policy does not accept. Its message is
+// one line (what the kubelet shows in the pod's events): the image, the
+// scope, the failure and what would allow it.
+type Refusal struct {
+	Image  string
+	Digest string
+	Scope  string
+	Reason string
+	// Fix says what would allow the image; empty: sign the digest with a
+	// key the scope trusts, or change the scope.
+	Fix string
+}
+
+// RejectFix is the Fix of a refusal by a reject requirement.
+const RejectFix = "list the image's repository under signatures.scopes of the node policy with the requirements it must meet"
+
+// NameFix is the Fix of a refusal because the container's image name is
+// not a reference the policy can match.
+const NameFix = "create the container from an image reference (registry/repository:tag)"
+
+// BindingFix is the Fix of a refusal because the container would not run
+// the image its record names: nothing in the policy allows that.
+const BindingFix = "run the container from its image's own snapshot (as ctr and the CRI plugin do)"
+
+func (e *Refusal) Error() string {
+	d := e.Digest
+	if len(d) > 19 {
+		d = d[:19] + "…"
+	}
+	field := "signatures.default"
+	if e.Scope != "default" && e.Scope != "-" {
+		field = fmt.Sprintf("signatures.scopes[%q]", e.Scope)
+	}
+	fix := e.Fix
+	if fix == "" {
+		fix = fmt.Sprintf("sign this digest with a key %s trusts (cosign sign --key), or change %s in the node policy", field, field)
+	}
+	return fmt.Sprintf("image %s (%s) refused by signature policy scope %q: %s; fix: %s", e.Image, d, e.Scope, e.Reason, fix)
 }
