@@ -9,25 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
-	containersapi "github.com/containerd/containerd/api/services/containers/v1"
-	contentapi "github.com/containerd/containerd/api/services/content/v1"
-	imagesapi "github.com/containerd/containerd/api/services/images/v1"
-	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
-	"github.com/containerd/containerd/v2/core/content"
-	contentproxy "github.com/containerd/containerd/v2/core/content/proxy"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/hardened-runtime/hardened/internal/atomicfile"
+	"github.com/hardened-runtime/hardened/internal/h2grpc"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -47,28 +38,25 @@ type imageResolver struct {
 	t *timer
 
 	mu   sync.Mutex
-	conn *grpc.ClientConn
+	conn *h2grpc.Conn
 }
 
-func (r *imageResolver) connect() (*grpc.ClientConn, error) {
+// api returns the client of containerd's API for namespace ns, connecting
+// on first use.
+func (r *imageResolver) api(ctx context.Context, ns string) (containerdAPI, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.conn != nil {
-		return r.conn, nil
+	if r.conn == nil {
+		if r.address == "" {
+			return containerdAPI{}, fmt.Errorf("the shim was not given containerd's address")
+		}
+		conn, err := h2grpc.Dial(ctx, r.address)
+		if err != nil {
+			return containerdAPI{}, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
+		}
+		r.conn = conn
 	}
-	if r.address == "" {
-		return nil, fmt.Errorf("the shim was not given containerd's address")
-	}
-	// A short-lived process makes two or three calls on one local socket:
-	// no service config look-up, no retries, no keepalive.
-	conn, err := grpc.NewClient("unix://"+strings.TrimPrefix(r.address, "unix://"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDisableServiceConfig(), grpc.WithDisableRetry())
-	if err != nil {
-		return nil, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
-	}
-	r.conn = conn
-	return conn, nil
+	return containerdAPI{conn: r.conn, ns: ns}, nil
 }
 
 func (r *imageResolver) close() {
@@ -128,32 +116,27 @@ func fromBundle(bundle string) (img imageRecord, ok bool, err error) {
 // resolve returns what containerd knows about the image of container id.
 func (r *imageResolver) resolve(ctx context.Context, ns, id string) (imageRecord, error) {
 	var info imageRecord
-	conn, err := r.connect()
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	api, err := r.api(ctx, ns)
 	if err != nil {
 		return info, err
 	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
-	defer cancel()
 	r.t.mark("connect")
-	c, err := containersapi.NewContainersClient(conn).Get(ctx, &containersapi.GetContainerRequest{ID: id})
+	c, err := api.container(ctx, id)
 	r.t.mark("container")
 	if err != nil {
 		return info, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
 	}
-	info.Name = c.Container.Image
+	info.Name = c.Image
 	if info.Name == "" {
 		return info, nil // a container made from a root filesystem, not an image
 	}
-	info.Snapshotter, info.SnapshotKey = c.Container.Snapshotter, c.Container.SnapshotKey
-	img, err := imagesapi.NewImagesClient(conn).Get(ctx, &imagesapi.GetImageRequest{Name: info.Name})
+	info.Snapshotter, info.SnapshotKey = c.Snapshotter, c.SnapshotKey
+	target, err := api.imageTarget(ctx, info.Name)
 	r.t.mark("image")
 	if err != nil {
 		return info, fmt.Errorf("read image %s of container %s from containerd: %w", info.Name, id, err)
-	}
-	target := ocispec.Descriptor{
-		MediaType: img.Image.Target.MediaType,
-		Digest:    digestOf(img.Image.Target.Digest),
-		Size:      img.Image.Target.Size,
 	}
 	info.Digest = target.Digest.String()
 	cached, ok := r.cached(target.Digest)
@@ -163,8 +146,7 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (imageRecord
 		info.PlatformDigest, info.ChainID = cached.PlatformDigest, cached.ChainID
 		return info, nil
 	}
-	store := contentproxy.NewContentStore(contentapi.NewContentClient(conn))
-	cfg, platform, err := imageConfig(ctx, store, target)
+	cfg, platform, err := imageConfig(ctx, api.readBlob, target)
 	if err != nil {
 		return info, fmt.Errorf("read config of image %s: %w", info.Name, err)
 	}
@@ -188,26 +170,21 @@ func (r *imageResolver) snapshotFacts(ctx context.Context, ns, id string, info *
 	if info.SnapshotKey == "" {
 		return nil
 	}
-	conn, err := r.connect()
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	api, err := r.api(ctx, ns)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
-	defer cancel()
-	client := snapshotsapi.NewSnapshotsClient(conn)
-	s, err := client.Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+	parent, err := api.snapshotParent(ctx, info.Snapshotter, info.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
 	}
-	m, err := client.Mounts(ctx, &snapshotsapi.MountsRequest{Snapshotter: info.Snapshotter, Key: info.SnapshotKey})
+	mounts, err := api.snapshotMounts(ctx, info.Snapshotter, info.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("read the mounts of rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
 	}
-	info.SnapshotParent = s.Info.Parent
-	info.SnapshotMounts = nil
-	for _, mm := range m.Mounts {
-		info.SnapshotMounts = append(info.SnapshotMounts, rootfsMount{Type: mm.Type, Source: mm.Source, Target: mm.Target, Options: mm.Options})
-	}
+	info.SnapshotParent, info.SnapshotMounts = parent, mounts
 	return nil
 }
 
@@ -259,10 +236,10 @@ func (r *imageResolver) store(d digest.Digest, f imageFacts) {
 // imageConfig reads the config of the image for this node's platform, and
 // the digest of the manifest it is in (target's, unless target is an
 // index).
-func imageConfig(ctx context.Context, store content.Provider, target ocispec.Descriptor) (*ocispec.Image, digest.Digest, error) {
+func imageConfig(ctx context.Context, readBlob func(context.Context, ocispec.Descriptor) ([]byte, error), target ocispec.Descriptor) (*ocispec.Image, digest.Digest, error) {
 	manifest := target
 	if isIndex(target.MediaType) {
-		data, err := content.ReadBlob(ctx, store, target)
+		data, err := readBlob(ctx, target)
 		if err != nil {
 			return nil, "", err
 		}
@@ -293,7 +270,7 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 	if !isManifest(manifest.MediaType) {
 		return nil, "", fmt.Errorf("%s has media type %q, not an image manifest", manifest.Digest, manifest.MediaType)
 	}
-	data, err := content.ReadBlob(ctx, store, manifest)
+	data, err := readBlob(ctx, manifest)
 	if err != nil {
 		return nil, "", err
 	}
@@ -301,7 +278,7 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, "", fmt.Errorf("manifest %s: %w", manifest.Digest, err)
 	}
-	data, err = content.ReadBlob(ctx, store, m.Config)
+	data, err = readBlob(ctx, m.Config)
 	if err != nil {
 		return nil, "", err
 	}
@@ -311,8 +288,6 @@ func imageConfig(ctx context.Context, store content.Provider, target ocispec.Des
 	}
 	return &img, manifest.Digest, nil
 }
-
-func digestOf(s string) digest.Digest { return digest.Digest(s) }
 
 // Media types of indexes and manifests, OCI and Docker's. (containerd's
 // core/images has these, but importing it brings its decompressors'
