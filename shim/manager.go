@@ -141,7 +141,9 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		lt.mark("read")
 		load <- loaded{pol, in, err}
 	}()
-	img, lookErr := r.prepare(ctx, ns, id, bundle)
+	// The image facts go to the bundle (ImageFile) only for a signatures
+	// policy, below: otherwise nothing reads them once the record is there.
+	img, lookErr := r.resolve(ctx, ns, id)
 	ld := <-load
 	if ld.err != nil {
 		return ld.err

@@ -163,13 +163,18 @@ type record struct {
 
 // Create hardens <bundle>/config.json, then lets runc create the container.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
-	runcOptions, err := s.harden(ctx, r)
+	runcOptions, prepared, err := s.harden(ctx, r)
 	if err != nil {
 		log.G(ctx).WithError(err).WithField("id", r.ID).Error("hardened: container refused")
 		return nil, errgrpc.ToGRPC(err)
 	}
 	r.Options = runcOptions
 	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	if prepared != nil {
+		// What `shim start` changed goes to the log once runc has the
+		// container: a dozen log lines are not worth delaying it for.
+		logRecord(log.G(ctx).WithField("id", r.ID), prepared)
+	}
 	releaseMemorySoon()
 	if err != nil {
 		s.forget(r.ID)
@@ -177,7 +182,10 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	return resp, err
 }
 
-func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *anypbAny, err error) {
+// harden returns the runc options for the container and, when a
+// short-lived process hardened its bundle, that process's record, for
+// Create to log.
+func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *anypbAny, prepared *record, err error) {
 	t0 := time.Now()
 	phases := []string{}
 	mark := func(name string) {
@@ -191,14 +199,13 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}()
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := decodeOptions(r.Options)
 	if err != nil {
-		return nil, classify(errdefs.ErrInvalidArgument, err)
+		return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	path := policyPath(opts.PolicyPath)
-	logger := log.G(ctx).WithField("id", r.ID)
 
 	// A short-lived process usually hardened the bundle already: `shim
 	// start` while this process was starting, or, for a container that
@@ -208,7 +215,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	// seccomp profile, nor talks gRPC: it stays small for as long as the
 	// pod runs.
 	if err := readRefusal(r.Bundle); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec, ok := preparedRecord(r.Bundle, path)
 	var childErr error
@@ -218,18 +225,17 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		childErr = prepareInChild(s.address, ns, r.ID, r.Bundle, path)
 		mark("prepare process")
 		if err := readRefusal(r.Bundle); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rec, ok = preparedRecord(r.Bundle, path)
 	}
 	if ok {
 		mark("prepared by " + rec.By)
 		if err := checkTaskRootfs(r.Bundle, rec.Signature, r.Rootfs, r.Checkpoint); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		logRecord(logger, rec)
 		s.remember(r.ID, &hardenedContainer{bundle: r.Bundle, mode: rec.Mode, policyPath: path, levelName: rec.Level})
-		return opts.Runc, nil
+		return opts.Runc, rec, nil
 	}
 
 	// Neither short-lived process could harden the bundle, and only they
@@ -240,25 +246,25 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	img, found, err := fromBundle(r.Bundle)
 	if err != nil {
-		return nil, classify(errdefs.ErrFailedPrecondition, err)
+		return nil, nil, classify(errdefs.ErrFailedPrecondition, err)
 	}
 	if !found {
-		return nil, classify(errdefs.ErrFailedPrecondition, childErr)
+		return nil, nil, classify(errdefs.ErrFailedPrecondition, childErr)
 	}
 	pol, err := s.policyAt(path)
 	if err != nil {
-		return nil, policyError(path, err)
+		return nil, nil, policyError(path, err)
 	}
 	mark("policy")
 	in, err := readSpec(r.Bundle)
 	if err != nil {
-		return nil, classify(errdefs.ErrInvalidArgument, err)
+		return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	mark("read")
 	if _, _, err := decideAndHarden(pol, path, s.host, ns, in, img.ImageInfo, nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return nil, classify(errdefs.ErrFailedPrecondition, childErr)
+	return nil, nil, classify(errdefs.ErrFailedPrecondition, childErr)
 }
 
 func policyError(path string, err error) error {
