@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -62,22 +65,33 @@ func TestBench(t *testing.T) {
 	want := func(part string) bool { return only == "" || strings.Contains(only, part) }
 	var figs []figure
 
-	// 1. Lifecycle latency, interleaved A/B to cancel drift.
+	// 1. Lifecycle latency, interleaved to cancel drift. A third variant,
+	// plain runc given the spec the hardened shim produces, splits the
+	// difference into what the hardened spec costs runc (its seccomp
+	// filter, compiled for every container) and what the shim costs.
 	lat := map[string][]time.Duration{}
+	var hardSpec *specs.Spec
+	if want("lifecycle") {
+		hardSpec = hardenedSpecOf(t)
+	}
 	for i := range runs {
 		if !want("lifecycle") {
 			break
 		}
-		order := []string{runcRT, hardenedRT}
+		order := []string{runcRT, runcHardSpec, hardenedRT}
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
-		for _, rt := range order {
-			start := time.Now()
-			if _, err := runContainer(t, ns, rt, harness.Busybox, []string{"true"}); err != nil {
-				t.Fatalf("%s: %v", rt, err)
+		for _, v := range order {
+			rt, opts := v, []oci.SpecOpts(nil)
+			if v == runcHardSpec {
+				rt, opts = runcRT, []oci.SpecOpts{withSpecOf(hardSpec)}
 			}
-			lat[rt] = append(lat[rt], time.Since(start))
+			start := time.Now()
+			if _, err := runContainer(t, ns, rt, harness.Busybox, []string{"true"}, opts...); err != nil {
+				t.Fatalf("%s: %v", v, err)
+			}
+			lat[v] = append(lat[v], time.Since(start))
 		}
 	}
 	for _, p := range []struct {
@@ -93,6 +107,13 @@ func TestBench(t *testing.T) {
 			target = fmt.Sprintf("≤ %.2f×", p.max)
 		}
 		figs = append(figs, newFigure(p.name+fmt.Sprintf(" (%d runs of true)", runs), "ms", ms(quantile(lat[runcRT], p.q)), ms(quantile(lat[hardenedRT], p.q)), target, p.max))
+	}
+	if want("lifecycle") {
+		figs = append(figs,
+			newFigure("lifecycle median: runc with the hardened spec, against plain runc (the spec's cost)", "ms",
+				ms(quantile(lat[runcRT], 0.5)), ms(quantile(lat[runcHardSpec], 0.5)), "", 0),
+			newFigure("lifecycle median: hardened, against runc with the hardened spec (the shim's own cost)", "ms",
+				ms(quantile(lat[runcHardSpec], 0.5)), ms(quantile(lat[hardenedRT], 0.5)), "", 0))
 	}
 
 	// 2. 50 concurrent creates and starts.
@@ -193,6 +214,59 @@ func TestBench(t *testing.T) {
 		return
 	}
 	writeResults(t, figs)
+}
+
+// runcHardSpec names the bench's third lifecycle variant: plain runc run
+// with the spec the hardened shim wrote for a container of the same image.
+const runcHardSpec = "runc+hardened-spec"
+
+// hardenedSpecOf returns the spec the hardened shim writes for `true` in
+// the busybox image.
+func hardenedSpecOf(t *testing.T) *specs.Spec {
+	t.Helper()
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	c := cd.Client(t)
+	img, err := c.GetImage(ctx, harness.Busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newID("bench-spec")
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("true")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+	data, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, id, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+// withSpecOf replaces the spec with a copy of s, in the container's own
+// cgroup.
+func withSpecOf(s *specs.Spec) oci.SpecOpts {
+	data, _ := json.Marshal(s)
+	return func(_ context.Context, _ oci.Client, c *containers.Container, spec *oci.Spec) error {
+		var cp specs.Spec
+		if err := json.Unmarshal(data, &cp); err != nil {
+			return err
+		}
+		cp.Linux.CgroupsPath = "/" + ns + "/" + c.ID
+		*spec = cp
+		return nil
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,6 +132,7 @@ func TestFaultShimKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sleeper := int(task.Pid())
 	syscall.Kill(shim, syscall.SIGKILL)
 	select {
 	case st := <-exitCh:
@@ -150,6 +152,15 @@ func TestFaultShimKilled(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("/run/containerd/runc", ns, ctr.ID())); err == nil {
 		t.Error("runc state left behind")
 	}
+	// `shim delete` found runc's state and had runc kill the container.
+	waitFor(t, "the container's process to be killed", func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sleeper))
+		if err != nil {
+			return true
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		return len(f) > 0 && f[0] == "Z"
+	})
 }
 
 // TestFaultRuncMissing: a runc binary that is not there fails the create

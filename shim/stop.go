@@ -1,0 +1,87 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	runcC "github.com/containerd/go-runc"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+)
+
+// Stop is `shim delete`, which containerd runs after every task once its
+// shim has gone (containerd's cleanupAfterDeadShim), on the path of every
+// container's deletion. The runc manager's Stop starts with `runc delete
+// --force`: a whole runc process (16 ms here) that, after a normal task
+// delete, finds nothing to delete, because the task service's Delete
+// already had runc remove the container. So when runc keeps no state for
+// the container, Stop skips that call and does the rest as the runc
+// manager does (unmount the rootfs, report the recorded exit). When runc
+// has state (a shim that died with its container running, a create cut
+// short), the runc manager's Stop runs unchanged and kills and removes it.
+func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	if st, ok := stopWithoutRunc(ctx, id); ok {
+		return st, nil
+	}
+	return m.Shim.Stop(ctx, id)
+}
+
+// stopWithoutRunc is the runc manager's Stop (containerd v2.4.2,
+// cmd/containerd-shim-runc-v2/manager) without its `runc delete --force`,
+// for a container of which runc has no state; ok is false whenever that is
+// not certain.
+func stopWithoutRunc(ctx context.Context, id string) (shim.StopStatus, bool) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return shim.StopStatus{}, false
+	}
+	path := filepath.Join(filepath.Dir(cwd), id)
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return shim.StopStatus{}, false
+	}
+	if !runcStateGone(path, ns, id) {
+		return shim.StopStatus{}, false
+	}
+	exitedAt := time.Now()
+	if err := mount.UnmountRecursive(filepath.Join(path, "rootfs"), 0); err != nil {
+		log.G(ctx).WithError(err).Warn("failed to cleanup rootfs mount")
+	}
+	if exit, err := runc.ReadExitStatus(path); err == nil {
+		return shim.StopStatus{ExitedAt: exit.Timestamp, ExitStatus: exit.Status, Pid: exit.Pid}, true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		log.G(ctx).WithError(err).Warn("failed to read recorded exit status")
+	}
+	pid, err := runcC.ReadPidFile(filepath.Join(path, process.InitPidFile))
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("failed to read init pid file")
+		pid = 0
+	}
+	return shim.StopStatus{ExitedAt: exitedAt, ExitStatus: 128 + int(unix.SIGKILL), Pid: pid}, true
+}
+
+// runcStateGone reports whether runc certainly has no state for container
+// id of namespace ns whose bundle is at path: its state directory,
+// <root>/<ns>/<id> with root from the bundle's runtime options as the runc
+// manager reads it, does not exist.
+func runcStateGone(path, ns, id string) bool {
+	opts, err := runc.ReadOptions(path)
+	if err != nil {
+		return false
+	}
+	root := process.RuncRoot
+	if opts != nil && opts.Root != "" {
+		root = opts.Root
+	}
+	_, err = os.Lstat(filepath.Join(root, ns, id))
+	return errors.Is(err, fs.ErrNotExist)
+}

@@ -1,0 +1,72 @@
+package shim
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	runcC "github.com/containerd/go-runc"
+)
+
+// TestStopWithoutRunc: `shim delete` skips `runc delete --force` only when
+// runc certainly has no state for the container, and then reports what
+// the runc manager's Stop would.
+func TestStopWithoutRunc(t *testing.T) {
+	root := t.TempDir() // runc's --root, from the bundle's options
+	bundle := filepath.Join(t.TempDir(), "c1")
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := runc.WriteOptions(bundle, &options.Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "init.pid"), []byte("4242"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(bundle) // containerd runs `shim delete` in the bundle
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+
+	// runc still has the container: the runc manager must delete it.
+	state := filepath.Join(root, "k8s.io", "c1")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stopWithoutRunc(ctx, "c1"); ok {
+		t.Fatal("stopWithoutRunc skipped runc although runc has state for the container")
+	}
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+
+	// Gone: no runc call; the pid file's pid and SIGKILL's status, as the
+	// runc manager reports without a recorded exit.
+	st, ok := stopWithoutRunc(ctx, "c1")
+	if !ok || st.Pid != 4242 || st.ExitStatus != 128+9 {
+		t.Fatalf("stopWithoutRunc = %+v, %v; want pid 4242, status 137", st, ok)
+	}
+	// With the exit the shim recorded, that one.
+	at := time.Unix(1700000000, 0).UTC()
+	if err := runc.WriteExitStatus(bundle, runcC.Exit{Pid: 4242, Status: 3, Timestamp: at}); err != nil {
+		t.Fatal(err)
+	}
+	st, ok = stopWithoutRunc(ctx, "c1")
+	if !ok || st.Pid != 4242 || st.ExitStatus != 3 || !st.ExitedAt.Equal(at) {
+		t.Fatalf("stopWithoutRunc = %+v, %v; want the recorded exit", st, ok)
+	}
+
+	// Not certain: no namespace, unreadable options.
+	if _, ok := stopWithoutRunc(context.Background(), "c1"); ok {
+		t.Error("stopWithoutRunc went ahead without a namespace")
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "options.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stopWithoutRunc(ctx, "c1"); ok {
+		t.Error("stopWithoutRunc went ahead with unreadable runtime options")
+	}
+}
