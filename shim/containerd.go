@@ -109,15 +109,25 @@ func (a containerdAPI) imageTarget(ctx context.Context, name string) (ocispec.De
 	return d, err
 }
 
+// maxBlob bounds the manifests, indexes and configs the shim reads (a
+// descriptor in an index could name a layer of gigabytes).
+const maxBlob = 8 << 20
+
 // readBlob reads a blob of the content store whole and checks it is what
 // desc says.
 func (a containerdAPI) readBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %q: %w", desc.Digest, err)
 	}
-	// ReadContentRequest{digest = 1} (offset 0, size 0: all) ->
+	if desc.Size < 0 || desc.Size > maxBlob {
+		return nil, fmt.Errorf("blob %s: size %d is not that of an image manifest or config", desc.Digest, desc.Size)
+	}
+	// ReadContentRequest{digest = 1, offset = 2 (0), size = 3} ->
 	// a stream of ReadContentResponse{offset = 1, data = 2}
-	msgs, err := a.invoke(ctx, methodReadContent, appendString(nil, 1, desc.Digest.String()))
+	req := appendString(nil, 1, desc.Digest.String())
+	req = protowire.AppendTag(req, 3, protowire.VarintType)
+	req = protowire.AppendVarint(req, uint64(desc.Size))
+	msgs, err := a.invoke(ctx, methodReadContent, req)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", desc.Digest, err)
 	}

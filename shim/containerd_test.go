@@ -3,8 +3,10 @@ package shim
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
@@ -31,6 +33,8 @@ import (
 // generated types, field by field.
 type fakeContainerd struct {
 	blob []byte
+	// corrupt makes Read answer wrong bytes, gap skip a chunk.
+	corrupt, gap bool
 }
 
 type (
@@ -79,6 +83,9 @@ func (f imagesFake) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*ima
 	if err := f.checkNS(ctx); err != nil {
 		return nil, err
 	}
+	if r.Name != "docker.io/library/nginx:1" {
+		return nil, status.Errorf(codes.NotFound, "image %q: not found", r.Name)
+	}
 	return &imagesapi.GetImageResponse{Image: &imagesapi.Image{
 		Name: r.Name, Labels: map[string]string{"l": "v"},
 		Target: &types.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(f.blob).String(), Size: int64(len(f.blob)),
@@ -88,12 +95,25 @@ func (f imagesFake) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*ima
 }
 
 func (f contentFake) Read(r *contentapi.ReadContentRequest, stream contentapi.Content_ReadServer) error {
+	if err := f.checkNS(stream.Context()); err != nil {
+		return err
+	}
 	if r.Digest != digest.FromBytes(f.blob).String() {
 		return status.Errorf(codes.NotFound, "content digest %s: not found", r.Digest)
 	}
-	for off := 0; off < len(f.blob); off += 1000 { // in chunks, as containerd sends them
-		end := min(off+1000, len(f.blob))
-		if err := stream.Send(&contentapi.ReadContentResponse{Offset: int64(off), Data: f.blob[off:end]}); err != nil {
+	if r.Offset != 0 || r.Size != int64(len(f.blob)) {
+		return status.Errorf(codes.InvalidArgument, "read at %d, %d bytes: want all %d", r.Offset, r.Size, len(f.blob))
+	}
+	blob := f.blob
+	if f.corrupt {
+		blob = bytes.ToUpper(blob)
+	}
+	for off := 0; off < len(blob); off += 1000 { // in chunks, as containerd sends them
+		if f.gap && off == 1000 {
+			continue
+		}
+		end := min(off+1000, len(blob))
+		if err := stream.Send(&contentapi.ReadContentResponse{Offset: int64(off), Data: blob[off:end]}); err != nil {
 			return err
 		}
 	}
@@ -101,6 +121,9 @@ func (f contentFake) Read(r *contentapi.ReadContentRequest, stream contentapi.Co
 }
 
 func (f snapshotsFake) Stat(ctx context.Context, r *snapshotsapi.StatSnapshotRequest) (*snapshotsapi.StatSnapshotResponse, error) {
+	if err := f.checkNS(ctx); err != nil {
+		return nil, err
+	}
 	if r.Snapshotter != "overlayfs" || r.Key != "c1-snap" {
 		return nil, status.Errorf(codes.NotFound, "snapshot %s/%s", r.Snapshotter, r.Key)
 	}
@@ -109,6 +132,12 @@ func (f snapshotsFake) Stat(ctx context.Context, r *snapshotsapi.StatSnapshotReq
 }
 
 func (f snapshotsFake) Mounts(ctx context.Context, r *snapshotsapi.MountsRequest) (*snapshotsapi.MountsResponse, error) {
+	if err := f.checkNS(ctx); err != nil {
+		return nil, err
+	}
+	if r.Snapshotter != "overlayfs" || r.Key != "c1-snap" {
+		return nil, status.Errorf(codes.NotFound, "snapshot %s/%s", r.Snapshotter, r.Key)
+	}
 	return &snapshotsapi.MountsResponse{Mounts: []*types.Mount{
 		{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/a:/b"}},
 		{Type: "bind", Source: "/x", Target: "/y"},
@@ -122,9 +151,7 @@ func serveFake(t *testing.T, f *fakeContainerd) containerdAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		return h(namespacedContext(ctx), req)
-	}))
+	s := grpc.NewServer()
 	containersapi.RegisterContainersServer(s, containersFake{fakeContainerd: f})
 	imagesapi.RegisterImagesServer(s, imagesFake{fakeContainerd: f})
 	contentapi.RegisterContentServer(s, contentFake{fakeContainerd: f})
@@ -139,18 +166,10 @@ func serveFake(t *testing.T, f *fakeContainerd) containerdAPI {
 	return containerdAPI{conn: conn, ns: "k8s.io"}
 }
 
-// namespacedContext does what containerd's own interceptor does: the
-// namespace header becomes the context's namespace.
-func namespacedContext(ctx context.Context) context.Context {
-	if ns, ok := namespaces.Namespace(ctx); ok {
-		return namespaces.WithNamespace(ctx, ns)
-	}
-	return ctx
-}
-
 func TestContainerdAPI(t *testing.T) {
 	blob := bytes.Repeat([]byte(`{"manifests":[]}`), 300) // several chunks
-	api := serveFake(t, &fakeContainerd{blob: blob})
+	fake := &fakeContainerd{blob: blob}
+	api := serveFake(t, fake)
 	ctx := context.Background()
 
 	c, err := api.container(ctx, "c1")
@@ -172,15 +191,31 @@ func TestContainerdAPI(t *testing.T) {
 	if err != nil || !bytes.Equal(got, blob) {
 		t.Fatalf("readBlob = %d bytes, %v; want the %d bytes", len(got), err, len(blob))
 	}
-	// The content store must return the blob asked for, whole.
+	// Only descriptors that can be a manifest or a config are read.
 	for _, bad := range []ocispec.Descriptor{
-		{Digest: want.Digest, Size: want.Size + 1},
-		{Digest: digest.FromString("other"), Size: 5},
 		{Digest: "sha256:short", Size: 5},
+		{Digest: want.Digest, Size: 1 << 40},
+		{Digest: want.Digest, Size: -1},
 	} {
 		if _, err := api.readBlob(ctx, bad); err == nil {
 			t.Errorf("readBlob(%v) succeeded", bad)
 		}
+	}
+	// The content store must return the blob asked for, whole.
+	fake.corrupt = true
+	if _, err := api.readBlob(ctx, want); err == nil || !strings.Contains(err.Error(), "not it") {
+		t.Errorf("readBlob of other bytes = %v, want refused", err)
+	}
+	fake.corrupt, fake.gap = false, true
+	if _, err := api.readBlob(ctx, want); err == nil || !strings.Contains(err.Error(), "offset") {
+		t.Errorf("readBlob with a chunk missing = %v, want refused", err)
+	}
+	fake.gap = false
+	if _, err := api.imageTarget(ctx, "docker.io/library/other:1"); status.Code(err) != codes.NotFound {
+		t.Errorf("imageTarget(other) = %v, want the name sent and NotFound", err)
+	}
+	if _, err := api.snapshotMounts(ctx, "overlayfs", "other"); status.Code(err) != codes.NotFound {
+		t.Errorf("snapshotMounts(other) = %v, want the key sent and NotFound", err)
 	}
 
 	parent, err := api.snapshotParent(ctx, "overlayfs", "c1-snap")
@@ -196,11 +231,23 @@ func TestContainerdAPI(t *testing.T) {
 		t.Fatalf("snapshotMounts = %+v, %v; want %+v", mounts, err, wantMounts)
 	}
 
-	// Another namespace is sent as such.
+	// Another namespace is sent as such, to every service.
 	other := api
 	other.ns = "default"
 	if _, err := other.container(ctx, "c1"); status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("container in namespace default = %v, want the fake's namespace refusal", err)
+		t.Errorf("container in namespace default = %v, want the fake's namespace refusal", err)
+	}
+	if _, err := other.imageTarget(ctx, "docker.io/library/nginx:1"); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("imageTarget in namespace default = %v, want the fake's namespace refusal", err)
+	}
+	if _, err := other.readBlob(ctx, want); status.Code(errors.Unwrap(err)) != codes.FailedPrecondition {
+		t.Errorf("readBlob in namespace default = %v, want the fake's namespace refusal", err)
+	}
+	if _, err := other.snapshotParent(ctx, "overlayfs", "c1-snap"); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("snapshotParent in namespace default = %v, want the fake's namespace refusal", err)
+	}
+	if _, err := other.snapshotMounts(ctx, "overlayfs", "c1-snap"); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("snapshotMounts in namespace default = %v, want the fake's namespace refusal", err)
 	}
 }
 

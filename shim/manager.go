@@ -141,9 +141,11 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		lt.mark("read")
 		load <- loaded{pol, in, err}
 	}()
-	// The image facts go to the bundle (ImageFile) only for a signatures
-	// policy, below: otherwise nothing reads them once the record is there.
-	img, lookErr := r.resolve(ctx, ns, id)
+	// The image facts go to the bundle (ImageFile) whatever follows: Create
+	// reads them to check the rootfs of a container under a signatures
+	// policy (one without an image too), and to classify the error when
+	// hardening failed.
+	img, lookErr := r.prepare(ctx, ns, id, bundle)
 	ld := <-load
 	if ld.err != nil {
 		return ld.err

@@ -169,10 +169,15 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 		return nil, errgrpc.ToGRPC(err)
 	}
 	r.Options = runcOptions
+	// What `shim start` changed goes to the log once runc has the
+	// container: a dozen log lines are not worth delaying it for. Audit
+	// findings, the point of audit mode, go first.
+	if prepared != nil && prepared.Mode == policy.Audit {
+		logRecord(log.G(ctx).WithField("id", r.ID), prepared)
+		prepared = nil
+	}
 	resp, err := s.TTRPCTaskService.Create(ctx, r)
 	if prepared != nil {
-		// What `shim start` changed goes to the log once runc has the
-		// container: a dozen log lines are not worth delaying it for.
 		logRecord(log.G(ctx).WithField("id", r.ID), prepared)
 	}
 	releaseMemorySoon()

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
@@ -70,10 +71,18 @@ func stopWithoutRunc(ctx context.Context, id string) (shim.StopStatus, bool) {
 }
 
 // runcStateGone reports whether runc certainly has no state for container
-// id of namespace ns whose bundle is at path: its state directory,
-// <root>/<ns>/<id> with root from the bundle's runtime options as the runc
-// manager reads it, does not exist.
+// id of namespace ns whose bundle is at path: the runtime binary is runc
+// (options can name another, whose state may live elsewhere), and runc's
+// state directory, <root>/<ns>/<id> with root from the bundle's runtime
+// options as the runc manager reads it, does not exist.
 func runcStateGone(path, ns, id string) bool {
+	binary, err := runc.ReadRuntime(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if binary = strings.TrimSpace(binary); binary != "" && filepath.Base(binary) != "runc" {
+		return false
+	}
 	opts, err := runc.ReadOptions(path)
 	if err != nil {
 		return false

@@ -2,12 +2,14 @@ package shim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	runcC "github.com/containerd/go-runc"
@@ -59,7 +61,21 @@ func TestStopWithoutRunc(t *testing.T) {
 		t.Fatalf("stopWithoutRunc = %+v, %v; want the recorded exit", st, ok)
 	}
 
-	// Not certain: no namespace, unreadable options.
+	// Not certain: another runtime binary, no namespace, unreadable options.
+	for _, bin := range []string{"/usr/local/bin/runsc", "crun"} {
+		if err := runc.WriteRuntime(bundle, bin); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := stopWithoutRunc(ctx, "c1"); ok {
+			t.Errorf("stopWithoutRunc went ahead for runtime binary %s", bin)
+		}
+	}
+	if err := runc.WriteRuntime(bundle, "/opt/bin/runc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stopWithoutRunc(ctx, "c1"); !ok {
+		t.Error("stopWithoutRunc did not go ahead for runc at another path")
+	}
 	if _, ok := stopWithoutRunc(context.Background(), "c1"); ok {
 		t.Error("stopWithoutRunc went ahead without a namespace")
 	}
@@ -68,5 +84,19 @@ func TestStopWithoutRunc(t *testing.T) {
 	}
 	if _, ok := stopWithoutRunc(ctx, "c1"); ok {
 		t.Error("stopWithoutRunc went ahead with unreadable runtime options")
+	}
+}
+
+// TestStopWithoutRuncDefaultRoot: without options.json, runc's root is the
+// runc manager's default, /run/containerd/runc.
+func TestStopWithoutRuncDefaultRoot(t *testing.T) {
+	id := fmt.Sprintf("hardened-unit-%d", os.Getpid())
+	bundle := filepath.Join(t.TempDir(), id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(bundle)
+	if _, ok := stopWithoutRunc(namespaces.WithNamespace(context.Background(), "hardened-unit"), id); !ok {
+		t.Errorf("stopWithoutRunc did not go ahead: runc has no state for %s under %s", id, process.RuncRoot)
 	}
 }

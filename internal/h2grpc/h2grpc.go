@@ -38,6 +38,11 @@ import (
 // (containerd's own default maximum message size).
 const DefaultMaxResponse = 16 << 20
 
+// maxRequest bounds a request message: it must fit the server's initial
+// stream window (HTTP/2's default), as this client does not wait for
+// WINDOW_UPDATEs. containerd's requests here are a few names.
+const maxRequest = 65535 - 5
+
 // window is the flow-control window this client grants the server, per
 // stream and for the connection: larger than any response it accepts, so
 // the server never waits for a WINDOW_UPDATE within a call.
@@ -120,11 +125,28 @@ func (c *Conn) Invoke(ctx context.Context, method string, md map[string]string, 
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.nc.SetDeadline(time.Unix(1, 0))
+		close(cut)
+	})
+	defer func() {
+		// A cut that has begun must end before the next call sets its own
+		// deadline, or it would land on that call.
+		if !stop() {
+			<-cut
+		}
+	}()
 
 	msgs, err := c.call(method, md, req, deadline)
 	if err != nil {
+		var abandoned *abandonedError
+		if errors.As(err, &abandoned) {
+			// The server may still be sending this call's response: the
+			// connection is not usable for another call.
+			c.err = fmt.Errorf("h2grpc: connection unusable after %s: %w", method, abandoned.err)
+			return nil, abandoned.err
+		}
 		var st interface{ GRPCStatus() *status.Status }
 		if !errors.As(err, &st) {
 			// Not an answer from the server: a broken or cut-off connection.
@@ -143,7 +165,16 @@ func (c *Conn) Invoke(ctx context.Context, method string, md map[string]string, 
 	return msgs, nil
 }
 
+// abandonedError is a call given up while the server may still be
+// answering it.
+type abandonedError struct{ err error }
+
+func (e *abandonedError) Error() string { return e.err.Error() }
+
 func (c *Conn) call(method string, md map[string]string, req []byte, deadline time.Time) ([][]byte, error) {
+	if len(req) > maxRequest {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: request of %d bytes is larger than the %d this client sends", method, len(req), maxRequest)
+	}
 	id := c.stream
 	c.stream += 2
 	if err := c.writeRequest(id, method, md, req, deadline); err != nil {
@@ -168,8 +199,19 @@ func (c *Conn) call(method string, md map[string]string, req []byte, deadline ti
 			if f.IsAck() {
 				continue
 			}
-			if v, ok := f.Value(http2.SettingMaxFrameSize); ok {
-				c.maxFrame = v
+			if err := f.ForeachSetting(func(st http2.Setting) error {
+				if err := st.Valid(); err != nil {
+					return err
+				}
+				switch st.ID {
+				case http2.SettingMaxFrameSize:
+					c.maxFrame = st.Val
+				case http2.SettingHeaderTableSize:
+					c.enc.SetMaxDynamicTableSizeLimit(st.Val)
+				}
+				return nil
+			}); err != nil {
+				return nil, err
 			}
 			if err := c.fr.WriteSettingsAck(); err != nil {
 				return nil, err
@@ -200,7 +242,7 @@ func (c *Conn) call(method string, md map[string]string, req []byte, deadline ti
 			// Only this call ends; the connection stays usable. A server
 			// cancels a call whose grpc-timeout has passed.
 			switch {
-			case f.ErrCode == http2.ErrCodeCancel && !deadline.IsZero():
+			case f.ErrCode == http2.ErrCodeCancel && !deadline.IsZero() && time.Until(deadline) < 10*time.Millisecond:
 				return nil, status.Errorf(codes.DeadlineExceeded, "%s: deadline exceeded", method)
 			case f.ErrCode == http2.ErrCodeCancel:
 				return nil, status.Errorf(codes.Canceled, "%s: cancelled by the server", method)
@@ -215,9 +257,12 @@ func (c *Conn) call(method string, md map[string]string, req []byte, deadline ti
 			}
 			consumed += f.Header().Length // padding counts too
 			if len(body)+len(f.Data()) > max {
-				return nil, status.Errorf(codes.ResourceExhausted, "%s: response larger than %d bytes", method, max)
+				return nil, &abandonedError{status.Errorf(codes.ResourceExhausted, "%s: response larger than %d bytes", method, max)}
 			}
 			body = append(body, f.Data()...)
+			if f.StreamEnded() {
+				return nil, status.Errorf(codes.Internal, "%s: the response ended without a status", method)
+			}
 		case *http2.MetaHeadersFrame:
 			if f.StreamID != id {
 				continue
@@ -225,7 +270,11 @@ func (c *Conn) call(method string, md map[string]string, req []byte, deadline ti
 			if !headers {
 				headers = true
 				if s := f.PseudoValue("status"); s != "200" {
-					return nil, status.Errorf(codes.Unknown, "%s: HTTP status %s", method, s)
+					err := status.Errorf(codes.Unknown, "%s: HTTP status %s", method, s)
+					if f.StreamEnded() {
+						return nil, err
+					}
+					return nil, &abandonedError{err}
 				}
 			}
 			if !f.StreamEnded() {
@@ -245,8 +294,10 @@ func (c *Conn) call(method string, md map[string]string, req []byte, deadline ti
 					msg = decodeMessage(h.Value)
 				}
 			}
-			if err := c.releaseWindow(consumed); err != nil {
-				return nil, err
+			// Best effort: a server that closes the connection right after
+			// its last answer (a graceful stop) has still answered.
+			if err := c.releaseWindow(consumed); err != nil && c.err == nil {
+				c.err = fmt.Errorf("h2grpc: connection unusable: %w", err)
 			}
 			if !found {
 				return nil, status.Errorf(codes.Unknown, "%s: answer without grpc-status", method)
@@ -277,7 +328,7 @@ func (c *Conn) writeRequest(id uint32, method string, md map[string]string, req 
 		if ms < 1 {
 			ms = 1
 		}
-		fields = append(fields, hpack.HeaderField{Name: "grpc-timeout", Value: strconv.FormatInt(ms, 10) + "m"})
+		fields = append(fields, hpack.HeaderField{Name: "grpc-timeout", Value: grpcTimeout(ms)})
 	}
 	for k, v := range md {
 		fields = append(fields, hpack.HeaderField{Name: strings.ToLower(k), Value: v})
@@ -306,6 +357,20 @@ func (c *Conn) writeRequest(id uint32, method string, md map[string]string, req 
 		return err
 	}
 	return c.flush()
+}
+
+// grpcTimeout encodes a timeout of ms milliseconds as grpc-timeout does:
+// at most 8 digits, in the finest unit that fits.
+func grpcTimeout(ms int64) string {
+	for _, u := range []struct {
+		unit string
+		ms   int64
+	}{{"m", 1}, {"S", 1000}, {"M", 60 * 1000}, {"H", 3600 * 1000}} {
+		if v := ms / u.ms; v <= 99999999 {
+			return strconv.FormatInt(v, 10) + u.unit
+		}
+	}
+	return "99999999H"
 }
 
 func (c *Conn) flush() error {

@@ -133,6 +133,21 @@ func TestInvokeTooLarge(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("Invoke = %v, want ResourceExhausted", err)
 	}
+	// The rest of that answer may still come: no other call on the connection.
+	if _, err := c.Invoke(context.Background(), "/test.S/Get", nil, nil); err == nil || !strings.Contains(err.Error(), "unusable") {
+		t.Fatalf("a call after an abandoned one = %v, want the connection refused", err)
+	}
+	if _, err := dial(t, addr).Invoke(context.Background(), "/test.S/Get", nil, make([]byte, 70000)); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Invoke with a 70000-byte request = %v, want InvalidArgument", err)
+	}
+}
+
+func TestGRPCTimeout(t *testing.T) {
+	for ms, want := range map[int64]string{1: "1m", 99999999: "99999999m", 100000000: "100000S", 1 << 50: "99999999H", 4e11: "6666666M"} {
+		if got := grpcTimeout(ms); got != want {
+			t.Errorf("grpcTimeout(%d) = %q, want %q", ms, got, want)
+		}
+	}
 }
 
 func TestInvokeDeadlineAndCancel(t *testing.T) {
