@@ -119,12 +119,41 @@ type Host struct {
 	// profiles.SensitiveHostPaths: a node may run containerd elsewhere
 	// (k3s: /run/k3s/containerd/containerd.sock).
 	RuntimeSockets []string
+	// ContainerdRoot and ContainerdState are the root and state directories
+	// of the containerd that runs the container, as that containerd reports
+	// them (never assumed: k3s and rke2 keep them elsewhere). CRI's per-pod
+	// and per-container files live below them. "" when unknown: then no
+	// file below them is the container's own.
+	ContainerdRoot, ContainerdState string
+	// KubeletRoot is the kubelet's root directory (--root-dir; default
+	// /var/lib/kubelet), below which each pod's volumes live in
+	// pods/<pod uid>/. "" when there is no kubelet.
+	KubeletRoot string
+}
+
+// ContainerInfo is what the runtime knows about the container being
+// hardened from containerd's records. The shim fills it; a claim that only
+// the spec's annotations make (which any containerd API client can set) is
+// checked against containerd's records first.
+type ContainerInfo struct {
+	// ID is the container's id; for a CRI pod's sandbox (pause) container,
+	// the sandbox id.
+	ID string
+	// Bundle is the container's bundle directory (relative paths in the
+	// spec are relative to it for runc).
+	Bundle string
+	// SandboxID is the id of the CRI sandbox (pod) the container belongs
+	// to; "" outside Kubernetes.
+	SandboxID string
+	// PodUID is the Kubernetes uid of that pod; "" outside Kubernetes.
+	PodUID string
 }
 
 // Inputs are everything Harden needs besides the spec and the level.
 type Inputs struct {
-	Image ImageInfo
-	Host  Host
+	Image     ImageInfo
+	Host      Host
+	Container ContainerInfo
 }
 
 // Result is the hardened spec and what was done to it.
