@@ -102,7 +102,7 @@ func TestAdversarial(t *testing.T) {
 		{"bind-containerd-socket", []oci.SpecOpts{bind("/var/run/containerd/containerd.sock", "/run/containerd.sock")}, []string{"rule mounts", "mounts[/run/containerd.sock].source"}},
 		{"bind-this-containerds-socket", []oci.SpecOpts{bind(cd.Address, "/run/containerd.sock")}, []string{"rule mounts", "mounts[/run/containerd.sock].source", "runtime's API socket"}},
 		{"bind-dev-mem", []oci.SpecOpts{bind("/dev/mem", "/mem")}, []string{"rule mounts", "mounts[/mem].source"}},
-		{"bind-rshared", []oci.SpecOpts{bind(sharedDir(t), "/shared", "rshared")}, nil}, // becomes rslave
+		{"bind-rshared", []oci.SpecOpts{bind(sharedDir(t), "/shared", "rshared"), withLevel("hostpaths")}, nil}, // becomes rslave
 		{"bind-symlink-to-root", []oci.SpecOpts{bind(link, "/innocent", "ro")}, []string{"rule mounts", "mounts[/innocent].source"}},
 		{"proc-sys-writable", []oci.SpecOpts{withSpec(func(s *specs.Spec) { s.Linux.ReadonlyPaths = nil })}, nil},
 		{"masked-paths-removed", []oci.SpecOpts{withSpec(func(s *specs.Spec) { s.Linux.MaskedPaths = nil })}, nil},
@@ -149,9 +149,9 @@ func TestAdversarial(t *testing.T) {
 }
 
 // sharedDir is a directory that is a shared mount point, so that rshared on
-// a bind of it would propagate.
+// a bind of it would propagate; level hostpaths may bind-mount it.
 func sharedDir(t *testing.T) string {
-	dir := t.TempDir()
+	dir := hostDir(t)
 	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
-	"github.com/hardened-runtime/hardened/policy"
 )
 
 // figure is one line of the benchmark table: plain runc, hardened, ratio.
@@ -193,8 +192,9 @@ func TestBench(t *testing.T) {
 		}
 		none := cost(runcRT)
 		moby := cost(runcRT, seccomp.WithDefaultProfile())
-		restricted := cost(hardenedRT)
-		strict := cost(hardenedRT, oci.WithAnnotations(map[string]string{policy.LevelAnnotation: "strict"}))
+		// hostpaths(-strict): restricted (strict) that may bind-mount the binary.
+		restricted := cost(hardenedRT, withLevel("hostpaths"))
+		strict := cost(hardenedRT, withLevel("hostpaths-strict"))
 		figs = append(figs,
 			newFigure("getppid, no filter (runc) vs restricted", "ns/call", none, restricted, "", 0),
 			newFigure("getppid, RuntimeDefault (runc) vs restricted", "ns/call", moby, restricted, "≤ 1.05×", 1.05),
@@ -358,7 +358,7 @@ func podRSS(t *testing.T, handler string) (float64, float64) {
 
 func buildGetppid(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "getppid")
+	bin := filepath.Join(hostDir(t), "getppid")
 	cmd := exec.Command("go", "build", "-o", bin, "./bench/getppid")
 	cmd.Dir = harness.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

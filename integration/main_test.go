@@ -45,6 +45,31 @@ rules:
       containerdNamespaces: [audit]
     level: restricted
     mode: audit
+  - name: tests that bind host directories (mounts_test.go)
+    match:
+      containerdNamespaces: [hardened-test]
+    level: restricted
+    allowAnnotationLevels: [hostpaths, hostpaths-strict, broad]
+`
+
+// testLevels are levels of the test policy that allow the tests' host
+// directory (HOSTPATHS) or all of /tmp, which holds the test containerd's
+// root, state and socket (broad); containers pick them by annotation.
+const testLevels = `  hostpaths:
+    extends: restricted
+    description: restricted, and the tests' host directory may be bind-mounted
+    mounts:
+      allowHostPaths: [HOSTPATHS]
+  hostpaths-strict:
+    extends: strict
+    description: strict, and the tests' host directory may be bind-mounted
+    mounts:
+      allowHostPaths: [HOSTPATHS]
+  broad:
+    extends: restricted
+    description: restricted, and /tmp may be bind-mounted
+    mounts:
+      allowHostPaths: [/tmp]
 `
 
 const (
@@ -57,6 +82,9 @@ var (
 	cd       *harness.Containerd
 	startErr string
 	seq      atomic.Int64
+	// hostPaths is a host directory the test levels hostpaths and
+	// hostpaths-strict allow to bind-mount.
+	hostPaths string
 )
 
 func TestMain(m *testing.M) {
@@ -80,8 +108,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(policyDir)
+	hostPaths = filepath.Join(policyDir, "hostpaths")
+	if err := os.MkdirAll(hostPaths, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	os.Chmod(policyDir, 0o755)
+	levels := strings.ReplaceAll(testLevels, "HOSTPATHS", hostPaths)
+	pol := strings.Replace(testPolicy, "levels:\n", "levels:\n"+levels, 1)
 	policyPath := filepath.Join(policyDir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(testPolicy), 0o644); err != nil {
+	if err := os.WriteFile(policyPath, []byte(pol), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

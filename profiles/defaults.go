@@ -75,46 +75,35 @@ var SafeSysctls = []string{
 // UnprivilegedPortSysctl lets non-root processes bind any port when set to 0.
 const UnprivilegedPortSysctl = "net.ipv4.ip_unprivileged_port_start"
 
-// StandardDevice is a device node runc creates in every container.
-type StandardDevice struct {
-	Path         string
-	Type         string
-	Major, Minor int64 // Minor -1 means any
-}
-
-// StandardDevices are the device nodes (and cgroup rules) every container
-// gets from runc; a spec may list them without asking for anything.
-var StandardDevices = []StandardDevice{
-	{"/dev/null", "c", 1, 3},
-	{"/dev/zero", "c", 1, 5},
-	{"/dev/full", "c", 1, 7},
-	{"/dev/random", "c", 1, 8},
-	{"/dev/urandom", "c", 1, 9},
-	{"/dev/tty", "c", 5, 0},
-	{"/dev/console", "c", 5, 1},
-	{"/dev/ptmx", "c", 5, 2},
-	{"/dev/pts/*", "c", 136, -1},
-}
-
-// SensitiveHostPaths may not be bind-mounted into a container unless the
-// level allows them (mounts.allowHostPaths). A path refuses itself and, for
-// those marked subtree, everything below it. "/sys" is refused
-// only when mounted read-write.
+// SensitiveHostPaths are host paths that no broad mounts.allowHostPaths
+// entry opens up: a bind mount of one of them, of a path below one marked
+// Subtree, or of a directory above one (which shows it) is refused unless
+// the level names that path (or a path below it that holds the mount's
+// source) in mounts.allowHostPaths. The engine adds the node's own: the
+// runtime's API sockets, containerd's root and state, the kubelet's root.
+// Host paths that are neither sensitive nor allowed are refused anyway:
+// these make the refusal say why, and keep "allowHostPaths: [/var]" from
+// meaning containerd's state.
 var SensitiveHostPaths = []SensitivePath{
-	{Path: "/", Subtree: false, Why: "the host's root filesystem"},
+	{Path: "/", Why: "the host's root filesystem"},
 	{Path: "/proc", Subtree: true, Why: "the host's /proc (every process's environment and memory maps)"},
-	{Path: "/sys", Subtree: true, ReadOnlyOK: true, Why: "the host's /sys"},
+	{Path: "/sys", Subtree: true, Why: "the host's /sys (kernel and device settings)"},
 	{Path: "/dev", Subtree: true, Why: "host devices"},
 	{Path: "/etc", Subtree: true, Why: "host configuration (credentials, kubelet and containerd config)"},
 	{Path: "/boot", Subtree: true, Why: "the host's kernel and boot loader"},
 	{Path: "/lib/modules", Subtree: true, Why: "host kernel modules"},
+	{Path: "/usr/lib/modules", Subtree: true, Why: "host kernel modules"},
 	{Path: "/root", Subtree: true, Why: "the host's root home directory"},
 	{Path: "/var/run/docker.sock", Why: "the Docker API (root on the host)"},
 	{Path: "/run/docker.sock", Why: "the Docker API (root on the host)"},
-	{Path: "/var/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)", AllowBelow: criSandboxFiles("/var/run/containerd")},
-	{Path: "/run/containerd", Subtree: true, Why: "the containerd API socket (root on the host)", AllowBelow: criSandboxFiles("/run/containerd")},
-	{Path: "/var/lib/containerd", Subtree: true, Why: "containerd's image and container state", AllowBelow: criSandboxFiles("/var/lib/containerd")},
-	{Path: "/var/lib/kubelet", Subtree: true, Why: "the kubelet's state, including other pods' secrets", AllowBelow: []string{"/var/lib/kubelet/pods/"}},
+	{Path: "/var/lib/docker", Subtree: true, Why: "Docker's images and containers"},
+	{Path: "/var/run/containerd", Subtree: true, Why: "the containerd API socket and state (root on the host)"},
+	{Path: "/run/containerd", Subtree: true, Why: "the containerd API socket and state (root on the host)"},
+	{Path: "/var/lib/containerd", Subtree: true, Why: "containerd's images and containers"},
+	{Path: "/run/k3s", Subtree: true, Why: "k3s's containerd socket and state (root on the host)"},
+	{Path: "/var/lib/rancher", Subtree: true, Why: "k3s/rke2 state: containerd's root, cluster tokens"},
+	{Path: "/var/lib/kubelet", Subtree: true, Why: "the kubelet's state, including other pods' secrets"},
+	{Path: "/var/lib/etcd", Subtree: true, Why: "etcd's data (every Secret of the cluster)"},
 	{Path: "/var/run/crio", Subtree: true, Why: "the CRI-O API socket"},
 	{Path: "/run/crio", Subtree: true, Why: "the CRI-O API socket"},
 }
@@ -122,39 +111,22 @@ var SensitiveHostPaths = []SensitivePath{
 // SensitivePath is one entry of SensitiveHostPaths.
 type SensitivePath struct {
 	Path string
-	// Subtree refuses everything below Path too.
+	// Subtree makes everything below Path sensitive too; otherwise only
+	// Path itself is (a directory's listing, a socket).
 	Subtree bool
-	// ReadOnlyOK allows a read-only bind mount.
-	ReadOnlyOK bool
-	// AllowBelow lists prefixes below Path that are not sensitive (the
-	// kubelet's per-pod volume directories, which every pod mounts).
-	AllowBelow []string
-	Why        string
+	Why     string
 }
 
-// Matches reports whether host path p falls under the entry.
-func (s SensitivePath) Matches(p string) bool {
-	if p == s.Path {
-		return true
-	}
-	if !s.Subtree {
-		return false
-	}
-	prefix := strings.TrimSuffix(s.Path, "/") + "/"
-	if !strings.HasPrefix(p, prefix) {
-		return false
-	}
-	for _, ok := range s.AllowBelow {
-		if strings.HasPrefix(p, ok) {
-			return false
-		}
-	}
-	return true
+// Covers reports whether host path p (clean, absolute) is the sensitive
+// path or, for a subtree, below it.
+func (s SensitivePath) Covers(p string) bool {
+	return p == s.Path || (s.Subtree && IsBelow(p, s.Path))
 }
 
-// criSandboxFiles are the per-pod files containerd's CRI plugin bind-mounts
-// into every container of a pod (hosts, hostname, resolv.conf, /dev/shm),
-// below containerd's root or state directory.
-func criSandboxFiles(dir string) []string {
-	return []string{dir + "/io.containerd.grpc.v1.cri/sandboxes/"}
+// IsBelow reports whether clean absolute path p is strictly below dir.
+func IsBelow(p, dir string) bool {
+	if dir == "/" {
+		return p != "/" && strings.HasPrefix(p, "/")
+	}
+	return len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
 }

@@ -118,8 +118,13 @@ type RootfsControl struct {
 
 // MountControl decides which host paths may be bind-mounted.
 type MountControl struct {
-	// AllowHostPaths lists host paths (and their subtrees) that may be
-	// bind-mounted although they are sensitive (see SensitiveHostPaths).
+	// AllowHostPaths lists host paths (each with its subtree) that containers
+	// of the level may bind-mount, besides what is the container's own (its
+	// CRI files and its pod's kubelet directory). Clean absolute paths. A
+	// sensitive path (SensitiveHostPaths, the runtime's sockets, containerd's
+	// root and state, the kubelet's root) is not allowed by a broader entry:
+	// only an entry that names it, or a path below it that holds the mount's
+	// source, allows it. Default none.
 	AllowHostPaths []string `json:"allowHostPaths,omitempty" yaml:"allowHostPaths,omitempty"`
 }
 
@@ -131,11 +136,16 @@ type NamespaceControl struct {
 	AllowHost []string `json:"allowHost,omitempty" yaml:"allowHost,omitempty"`
 }
 
-// DeviceControl decides which device nodes a container may have.
+// DeviceControl decides which devices a container may have.
 type DeviceControl struct {
-	// Allow lists device paths (for example /dev/fuse) allowed besides the
-	// standard set runc creates in every container.
-	Allow []string `json:"allow,omitempty" yaml:"allow,omitempty"`
+	// Allow lists devices, by type and major:minor (what the kernel checks,
+	// whatever the node's path), allowed besides the standard set runc
+	// creates in every container (StandardDevices): device nodes in
+	// linux.devices and allow rules of the device cgroup. In YAML each entry
+	// is "c 10:229 /dev/fuse" (type, major:minor, an optional name; "c 195:*"
+	// for every minor) or {type: c, major: 10, minor: 229, path: /dev/fuse}.
+	// Default none.
+	Allow []Device `json:"allow,omitempty" yaml:"allow,omitempty"`
 }
 
 // SysctlControl decides which sysctls a container may set.
@@ -239,8 +249,8 @@ func (l *Level) Validate() error {
 		bad("rootfs.tmpfsSize", "%q is not a tmpfs size such as 64m or 1g", l.Rootfs.TmpfsSize)
 	}
 	for _, p := range l.Mounts.AllowHostPaths {
-		if !path.IsAbs(p) {
-			bad("mounts.allowHostPaths", "%q must be an absolute path", p)
+		if !path.IsAbs(p) || path.Clean(p) != p {
+			bad("mounts.allowHostPaths", "%q must be a clean absolute path (such as %s)", p, path.Clean("/"+p))
 		}
 	}
 	for _, n := range l.Namespaces.AllowHost {
@@ -251,8 +261,8 @@ func (l *Level) Validate() error {
 		}
 	}
 	for _, d := range l.Devices.Allow {
-		if !strings.HasPrefix(d, "/dev/") {
-			bad("devices.allow", "%q must be a path under /dev/", d)
+		if err := d.validate(); err != nil {
+			bad("devices.allow", "%s", err)
 		}
 	}
 	if l.Limits.Pids < 0 {
@@ -291,6 +301,12 @@ func (l *Level) Clone() *Level {
 	c.Mounts.AllowHostPaths = slices.Clone(l.Mounts.AllowHostPaths)
 	c.Namespaces.AllowHost = slices.Clone(l.Namespaces.AllowHost)
 	c.Devices.Allow = slices.Clone(l.Devices.Allow)
+	for i, d := range c.Devices.Allow {
+		if d.Minor != nil {
+			m := *d.Minor
+			c.Devices.Allow[i].Minor = &m
+		}
+	}
 	c.Sysctls.Allow = slices.Clone(l.Sysctls.Allow)
 	return &c
 }

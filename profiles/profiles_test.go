@@ -83,10 +83,20 @@ func TestDecodeLevelErrors(t *testing.T) {
 		{"relative tmpfs", "name: x\nrootfs:\n  tmpfs: [tmp]\n", `"tmp" must be a clean absolute path`},
 		{"root tmpfs", "name: x\nrootfs:\n  writablePaths: [/]\n", `"/" must be a clean absolute path`},
 		{"bad size", "name: x\nrootfs:\n  tmpfsSize: big\n", `"big" is not a tmpfs size`},
-		{"relative host path", "name: x\nmounts:\n  allowHostPaths: [etc]\n", `"etc" must be an absolute path`},
+		{"relative host path", "name: x\nmounts:\n  allowHostPaths: [etc]\n", `"etc" must be a clean absolute path (such as /etc)`},
+		{"unclean host path", "name: x\nmounts:\n  allowHostPaths: [/srv/../etc/]\n", `"/srv/../etc/" must be a clean absolute path (such as /etc)`},
 		{"host mount ns", "name: x\nnamespaces:\n  allowHost: [mount]\n", "never allowed"},
 		{"bad ns", "name: x\nnamespaces:\n  allowHost: [time]\n", `"time" is not one of`},
-		{"bad device", "name: x\ndevices:\n  allow: [/tmp/fuse]\n", "must be a path under /dev/"},
+		{"device by path", "name: x\ndevices:\n  allow: [/dev/fuse]\n", `give the device's type and numbers, as "c 10:229 /dev/fuse"`},
+		{"device bad type", "name: x\ndevices:\n  allow: [\"p 10:229\"]\n", `type "p" is not c or b`},
+		{"device bad numbers", "name: x\ndevices:\n  allow: [\"c 10\"]\n", `"10" is not MAJOR:MINOR`},
+		{"device bad minor", "name: x\ndevices:\n  allow: [\"c 10:x\"]\n", `minor "x" is not a number or *`},
+		{"device too many fields", "name: x\ndevices:\n  allow: [\"c 10:1 /dev/a b\"]\n", `want "TYPE MAJOR:MINOR [PATH]"`},
+		{"device major 0", "name: x\ndevices:\n  allow: [{type: c, major: 0, minor: 1}]\n", "major 0 must be above 0"},
+		{"device negative minor", "name: x\ndevices:\n  allow: [{type: b, major: 8, minor: -1}]\n", "minor -1 must not be negative"},
+		{"device path outside /dev", "name: x\ndevices:\n  allow: [\"c 10:229 /tmp/fuse\"]\n", `path "/tmp/fuse" must be a clean path under /dev/`},
+		{"device unknown key", "name: x\ndevices:\n  allow: [{type: c, major: 10, minr: 229}]\n", "field minr not found"},
+		{"device list", "name: x\ndevices:\n  allow: [[c, 10]]\n", "want \"c 10:229 /dev/fuse\""},
 		{"negative pids", "name: x\nlimits:\n  pids: -1\n", "limits.pids"},
 		{"no name", "user:\n  runAsNonRoot: false\n", "name: must not be empty"},
 		{"root uid", "name: x\nuser:\n  runAsNonRoot: true\n", "user.uid/gid: must be non-zero"},
@@ -230,9 +240,9 @@ func TestPermits(t *testing.T) {
 }
 
 func TestSensitivePaths(t *testing.T) {
-	match := func(p string) bool {
+	covered := func(p string) bool {
 		for _, s := range SensitiveHostPaths {
-			if s.Matches(p) {
+			if s.Covers(p) {
 				return true
 			}
 		}
@@ -240,14 +250,27 @@ func TestSensitivePaths(t *testing.T) {
 	}
 	for p, want := range map[string]bool{
 		"/": true, "/etc": true, "/etc/shadow": true, "/etcetera": false, "/srv": false, "/var/run/docker.sock": true,
-		"/run/containerd/containerd.sock": true, "/var/lib/kubelet/pods/x/volumes/y": false, "/var/lib/kubelet/config.yaml": true,
-		"/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/hosts": false,
-		"/run/containerd/io.containerd.grpc.v1.cri/sandboxes/abc/shm":       false,
-		"/var/lib/containerd/io.containerd.content.v1.content":              true,
-		"/dev/mem": true, "/proc/1/root": true, "/home/user": false,
+		"/run/containerd/containerd.sock": true, "/var/lib/kubelet/pods/x/volumes/y": true, "/var/lib/kubelet/config.yaml": true,
+		"/var/lib/containerd/io.containerd.content.v1.content": true, "/var/lib/rancher/k3s/agent/containerd": true,
+		"/dev/mem": true, "/proc/1/root": true, "/home/user": false, "/var": false, "/run": false, "/usr/lib/modules/6.1": true,
 	} {
-		if got := match(p); got != want {
-			t.Errorf("sensitive(%s) = %v, want %v", p, got, want)
+		if got := covered(p); got != want {
+			t.Errorf("covered(%s) = %v, want %v", p, got, want)
+		}
+	}
+	for _, s := range SensitiveHostPaths {
+		if s.Path != filepath.Clean(s.Path) || !filepath.IsAbs(s.Path) || s.Why == "" {
+			t.Errorf("sensitive path %+v: want a clean absolute path and a reason", s)
+		}
+	}
+	for _, tc := range []struct {
+		p, dir string
+		want   bool
+	}{
+		{"/a/b", "/a", true}, {"/a", "/a", false}, {"/ab", "/a", false}, {"/a", "/", true}, {"/", "/", false}, {"/a/b/c", "/a/b", true},
+	} {
+		if got := IsBelow(tc.p, tc.dir); got != tc.want {
+			t.Errorf("IsBelow(%s, %s) = %v, want %v", tc.p, tc.dir, got, tc.want)
 		}
 	}
 }
@@ -294,6 +317,45 @@ func TestPackNames(t *testing.T) {
 	for _, c := range RuntimeDefaultCapabilities {
 		if !IsCapability(c) {
 			t.Errorf("%s is not a capability", c)
+		}
+	}
+}
+
+func TestDevices(t *testing.T) {
+	l, err := DecodeLevel([]byte("name: x\ndevices:\n  allow:\n    - c 10:229 /dev/fuse\n    - \"c 195:*\"\n    - {type: b, major: 8, minor: 16, path: /dev/sdb}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, len(l.Devices.Allow))
+	for i, d := range l.Devices.Allow {
+		got[i] = d.String() + " " + d.Path
+	}
+	if want := []string{"c 10:229 /dev/fuse", "c 195:* ", "b 8:16 /dev/sdb"}; !slices.Equal(got, want) {
+		t.Errorf("devices.allow = %q, want %q", got, want)
+	}
+	fuse, gpu, sdb := l.Devices.Allow[0], l.Devices.Allow[1], l.Devices.Allow[2]
+	for _, tc := range []struct {
+		d            Device
+		typ          string
+		major, minor int64
+		want         bool
+	}{
+		{fuse, "c", 10, 229, true}, {fuse, "u", 10, 229, true}, {fuse, "b", 10, 229, false}, {fuse, "c", 10, 228, false},
+		{fuse, "c", 10, -1, false}, {gpu, "c", 195, 255, true}, {gpu, "c", 195, -1, true}, {gpu, "c", 196, 0, false},
+		{sdb, "b", 8, 16, true}, {sdb, "b", 8, 0, false}, {sdb, "c", 8, 16, false},
+	} {
+		if got := tc.d.Matches(tc.typ, tc.major, tc.minor); got != tc.want {
+			t.Errorf("%s.Matches(%s %d:%d) = %v, want %v", tc.d, tc.typ, tc.major, tc.minor, got, tc.want)
+		}
+	}
+	c := l.Clone()
+	*c.Devices.Allow[0].Minor = 1
+	if *l.Devices.Allow[0].Minor != 229 {
+		t.Error("Clone shares a device's minor")
+	}
+	for _, d := range StandardDevices {
+		if err := d.validate(); err != nil {
+			t.Errorf("standard device %s: %v", d.Path, err)
 		}
 	}
 }

@@ -29,6 +29,11 @@ func FuzzHarden(f *testing.F) {
 	}
 	f.Add([]byte(`{"process":{"args":["sh"]},"root":{"path":"rootfs"}}`), uint8(1))
 	f.Add([]byte(`{"process":{"user":{"uid":0},"capabilities":null},"root":{"path":"r"},"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}`), uint8(2))
+	f.Add([]byte(`{"process":{"args":["sh"]},"root":{"path":"r"},"mounts":[{"destination":"/d","type":"ext4","source":"/dev/vda"},`+
+		`{"destination":"/e","type":"bind","source":"../../../../etc","options":["rbind"]},`+
+		`{"destination":"/v","type":"bind","source":"`+realDir+`/root/io.containerd.grpc.v1.cri/containers/`+realContainerID+`/volumes/x","options":["rbind","idmap"],"uidMappings":[{"containerID":0,"hostID":0,"size":1}]},`+
+		`{"destination":"/proc/sys","type":"tmpfs","source":"tmpfs","options":["size=1m","suid","rshared"]}],`+
+		`"linux":{"devices":[{"path":"/dev/full","type":"b","major":8,"minor":0}],"resources":{"devices":[{"allow":true,"type":"b","major":8,"minor":0,"access":"rwm"}]}}}`), uint8(16|32))
 	levels := profiles.BuiltinNames()
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		dec := json.NewDecoder(bytes.NewReader(data))
@@ -38,6 +43,13 @@ func FuzzHarden(f *testing.F) {
 		}
 		l, _ := profiles.Builtin(levels[int(which)%len(levels)])
 		in := Inputs{Host: Host{UnprivilegedPortSysctl: which&4 != 0, AppArmor: which&8 != 0}, Image: ImageInfo{Volumes: []string{"/data"}}}
+		if which&16 != 0 {
+			// The test containerd's layout and a CRI container's facts.
+			in = withFacts("real-cri-container", in)
+		}
+		if which&32 != 0 {
+			in.Host.ResolvePath = func(p string) string { return strings.Replace(p, "/srv/link", "/run/containerd", 1) }
+		}
 		res, err := Harden(&s, l, in)
 		if _, cerr := Check(&s, l, in); (cerr == nil) != (err == nil || isRefusal(err)) {
 			t.Fatalf("Harden error %v but Check error %v", err, cerr)

@@ -22,10 +22,56 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 type goldenCase struct {
 	name, in, level string
 	in2             Inputs
+	// noFacts leaves out the fixture's fixtureFacts.
+	noFacts bool
 }
 
 // noAppArmorHost is this build machine: no AppArmor, the port sysctl present.
 var noAppArmorHost = Host{UnprivilegedPortSysctl: true}
+
+// Facts of the containers the CRI fixtures come from: the runtime's
+// (containerd's root, state and socket; the kubelet's root) and the
+// container's (its id, its pod's sandbox id and uid), matching the paths
+// of their CRI mounts. The real-* ones are those of the test containerd
+// (integration/harness) that TestCaptureFixtures ran.
+const (
+	criSandboxID     = "5f1c0a1e2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6"
+	realDir          = "/tmp/hd-1473369126"
+	realSandboxID    = "5a72488756b67c0d899f72e427e7690269a96cad2e929d60a85d8bcd8d58419e"
+	realContainerID  = "18e02af8369edd7cef639b8b972546ddf40873c45e1d5c0ed8eb8d859124dd60"
+	criContainerID   = "9d2c7e51f0a84b6c3e2d1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c"
+	criPodUID        = "3f2e1d0c-b9a8-4c7d-8e6f-5a4b3c2d1e0f"
+	defaultStateRoot = "/run/containerd"
+)
+
+var (
+	defaultLayout = Host{ContainerdRoot: "/var/lib/containerd", ContainerdState: defaultStateRoot, KubeletRoot: "/var/lib/kubelet",
+		RuntimeSockets: []string{defaultStateRoot + "/containerd.sock", defaultStateRoot + "/containerd.sock.ttrpc"}}
+	testLayout = Host{ContainerdRoot: realDir + "/root", ContainerdState: realDir + "/state",
+		RuntimeSockets: []string{realDir + "/c.sock", realDir + "/c.sock.ttrpc"}}
+	fixtureFacts = map[string]Inputs{
+		"cri-container": {Host: defaultLayout, Container: ContainerInfo{ID: criContainerID, SandboxID: criSandboxID, PodUID: criPodUID,
+			Bundle: defaultStateRoot + "/io.containerd.runtime.v2.task/k8s.io/" + criContainerID}},
+		"cri-sandbox": {Host: defaultLayout, Container: ContainerInfo{ID: criSandboxID, SandboxID: criSandboxID, PodUID: criPodUID,
+			Bundle: defaultStateRoot + "/io.containerd.runtime.v2.task/k8s.io/" + criSandboxID}},
+		"real-cri-container": {Host: testLayout, Container: ContainerInfo{ID: realContainerID, SandboxID: realSandboxID, PodUID: "fixture-uid",
+			Bundle: realDir + "/state/io.containerd.runtime.v2.task/k8s.io/" + realContainerID}},
+		"real-cri-sandbox": {Host: testLayout, Container: ContainerInfo{ID: realSandboxID, SandboxID: realSandboxID, PodUID: "fixture-uid",
+			Bundle: realDir + "/state/io.containerd.runtime.v2.task/k8s.io/" + realSandboxID}},
+	}
+)
+
+// withFacts adds the runtime's and the container's facts of fixture to in.
+func withFacts(fixture string, in Inputs) Inputs {
+	f, ok := fixtureFacts[fixture]
+	if !ok {
+		return in
+	}
+	in.Container = f.Container
+	in.Host.ContainerdRoot, in.Host.ContainerdState, in.Host.KubeletRoot = f.Host.ContainerdRoot, f.Host.ContainerdState, f.Host.KubeletRoot
+	in.Host.RuntimeSockets = f.Host.RuntimeSockets
+	return in
+}
 
 var goldenCases = []goldenCase{
 	// ctr run (containerd's pkg/oci default spec): root, 14 caps, no
@@ -49,6 +95,9 @@ var goldenCases = []goldenCase{
 	{name: "real-cri-container.restricted", in: "real-cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
 	{name: "real-cri-container.host-network", in: "real-cri-container", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
 	{name: "real-cri-sandbox.host-network", in: "real-cri-sandbox", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
+	// Without the facts nothing below containerd's root is the container's
+	// own: its CRI files are refused (fail closed).
+	{name: "real-cri-container.restricted-no-facts", in: "real-cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}, noFacts: true},
 }
 
 // goldenResult is what a golden file holds.
@@ -87,7 +136,11 @@ func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := readSpec(t, tc.in)
-			res, err := Harden(s, testLevel(t, tc.level), tc.in2)
+			inputs := tc.in2
+			if !tc.noFacts {
+				inputs = withFacts(tc.in, inputs)
+			}
+			res, err := Harden(s, testLevel(t, tc.level), inputs)
 			got := goldenResult{Level: tc.level}
 			var refused *RefusedError
 			switch {

@@ -15,10 +15,11 @@ import (
 
 // ruleCase mutates the ctr run spec and says what hardening must do.
 type ruleCase struct {
-	name   string
-	level  string // default restricted
-	mutate func(s *specs.Spec)
-	inputs Inputs
+	name    string
+	fixture string // default ctr-run
+	level   string // default restricted
+	mutate  func(s *specs.Spec)
+	inputs  Inputs
 	// refused names the rule and a field substring that must be refused.
 	refused [2]string
 	// changed names the rule and a field that must be changed.
@@ -223,13 +224,13 @@ func TestRules(t *testing.T) {
 				t.Errorf("/data options %v, want uid=65534", m.Options)
 			}
 		}},
-		{name: "volume with a mount keeps the mount", mutate: bind("/srv/data", "/data"), inputs: Inputs{Image: ImageInfo{Volumes: []string{"/data"}}},
+		{name: "volume with a mount keeps the mount", level: "hostpaths", mutate: bind("/srv/data", "/data"), inputs: Inputs{Image: ImageInfo{Volumes: []string{"/data"}}},
 			check: func(t *testing.T, s *specs.Spec) {
 				if m, _ := hasMount(s, "/data"); m.Type != "bind" {
 					t.Errorf("/data = %+v, want the bind mount", m)
 				}
 			}},
-		{name: "tmpfs goes before mounts below it", mutate: bind("/srv/secret", "/var/tmp/secret", "ro"), check: func(t *testing.T, s *specs.Spec) {
+		{name: "tmpfs goes before mounts below it", level: "hostpaths", mutate: bind("/srv/secret", "/var/tmp/secret", "ro"), check: func(t *testing.T, s *specs.Spec) {
 			i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/var/tmp" })
 			j := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return m.Destination == "/var/tmp/secret" })
 			if i < 0 || i > j {
@@ -254,49 +255,7 @@ func TestRules(t *testing.T) {
 				t.Errorf("/tmp options %v: noexec breaks JNA and friends", m.Options)
 			}
 		}},
-		// mounts
-		{name: "bind of host root", mutate: bind("/", "/host"), refused: [2]string{"mounts", "mounts[/host].source"}},
-		{name: "bind of host /proc read-only", mutate: bind("/proc", "/hostproc", "ro"), refused: [2]string{"mounts", "mounts[/hostproc].source"}},
-		{name: "bind of host /sys read-write", mutate: bind("/sys", "/hostsys"), refused: [2]string{"mounts", "mounts[/hostsys].source"}},
-		{name: "bind of host /sys read-only is fine", mutate: bind("/sys/fs/cgroup", "/cg", "ro"), changed: [2]string{"mounts", "mounts[/cg].options"}},
-		{name: "bind of containerd.sock", mutate: bind("/run/containerd/containerd.sock", "/c.sock"), refused: [2]string{"mounts", "mounts[/c.sock].source"}},
-		{name: "bind of docker.sock", mutate: bind("/var/run/docker.sock", "/d.sock"), refused: [2]string{"mounts", "mounts[/d.sock].source"}},
-		{name: "bind of the node's containerd socket elsewhere (k3s)", mutate: bind("/run/k3s/containerd/containerd.sock", "/c.sock"),
-			inputs: Inputs{Host: Host{RuntimeSockets: []string{"/run/k3s/containerd/containerd.sock"}}}, refused: [2]string{"mounts", "mounts[/c.sock].source"}},
-		{name: "bind of the directory of the node's containerd socket", mutate: bind("/run/k3s/containerd", "/k3s"),
-			inputs: Inputs{Host: Host{RuntimeSockets: []string{"/run/k3s/containerd/containerd.sock"}}}, refused: [2]string{"mounts", "mounts[/k3s].source"}},
-		{name: "bind of /dev/mem", mutate: bind("/dev/mem", "/dev/mem"), refused: [2]string{"mounts", "mounts[/dev/mem].source"}},
-		{name: "bind of host /etc", mutate: bind("/etc/kubernetes", "/k", "ro"), refused: [2]string{"mounts", "mounts[/k].source"}},
-		{name: "bind of host /etc allowlisted", level: "allow-etc", mutate: bind("/etc/ssl/certs", "/etc/ssl/certs", "ro"), changed: [2]string{"mounts", "mounts[/etc/ssl/certs].options"}},
-		{name: "bind through a symlink", mutate: bind("/srv/link", "/x"), inputs: Inputs{Host: Host{ResolvePath: func(p string) string {
-			if p == "/srv/link" {
-				return "/var/run/docker.sock"
-			}
-			return p
-		}}}, refused: [2]string{"mounts", "mounts[/x].source"}},
-		{name: "rshared becomes rslave", mutate: bind("/srv/data", "/data", "rshared"), check: func(t *testing.T, s *specs.Spec) {
-			m, _ := hasMount(s, "/data")
-			if !slices.Contains(m.Options, "rslave") || slices.Contains(m.Options, "rshared") || !slices.Contains(m.Options, "nosuid") || !slices.Contains(m.Options, "nodev") {
-				t.Errorf("/data options %v", m.Options)
-			}
-		}},
-		{name: "suid bind loses suid", mutate: bind("/srv/data", "/data", "suid", "dev"), check: func(t *testing.T, s *specs.Spec) {
-			m, _ := hasMount(s, "/data")
-			if slices.Contains(m.Options, "suid") || slices.Contains(m.Options, "dev") {
-				t.Errorf("/data options %v", m.Options)
-			}
-		}},
-		{name: "rootfs propagation shared", mutate: func(s *specs.Spec) { s.Linux.RootfsPropagation = "rshared" }, changed: [2]string{"mounts", "linux.rootfsPropagation"}},
-		{name: "sysfs read-write", mutate: func(s *specs.Spec) {
-			for i := range s.Mounts {
-				if s.Mounts[i].Type == "sysfs" {
-					s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "rw"}
-				}
-			}
-		}, changed: [2]string{"mounts", "mounts[/sys].options"}},
-		{name: "devtmpfs", mutate: func(s *specs.Spec) {
-			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/hostdev", Type: "devtmpfs", Source: "devtmpfs"})
-		}, refused: [2]string{"mounts", "mounts[/hostdev].type"}},
+		// mounts: rule_mounts_test.go
 		// namespaces
 		{name: "host network (missing)", mutate: dropNamespace(specs.NetworkNamespace), refused: [2]string{"namespaces", "linux.namespaces[network]"}},
 		{name: "host pid by path", mutate: setNamespacePath(specs.PIDNamespace, "/proc/1/ns/pid"), refused: [2]string{"namespaces", "linux.namespaces[pid]"}},
@@ -315,21 +274,7 @@ func TestRules(t *testing.T) {
 			UnprivilegedPortSysctl: true,
 			IsHostNamespace:        func(specs.LinuxNamespaceType, string) bool { return true },
 		}}, refused: [2]string{"namespaces", "linux.namespaces[network]"}},
-		// devices
-		{name: "extra device", mutate: func(s *specs.Spec) {
-			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/kmsg", Type: "c", Major: 1, Minor: 11})
-		}, refused: [2]string{"devices", "linux.devices[/dev/kmsg]"}},
-		{name: "standard device", mutate: func(s *specs.Spec) {
-			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/pts/0", Type: "c", Major: 136, Minor: 0})
-		}},
-		{name: "allowed device", level: "fuse", mutate: func(s *specs.Spec) {
-			s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229})
-		}},
-		{name: "device cgroup allow all", mutate: func(s *specs.Spec) {
-			s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
-		}, refused: [2]string{"devices", "linux.resources.devices[0]"}},
-		{name: "device cgroup without deny all", mutate: func(s *specs.Spec) { s.Linux.Resources = nil },
-			changed: [2]string{"devices", "linux.resources.devices[0]"}},
+		// devices: rule_devices_test.go
 		// kernel paths
 		{name: "masked paths removed", mutate: func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/proc/kcore"} },
 			changed: [2]string{"kernel-paths", "linux.maskedPaths"}},
@@ -376,9 +321,20 @@ func TestRules(t *testing.T) {
 				}
 			}},
 	}
+	runRuleCases(t, host, cases)
+}
+
+// runRuleCases hardens and checks each case's spec (the fixture, default
+// ctr-run, after mutate) with inputs (default: host alone).
+func runRuleCases(t *testing.T, host Host, cases []ruleCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := readSpec(t, "ctr-run")
+			fixture := tc.fixture
+			if fixture == "" {
+				fixture = "ctr-run"
+			}
+			s := readSpec(t, fixture)
 			if tc.mutate != nil {
 				tc.mutate(s)
 			}
@@ -450,10 +406,25 @@ func testLevel(t *testing.T, name string) *profiles.Level {
 		l.Rootfs.WritablePaths = []string{"/var/cache/nginx"}
 	case "allow-etc":
 		l.Mounts.AllowHostPaths = []string{"/etc/ssl/certs"}
+	case "hostpaths":
+		l.Mounts.AllowHostPaths = []string{"/srv"}
+	case "allow-broad":
+		l.Mounts.AllowHostPaths = []string{"/var", "/run", "/opt", "/srv"}
+	case "allow-etc-dir":
+		l.Mounts.AllowHostPaths = []string{"/etc"}
+	case "allow-root":
+		l.Mounts.AllowHostPaths = []string{"/"}
+	case "allow-socket-dir":
+		l.Mounts.AllowHostPaths = []string{"/srv", "/srv/k3s", "/srv/k3s/containerd.sock"}
+	case "lxcfs":
+		l.Mounts.AllowHostPaths = []string{"/var/lib/lxcfs"}
+	case "host-ipc":
+		l.Namespaces.AllowHost = []string{"ipc"}
 	case "host-network":
 		l.Namespaces.AllowHost = []string{"network"}
 	case "fuse":
-		l.Devices.Allow = []string{"/dev/fuse"}
+		d, _ := profiles.ParseDevice("c 10:229 /dev/fuse")
+		l.Devices.Allow = []profiles.Device{d}
 	case "sysctl":
 		l.Sysctls.Allow = []string{"net.core.*"}
 	default:
