@@ -108,7 +108,7 @@ func (d *Device) UnmarshalYAML(n *yaml.Node) error {
 func ParseDevice(s string) (Device, error) {
 	f := strings.Fields(s)
 	if len(f) == 1 && strings.HasPrefix(f[0], "/") {
-		return Device{}, fmt.Errorf("%q: give the device's type and numbers, as \"c 10:229 %s\" (ls -l %s shows them): a path alone would allow whatever device is created there", s, f[0], f[0])
+		return Device{}, fmt.Errorf("%q: give the device's type and numbers, \"TYPE MAJOR:MINOR %s\" as ls -l %s shows them (for example \"c 10:229 /dev/fuse\"): a path alone would allow whatever device is created there", s, f[0], f[0])
 	}
 	if len(f) < 2 || len(f) > 3 {
 		return Device{}, fmt.Errorf("%q: want \"TYPE MAJOR:MINOR [PATH]\", such as \"c 10:229 /dev/fuse\"", s)

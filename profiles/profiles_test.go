@@ -87,7 +87,7 @@ func TestDecodeLevelErrors(t *testing.T) {
 		{"unclean host path", "name: x\nmounts:\n  allowHostPaths: [/srv/../etc/]\n", `"/srv/../etc/" must be a clean absolute path (such as /etc)`},
 		{"host mount ns", "name: x\nnamespaces:\n  allowHost: [mount]\n", "never allowed"},
 		{"bad ns", "name: x\nnamespaces:\n  allowHost: [time]\n", `"time" is not one of`},
-		{"device by path", "name: x\ndevices:\n  allow: [/dev/fuse]\n", `give the device's type and numbers, as "c 10:229 /dev/fuse"`},
+		{"device by path", "name: x\ndevices:\n  allow: [/dev/fuse]\n", `give the device's type and numbers, "TYPE MAJOR:MINOR /dev/fuse" as ls -l /dev/fuse shows them`},
 		{"device bad type", "name: x\ndevices:\n  allow: [\"p 10:229\"]\n", `type "p" is not c or b`},
 		{"device bad numbers", "name: x\ndevices:\n  allow: [\"c 10\"]\n", `"10" is not MAJOR:MINOR`},
 		{"device bad minor", "name: x\ndevices:\n  allow: [\"c 10:x\"]\n", `minor "x" is not a number or *`},

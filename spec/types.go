@@ -143,7 +143,9 @@ type ContainerInfo struct {
 	// spec are relative to it for runc).
 	Bundle string
 	// SandboxID is the id of the CRI sandbox (pod) the container belongs
-	// to; "" outside Kubernetes.
+	// to, and for the sandbox's own (pause) container its id; "" outside
+	// Kubernetes. The pod's CRI files (hosts, resolv.conf, shm) are the
+	// container's own only under this id (rule mounts).
 	SandboxID string
 	// PodUID is the Kubernetes uid of that pod; "" outside Kubernetes.
 	PodUID string
