@@ -26,6 +26,23 @@ import (
 const testPolicy = `mode: enforce
 defaultLevel: restricted
 levels:
+  # hostpaths, hostpaths-strict and broad: for containers that bind-mount
+  # host directories (mounts_test.go, the benchmark), by annotation.
+  hostpaths:
+    extends: restricted
+    description: restricted, and the tests' host directory may be bind-mounted
+    mounts:
+      allowHostPaths: [/tmp/hardened-test-hostpaths]
+  hostpaths-strict:
+    extends: strict
+    description: strict, and the tests' host directory may be bind-mounted
+    mounts:
+      allowHostPaths: [/tmp/hardened-test-hostpaths]
+  broad:
+    extends: restricted
+    description: restricted, and /tmp, which holds the test containerd's root, state and socket, may be bind-mounted
+    mounts:
+      allowHostPaths: [/tmp]
   hostnet:
     extends: restricted
     description: restricted with the host network, for CNI-less test pods
@@ -52,26 +69,6 @@ rules:
     allowAnnotationLevels: [hostpaths, hostpaths-strict, broad]
 `
 
-// testLevels are levels of the test policy that allow the tests' host
-// directory (HOSTPATHS) or all of /tmp, which holds the test containerd's
-// root, state and socket (broad); containers pick them by annotation.
-const testLevels = `  hostpaths:
-    extends: restricted
-    description: restricted, and the tests' host directory may be bind-mounted
-    mounts:
-      allowHostPaths: [HOSTPATHS]
-  hostpaths-strict:
-    extends: strict
-    description: strict, and the tests' host directory may be bind-mounted
-    mounts:
-      allowHostPaths: [HOSTPATHS]
-  broad:
-    extends: restricted
-    description: restricted, and /tmp may be bind-mounted
-    mounts:
-      allowHostPaths: [/tmp]
-`
-
 const (
 	ns         = "hardened-test"
 	runcRT     = "io.containerd.runc.v2"
@@ -82,10 +79,11 @@ var (
 	cd       *harness.Containerd
 	startErr string
 	seq      atomic.Int64
-	// hostPaths is a host directory the test levels hostpaths and
-	// hostpaths-strict allow to bind-mount.
-	hostPaths string
 )
+
+// hostPaths is the host directory the test levels hostpaths and
+// hostpaths-strict may bind-mount; tests make their own directories in it.
+const hostPaths = "/tmp/hardened-test-hostpaths"
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -108,16 +106,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(policyDir)
-	hostPaths = filepath.Join(policyDir, "hostpaths")
 	if err := os.MkdirAll(hostPaths, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	os.Chmod(policyDir, 0o755)
-	levels := strings.ReplaceAll(testLevels, "HOSTPATHS", hostPaths)
-	pol := strings.Replace(testPolicy, "levels:\n", "levels:\n"+levels, 1)
 	policyPath := filepath.Join(policyDir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(pol), 0o644); err != nil {
+	if err := os.WriteFile(policyPath, []byte(testPolicy), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -188,22 +188,23 @@ func (h *hardening) bindSourceOK(m *specs.Mount, field, dest string, hp *hostPat
 		return true
 	}
 	if hp.isOwn(real) {
+		h.mountResolved(m, field, real)
 		return true
 	}
+	// The sensitive paths the source is in first (the better message),
+	// then those it holds.
 	for _, s := range hp.sensitive {
-		switch {
-		case s.Covers(real):
-			if !hp.entryBetween(real, s.Path) {
-				h.refuse(field+".source", shown, "bind mount of "+s.Why+" ("+s.Path+")",
-					"remove the mount (hostPath volume); only a level that lists "+s.Path+", or a path below it that holds the source, in mounts.allowHostPaths may mount it")
-				return false
-			}
-		case profiles.IsBelow(s.Path, real):
-			if !slices.Contains(hp.allowed, s.Path) {
-				h.refuse(field+".source", shown, "bind mount of a directory that holds "+s.Path+": "+s.Why,
-					"remove the mount (hostPath volume) or mount a directory that does not hold "+s.Path+"; only a level that lists "+s.Path+" itself in mounts.allowHostPaths may show it")
-				return false
-			}
+		if s.Covers(real) && !hp.entryBetween(real, s.Path) {
+			h.refuse(field+".source", shown, "bind mount of "+s.Why+" ("+s.Path+")",
+				"remove the mount (hostPath volume); only a level that lists "+s.Path+", or a path below it that holds the source, in mounts.allowHostPaths may mount it")
+			return false
+		}
+	}
+	for _, s := range hp.sensitive {
+		if profiles.IsBelow(s.Path, real) && !slices.Contains(hp.allowed, s.Path) {
+			h.refuse(field+".source", shown, "bind mount of a directory that holds "+s.Path+": "+s.Why,
+				"remove the mount (hostPath volume) or mount a directory that does not hold "+s.Path+"; only a level that lists "+s.Path+" itself in mounts.allowHostPaths may show it")
+			return false
 		}
 	}
 	if !slices.ContainsFunc(hp.allowed, func(a string) bool { return real == a || profiles.IsBelow(real, a) }) {
@@ -211,7 +212,18 @@ func (h *hardening) bindSourceOK(m *specs.Mount, field, dest string, hp *hostPat
 			"remove the mount (hostPath volume), or list "+real+" in mounts.allowHostPaths of a level in the node policy")
 		return false
 	}
+	h.mountResolved(m, field, real)
 	return true
+}
+
+// mountResolved makes runc mount the path that was judged: a symbolic
+// link on the way that changes after the judgement (in a host directory a
+// container can write) cannot point the mount elsewhere.
+func (h *hardening) mountResolved(m *specs.Mount, field, real string) {
+	if h.in.Host.ResolvePath != nil && real != m.Source {
+		h.change(field+".source", m.Source, real, "the bind source with symbolic links resolved: runc mounts the host path that was judged")
+		m.Source = real
+	}
 }
 
 // idmapOK judges an idmapped mount: a bind mount in a container with its

@@ -31,9 +31,13 @@ import (
 //     cgroup nsdelegate, memory_recursiveprot); nothing else reaches the
 //     kernel.
 //   - bind sources (after resolving symbolic links where the caller can):
-//     absolute, and the container's own (hostPathOwner) or in the level's
-//     mounts.allowHostPaths; a sensitive path (sensitiveHostPaths) only when
-//     the level names it, or a path below it that holds the source.
+//     absolute, and the container's own (see hostPaths: its pod's CRI
+//     files, its image VOLUMEs, its pod's kubelet directory) or in the
+//     level's mounts.allowHostPaths; a sensitive path (the runtime's
+//     sockets, containerd's root and state, the kubelet's root,
+//     profiles.SensitiveHostPaths) or a directory that holds one only when
+//     the level names it (or, for a source inside it, a path below it that
+//     holds the source). The source runc mounts is the resolved path.
 //   - idmapped bind mounts: only in a container with its own user
 //     namespace, with exactly that namespace's mappings, none of them
 //     mapping host uid or gid 0.
@@ -66,7 +70,7 @@ func ruleMounts(h *hardening) {
 		dest := path.Clean(m.Destination)
 		if why := h.badDestination(kind, dest, m, seen); why != "" {
 			h.refuse(field+".destination", dest, why,
-				"remove the mount; /proc and /sys get only the proc, sysfs and cgroup mounts runc and containerd make")
+				"remove the mount; every container has its proc, sysfs, cgroup, devpts and mqueue mounts already, and nothing else may cover /, /proc or /sys")
 			continue
 		}
 		if bad := badOptions(kind, m.Options); bad != "" {
@@ -98,14 +102,14 @@ func ruleMounts(h *hardening) {
 }
 
 func (h *hardening) refuseType(m *specs.Mount, field string) {
-	why := "a " + m.Type + " mount"
+	why := "mount type " + m.Type + " (source " + m.Source + ")"
 	if m.Type == "" {
 		why = "a mount without a type"
 	}
 	if hostGlobalFS[m.Type] {
 		why += " exposes the host's kernel state"
 	} else {
-		why += " of " + m.Source + ": only proc, sysfs, cgroup, cgroup2, tmpfs, devpts, mqueue and bind mounts are allowed (a filesystem type reads a host device, share or directory)"
+		why += ": only proc, sysfs, cgroup, cgroup2, tmpfs, devpts, mqueue and bind mounts are allowed (a filesystem type reads a host device, share or directory)"
 	}
 	h.refuse(field+".type", m.Type, why,
 		"remove the mount; no level allows another filesystem type (bind-mount a host directory the level lists in mounts.allowHostPaths instead)")
@@ -168,7 +172,7 @@ func (h *hardening) badDestination(kind, dest string, m *specs.Mount, seen map[s
 // that containerd's CRI gives a container with its own user namespace in
 // the host's network namespace, where mounting sysfs fails with EPERM.
 func (h *hardening) hostSysBind(m *specs.Mount) bool {
-	return m.Source == "/sys" && slices.Contains(m.Options, "rro") && !slices.Contains(m.Options, "rrw") &&
+	return m.Source == "/sys" && slices.Contains(m.Options, "rro") && !slices.Contains(m.Options, "rrw") && !slices.Contains(m.Options, "rw") &&
 		h.ownNamespace(specs.UserNamespace) && !h.ownNamespace(specs.NetworkNamespace)
 }
 

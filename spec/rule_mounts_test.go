@@ -240,7 +240,18 @@ func TestMountRules(t *testing.T) {
 			in := cri
 			in.Host.ResolvePath = func(p string) string { return strings.Replace(p, "/var/lib/containerd", "/data/containerd", 1) }
 			return in
-		}(), check: hasOptions("/etc/hostname", []string{"nosuid"})},
+		}(), changed: [2]string{"mounts", "mounts[/etc/hostname].source"}, check: func(t *testing.T, s *specs.Spec) {
+			if m, _ := hasMount(s, "/etc/hostname"); !strings.HasPrefix(m.Source, "/data/containerd/") {
+				t.Errorf("/etc/hostname source %s, want the resolved /data/containerd/...", m.Source)
+			}
+		}},
+		{name: "listed path through a symlink is mounted resolved", level: "hostpaths", mutate: bind("/srv/link", "/x"), inputs: Inputs{Host: Host{ResolvePath: func(p string) string {
+			return strings.Replace(p, "/srv/link", "/srv/data/v1", 1)
+		}}}, changed: [2]string{"mounts", "mounts[/x].source"}, check: func(t *testing.T, s *specs.Spec) {
+			if m, _ := hasMount(s, "/x"); m.Source != "/srv/data/v1" {
+				t.Errorf("/x source %s, want /srv/data/v1", m.Source)
+			}
+		}},
 		// Host IPC: CRI binds the host's /dev/shm.
 		{name: "host /dev/shm with host IPC", level: "host-ipc", mutate: both(setNamespacePath(specs.IPCNamespace, "/proc/1/ns/ipc"),
 			editMount("/dev/shm", func(m *specs.Mount) {
@@ -326,7 +337,9 @@ func TestMountRefusalsSayWhy(t *testing.T) {
 		{"symlink", "hostpaths", bind("/srv/l", "/l"), Inputs{Host: Host{ResolvePath: func(p string) string { return strings.Replace(p, "/srv/l", "/etc", 1) }}},
 			[]string{"mounts[/l].source=/srv/l -> /etc", "host configuration"}},
 		{"type", "", mount("ext4", "/dev/vda", "/disk"), Inputs{},
-			[]string{"mounts[/disk].type=ext4", "a ext4 mount of /dev/vda", "no level allows another filesystem type"}},
+			[]string{"mounts[/disk].type=ext4", "mount type ext4 (source /dev/vda)", "no level allows another filesystem type"}},
+		{"destination", "", mount("proc", "proc", "/hostproc"), Inputs{},
+			[]string{"mounts[/hostproc].destination=/hostproc", "a proc mount belongs at /proc only", "every container has its proc"}},
 		{"option", "", mount("tmpfs", "tmpfs", "/x", "lowerdir=/etc"), Inputs{},
 			[]string{"mounts[/x].options=lowerdir=/etc", "is not one runc, containerd or CRI use for a tmpfs mount", "gid, huge"}},
 		{"idmap", "hostpaths", idmapped("/srv/d", "/d", []specs.LinuxIDMapping{{ContainerID: 65534, HostID: 0, Size: 1}}, nil, "idmap"), Inputs{},
