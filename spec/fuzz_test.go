@@ -29,6 +29,7 @@ func FuzzHarden(f *testing.F) {
 	}
 	f.Add([]byte(`{"process":{"args":["sh"]},"root":{"path":"rootfs"}}`), uint8(1))
 	f.Add([]byte(`{"process":{"user":{"uid":0},"capabilities":null},"root":{"path":"r"},"linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}`), uint8(2))
+	f.Add([]byte(`{"process":{"oomScoreAdj":-1000,"scheduler":{"policy":"SCHED_OTHER","nice":3},"rlimits":[{"type":"RLIMIT_MEMLOCK","hard":65536,"soft":65536}]},"root":{"path":"rootfs"},"hooks":{"prestart":[]},"linux":{"cgroupsPath":"/default/x","resources":{"pids":{"limit":-1},"unified":{"memory.high":"1"}},"netDevices":{}}}`), uint8(3))
 	levels := profiles.BuiltinNames()
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		dec := json.NewDecoder(bytes.NewReader(data))
