@@ -209,6 +209,36 @@ func TestPidsUnlimitedNeutralised(t *testing.T) {
 	}
 }
 
+// shimJudgesUpdates is true once the shim intercepts task Update and
+// calls spec.CheckUpdate.
+const shimJudgesUpdates = false
+
+// TestTaskUpdateRefused: a task update that would lift the level's pids
+// limit (the attack of issue 16: 4096 to unlimited) is refused, and the
+// container keeps its limit; one that only changes memory goes through.
+func TestTaskUpdateRefused(t *testing.T) {
+	require(t)
+	if !shimJudgesUpdates {
+		t.Skip("skipping: the shim does not intercept Update with spec.CheckUpdate yet")
+	}
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	id := newID("update")
+	_, task := startTaskWith(t, ctx, id, nil, oci.WithProcessArgs("sleep", "600"))
+	unlimited := int64(-1)
+	err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &unlimited}}))
+	if err == nil || !strings.Contains(err.Error(), "rule limits") || !strings.Contains(err.Error(), "linux.resources.pids.limit=-1") {
+		t.Errorf("Update(pids unlimited) = %v, want a refusal by rule limits", err)
+	}
+	if data, _ := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", ns, id, "pids.max")); strings.TrimSpace(string(data)) != "4096" {
+		t.Errorf("pids.max after the refused update = %q, want 4096", data)
+	}
+	limit := int64(64 << 20)
+	if err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}})); err != nil {
+		t.Errorf("Update(memory) = %v, want it applied", err)
+	}
+}
+
 // TestExecFieldsRefused: an exec'd process is judged like the container's
 // own: realtime scheduling and raised rlimits are refused at exec.
 func TestExecFieldsRefused(t *testing.T) {
