@@ -20,7 +20,8 @@ type rule struct {
 
 // rules run in this order. Process rules come first, seccomp after the
 // capabilities (its content depends on them), paths and mounts after the
-// root filesystem rule has added its tmpfs mounts.
+// root filesystem rule has added its tmpfs mounts. Rule fields comes
+// first: it judges the spec as the client sent it (classify.go).
 var rules = []rule{
 	{"fields", ruleFields},
 	{"privileged", rulePrivileged},
