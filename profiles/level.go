@@ -36,6 +36,10 @@ type Level struct {
 	Devices      DeviceControl     `json:"devices" yaml:"devices"`
 	Sysctls      SysctlControl     `json:"sysctls" yaml:"sysctls"`
 	Limits       Limits            `json:"limits" yaml:"limits"`
+	Hooks        HookControl       `json:"hooks" yaml:"hooks"`
+	Scheduling   SchedulingControl `json:"scheduling" yaml:"scheduling"`
+	Cgroups      CgroupControl     `json:"cgroups" yaml:"cgroups"`
+	Checkpoint   CheckpointControl `json:"checkpoint" yaml:"checkpoint"`
 	// AllowPrivileged lets a container that asks for everything (all
 	// capabilities, no masked paths) past the privileged rule. The other
 	// controls still apply. Default false.
@@ -168,6 +172,65 @@ type Limits struct {
 	Pids int64 `json:"pids,omitempty" yaml:"pids,omitempty"`
 	// NoFile is the soft and hard RLIMIT_NOFILE. 0 means leave unset.
 	NoFile uint64 `json:"nofile,omitempty" yaml:"nofile,omitempty"`
+	// MaxMemlock is the highest RLIMIT_MEMLOCK (bytes, soft and hard) a
+	// container may ask for: runc sets rlimits as root, so without a bound
+	// any container could lock all of the host's memory. Default 0: a
+	// container may only set it to 0; the built-in levels allow 8 MiB (the
+	// kernel's own default).
+	MaxMemlock uint64 `json:"maxMemlock" yaml:"maxMemlock"`
+	// MinOOMScoreAdj is the lowest process.oomScoreAdj a container keeps;
+	// a lower one (which makes the host's OOM killer pick other processes
+	// first, down to -1000: never this one) is raised to it. -1000 to 1000;
+	// default 0. Kubernetes gives Guaranteed pods -997 and pod sandboxes
+	// -998: set -998 to keep its ordering.
+	MinOOMScoreAdj int `json:"minOOMScoreAdj" yaml:"minOOMScoreAdj"`
+}
+
+// HookControl decides which OCI hooks may run. Hooks run programs of the
+// host as root with every capability, outside the container's confinement.
+type HookControl struct {
+	// Allow lists the exact, absolute paths of host programs that may be a
+	// prestart, createRuntime, createContainer, poststart or poststop hook
+	// (for example /usr/bin/nvidia-container-runtime-hook). The hook gets
+	// whatever arguments and environment the spec gives it: list only
+	// programs that are safe with any. startContainer hooks, whose path is a
+	// file of the image, are never allowed. Default none.
+	Allow []string `json:"allow" yaml:"allow"`
+}
+
+// SchedulingControl bounds the CPU and I/O priority a container may ask
+// for: runc applies them as root before it drops privileges.
+type SchedulingControl struct {
+	// AllowRealtime lets a container use realtime scheduling: SCHED_FIFO,
+	// SCHED_RR and SCHED_DEADLINE policies, the IOPRIO_CLASS_RT I/O class, a
+	// non-zero RLIMIT_RTPRIO and the cgroup's realtime CPU time. A realtime
+	// process can starve every other process of its CPU. Default false.
+	AllowRealtime bool `json:"allowRealtime" yaml:"allowRealtime"`
+	// MinNice is the lowest nice value (process.scheduler.nice, and the
+	// ceiling RLIMIT_NICE gives) a container may ask for; -20 to 19.
+	// Default 0: no priority above the default.
+	MinNice int32 `json:"minNice" yaml:"minNice"`
+}
+
+// CgroupControl decides where a container's cgroup may be.
+type CgroupControl struct {
+	// Parents lists cgroups below which a container's own cgroup may be, at
+	// any depth, besides the forms containerd and the kubelet use (see
+	// rule cgroups): absolute cgroupfs paths (/buildkit) or systemd slices
+	// (build.slice, which also allows its sub-slices build-x.slice). The
+	// cgroup's last element is always the container's id. Default none.
+	Parents []string `json:"parents" yaml:"parents"`
+}
+
+// CheckpointControl decides whether a container may be restored from a
+// checkpoint. CRIU restores the processes' memory, credentials and
+// capabilities from the checkpoint's image files, which no rule of the
+// level has seen.
+type CheckpointControl struct {
+	// AllowRestore lets a task be created from a checkpoint (ctr run
+	// --checkpoint, CRI's container restore). Default false, whatever the
+	// signatures policy.
+	AllowRestore bool `json:"allowRestore" yaml:"allowRestore"`
 }
 
 // Seccomp profile names a level may use.
@@ -268,7 +331,37 @@ func (l *Level) Validate() error {
 	if l.Limits.Pids < 0 {
 		bad("limits.pids", "%d must not be negative", l.Limits.Pids)
 	}
+	if l.Limits.MinOOMScoreAdj < -1000 || l.Limits.MinOOMScoreAdj > 1000 {
+		bad("limits.minOOMScoreAdj", "%d is not between -1000 and 1000", l.Limits.MinOOMScoreAdj)
+	}
+	for _, p := range l.Hooks.Allow {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+			bad("hooks.allow", "%q must be a clean absolute path of a program", p)
+		}
+	}
+	if l.Scheduling.MinNice < -20 || l.Scheduling.MinNice > 19 {
+		bad("scheduling.minNice", "%d is not between -20 and 19", l.Scheduling.MinNice)
+	}
+	for _, p := range l.Cgroups.Parents {
+		if !ValidCgroupParent(p) {
+			bad("cgroups.parents", "%q is neither a clean absolute cgroup path other than / nor a systemd slice name such as build.slice", p)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// ValidCgroupParent reports whether p may be an entry of cgroups.parents:
+// a clean absolute cgroupfs path other than /, or a systemd slice name
+// (no slash, ending in .slice, not the root slice -.slice).
+func ValidCgroupParent(p string) bool {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p) == p && p != "/"
+	}
+	name, ok := strings.CutSuffix(p, ".slice")
+	if !ok || name == "" || name == "-" || strings.ContainsAny(p, "/:") {
+		return false
+	}
+	return !strings.HasPrefix(name, "-") && !strings.HasSuffix(name, "-") && !strings.Contains(name, "--")
 }
 
 func validSize(s string) bool {
@@ -308,5 +401,7 @@ func (l *Level) Clone() *Level {
 		}
 	}
 	c.Sysctls.Allow = slices.Clone(l.Sysctls.Allow)
+	c.Hooks.Allow = slices.Clone(l.Hooks.Allow)
+	c.Cgroups.Parents = slices.Clone(l.Cgroups.Parents)
 	return &c
 }

@@ -98,6 +98,14 @@ func TestDecodeLevelErrors(t *testing.T) {
 		{"device unknown key", "name: x\ndevices:\n  allow: [{type: c, major: 10, minr: 229}]\n", "field minr not found"},
 		{"device list", "name: x\ndevices:\n  allow: [[c, 10]]\n", "want \"c 10:229 /dev/fuse\""},
 		{"negative pids", "name: x\nlimits:\n  pids: -1\n", "limits.pids"},
+		{"oom score", "name: x\nlimits:\n  minOOMScoreAdj: -1001\n", "limits.minOOMScoreAdj: -1001 is not between"},
+		{"relative hook", "name: x\nhooks:\n  allow: [nvidia-hook]\n", `hooks.allow: "nvidia-hook" must be a clean absolute path`},
+		{"unclean hook", "name: x\nhooks:\n  allow: [/usr/bin/../bin/x]\n", `hooks.allow: "/usr/bin/../bin/x"`},
+		{"nice", "name: x\nscheduling:\n  minNice: -21\n", "scheduling.minNice: -21"},
+		{"cgroup root", "name: x\ncgroups:\n  parents: [/]\n", `cgroups.parents: "/" is neither`},
+		{"cgroup relative", "name: x\ncgroups:\n  parents: [build]\n", `cgroups.parents: "build" is neither`},
+		{"cgroup root slice", "name: x\ncgroups:\n  parents: [-.slice]\n", `cgroups.parents: "-.slice"`},
+		{"unknown checkpoint key", "name: x\ncheckpoint:\n  allowDump: true\n", "field allowDump not found"},
 		{"no name", "user:\n  runAsNonRoot: false\n", "name: must not be empty"},
 		{"root uid", "name: x\nuser:\n  runAsNonRoot: true\n", "user.uid/gid: must be non-zero"},
 		{"not yaml", "name: [\n", "yaml"},
@@ -136,6 +144,12 @@ func TestCloneIsDeep(t *testing.T) {
 	}
 	if l.AllowsHostNamespace("network") {
 		t.Error("baseline allows the host network")
+	}
+	l.Hooks.Allow, l.Cgroups.Parents = []string{"/a"}, []string{"/b"}
+	c = l.Clone()
+	c.Hooks.Allow[0], c.Cgroups.Parents[0] = "/x", "/y"
+	if l.Hooks.Allow[0] != "/a" || l.Cgroups.Parents[0] != "/b" {
+		t.Error("Clone shares hooks.allow or cgroups.parents with the original")
 	}
 }
 
@@ -356,6 +370,30 @@ func TestDevices(t *testing.T) {
 	for _, d := range StandardDevices {
 		if err := d.validate(); err != nil {
 			t.Errorf("standard device %s: %v", d.Path, err)
+		}
+	}
+}
+
+func TestValidCgroupParent(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/buildkit": true, "/a/b": true, "build.slice": true, "build-jobs.slice": true,
+		"/": false, "/a/": false, "/a/../b": false, "build": false, ".slice": false, "-.slice": false,
+		"a/b.slice": false, "a:b.slice": false, "-a.slice": false, "a-.slice": false, "a--b.slice": false,
+	} {
+		if got := ValidCgroupParent(p); got != want {
+			t.Errorf("ValidCgroupParent(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+// TestBuiltinLevelsRefuseByDefault: no built-in level allows a hook,
+// realtime scheduling, a raised priority, extra cgroup parents or a restore.
+func TestBuiltinLevelsRefuseByDefault(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		l, _ := Builtin(name)
+		if len(l.Hooks.Allow) > 0 || l.Scheduling.AllowRealtime || l.Scheduling.MinNice < 0 || len(l.Cgroups.Parents) > 0 ||
+			l.Checkpoint.AllowRestore || l.Limits.MinOOMScoreAdj < 0 || l.Limits.MaxMemlock > 8<<20 {
+			t.Errorf("level %s loosens a default: %+v %+v %+v %+v %+v", name, l.Hooks, l.Scheduling, l.Cgroups, l.Checkpoint, l.Limits)
 		}
 	}
 }

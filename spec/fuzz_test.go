@@ -34,6 +34,7 @@ func FuzzHarden(f *testing.F) {
 		`{"destination":"/v","type":"bind","source":"`+realDir+`/root/io.containerd.grpc.v1.cri/containers/`+realContainerID+`/volumes/x","options":["rbind","idmap"],"uidMappings":[{"containerID":0,"hostID":0,"size":1}]},`+
 		`{"destination":"/proc/sys","type":"tmpfs","source":"tmpfs","options":["size=1m","suid","rshared"]}],`+
 		`"linux":{"devices":[{"path":"/dev/full","type":"b","major":8,"minor":0}],"resources":{"devices":[{"allow":true,"type":"b","major":8,"minor":0,"access":"rwm"}]}}}`), uint8(16|32))
+	f.Add([]byte(`{"process":{"oomScoreAdj":-1000,"scheduler":{"policy":"SCHED_OTHER","nice":3},"rlimits":[{"type":"RLIMIT_MEMLOCK","hard":65536,"soft":65536}]},"root":{"path":"rootfs"},"hooks":{"prestart":[]},"linux":{"cgroupsPath":"/default/x","resources":{"pids":{"limit":-1},"unified":{"memory.high":"1"}},"netDevices":{}}}`), uint8(3))
 	levels := profiles.BuiltinNames()
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		dec := json.NewDecoder(bytes.NewReader(data))

@@ -39,7 +39,7 @@ const (
 	realDir          = "/tmp/hd-1473369126"
 	realSandboxID    = "5a72488756b67c0d899f72e427e7690269a96cad2e929d60a85d8bcd8d58419e"
 	realContainerID  = "18e02af8369edd7cef639b8b972546ddf40873c45e1d5c0ed8eb8d859124dd60"
-	criContainerID   = "9d2c7e51f0a84b6c3e2d1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c"
+	criContainerID   = "9a8b7c6d5e4f30211f2e3d4c5b6a79880f1e2d3c4b5a69788796a5b4c3d2e1f0"
 	criPodUID        = "3f2e1d0c-b9a8-4c7d-8e6f-5a4b3c2d1e0f"
 	defaultStateRoot = "/run/containerd"
 )
@@ -67,7 +67,11 @@ func withFacts(fixture string, in Inputs) Inputs {
 	if !ok {
 		return in
 	}
+	ns := in.Container.Namespace
 	in.Container = f.Container
+	if in.Container.Namespace == "" {
+		in.Container.Namespace = ns
+	}
 	in.Host.ContainerdRoot, in.Host.ContainerdState, in.Host.KubeletRoot = f.Host.ContainerdRoot, f.Host.ContainerdState, f.Host.KubeletRoot
 	in.Host.RuntimeSockets = f.Host.RuntimeSockets
 	return in

@@ -20,8 +20,10 @@ type rule struct {
 
 // rules run in this order. Process rules come first, seccomp after the
 // capabilities (its content depends on them), paths and mounts after the
-// root filesystem rule has added its tmpfs mounts.
+// root filesystem rule has added its tmpfs mounts. Rule fields comes
+// first: it judges the spec as the client sent it (classify.go).
 var rules = []rule{
+	{"fields", ruleFields},
 	{"privileged", rulePrivileged},
 	{"user", ruleUser},
 	{"capabilities", ruleCapabilities},
@@ -34,15 +36,27 @@ var rules = []rule{
 	{"devices", ruleDevices},
 	{"kernel-paths", ruleKernelPaths},
 	{"sysctls", ruleSysctls},
+	{"hooks", ruleHooks},
+	{"root-path", ruleRootPath},
+	{"cgroups", ruleCgroups},
+	{"user-namespace", ruleUserNamespace},
+	{"scheduling", ruleScheduling},
+	{"oom-score", ruleOOMScore},
+	{"resources", ruleResources},
+	{"annotations", ruleAnnotations},
 	{"limits", ruleLimits},
 }
 
 // processRules are the rules HardenProcess applies to an exec'd process.
 var processRules = []rule{
+	{"fields", ruleProcessFields},
 	{"user", ruleUser},
 	{"capabilities", ruleCapabilities},
 	{"no-new-privileges", ruleNoNewPrivileges},
 	{"apparmor", ruleAppArmor},
+	{"scheduling", ruleScheduling},
+	{"oom-score", ruleOOMScore},
+	{"limits", ruleRlimits},
 }
 
 // RuleNames lists the rules in the order they run.
@@ -199,7 +213,7 @@ func list(items []string) string {
 	return "[" + strings.Join(items, " ") + "]"
 }
 
-func itoa[T ~int | ~int64 | ~uint32 | ~uint64](v T) string {
+func itoa[T ~int | ~int32 | ~int64 | ~uint32 | ~uint64](v T) string {
 	if v < 0 {
 		return strconv.FormatInt(int64(v), 10)
 	}

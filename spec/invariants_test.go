@@ -31,7 +31,8 @@ func forEachHardened(t *testing.T, f func(t *testing.T, in *specs.Spec, l *profi
 			for hn, host := range hosts {
 				t.Run(name+"/"+ln+"/"+hn, func(t *testing.T) {
 					in := readSpec(t, name)
-					inputs := withFacts(name, Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data"}}})
+					inputs := Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data"}}, Container: containerOf(t, name, in)}
+					inputs = withFacts(name, inputs)
 					res, err := Harden(in, testLevel(t, ln), inputs)
 					var refused *RefusedError
 					if errors.As(err, &refused) {
@@ -152,9 +153,22 @@ func TestHardenNeverLoosens(t *testing.T) {
 				}
 			}
 		}
-		if in.Linux.Resources != nil && in.Linux.Resources.Pids != nil && in.Linux.Resources.Pids.Limit != nil && *in.Linux.Resources.Pids.Limit > 0 {
-			if *out.Linux.Resources.Pids.Limit != *in.Linux.Resources.Pids.Limit {
-				t.Errorf("pids limit %d changed to %d", *in.Linux.Resources.Pids.Limit, *out.Linux.Resources.Pids.Limit)
+		if in.Linux.Resources != nil && in.Linux.Resources.Pids != nil && in.Linux.Resources.Pids.Limit != nil && *in.Linux.Resources.Pids.Limit >= 0 {
+			if *out.Linux.Resources.Pids.Limit > *in.Linux.Resources.Pids.Limit {
+				t.Errorf("pids limit %d raised to %d", *in.Linux.Resources.Pids.Limit, *out.Linux.Resources.Pids.Limit)
+			}
+		}
+		if in.Process.OOMScoreAdj != nil && (out.Process.OOMScoreAdj == nil || *out.Process.OOMScoreAdj < *in.Process.OOMScoreAdj) {
+			t.Errorf("oomScoreAdj %d lowered", *in.Process.OOMScoreAdj)
+		}
+		if !cmp.Equal(in.Hooks, out.Hooks) || !cmp.Equal(in.Process.Scheduler, out.Process.Scheduler) || !cmp.Equal(in.Process.IOPriority, out.Process.IOPriority) ||
+			!cmp.Equal(in.Linux.CgroupsPath, out.Linux.CgroupsPath) || !cmp.Equal(in.Root.Path, out.Root.Path) || !cmp.Equal(in.Linux.UIDMappings, out.Linux.UIDMappings) {
+			t.Error("hooks, scheduling, cgroupsPath, root.path or user namespace mappings changed: rules only judge them")
+		}
+		for _, r := range out.Process.Rlimits {
+			i := slices.IndexFunc(in.Process.Rlimits, func(x specs.POSIXRlimit) bool { return x.Type == r.Type })
+			if i >= 0 && (r.Hard > in.Process.Rlimits[i].Hard || r.Soft > in.Process.Rlimits[i].Soft) {
+				t.Errorf("rlimit %s raised", r.Type)
 			}
 		}
 		for _, r := range out.Process.Rlimits {

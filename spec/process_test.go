@@ -129,7 +129,7 @@ func TestRefusedErrorMessage(t *testing.T) {
 	if e.Error() != want {
 		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
 	}
-	if got := RuleNames(); len(got) != len(rules) || got[0] != "privileged" {
+	if got := RuleNames(); len(got) != len(rules) || got[0] != "fields" {
 		t.Errorf("RuleNames() = %v", got)
 	}
 }

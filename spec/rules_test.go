@@ -302,10 +302,27 @@ func TestRules(t *testing.T) {
 		}},
 		// limits
 		{name: "pids default", changed: [2]string{"limits", "linux.resources.pids.limit"}},
+		// runc v1.5.2 reads a pids limit of 0 as one process: kept.
 		{name: "pids zero", mutate: func(s *specs.Spec) {
 			z := int64(0)
 			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &z}
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if *s.Linux.Resources.Pids.Limit != 0 {
+				t.Errorf("pids limit 0 became %d", *s.Linux.Resources.Pids.Limit)
+			}
+		}},
+		{name: "pids unlimited", mutate: func(s *specs.Spec) {
+			n := int64(-1)
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &n}
 		}, changed: [2]string{"limits", "linux.resources.pids.limit"}},
+		{name: "pids above the level's", mutate: func(s *specs.Spec) {
+			n := int64(1 << 20)
+			s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &n}
+		}, changed: [2]string{"limits", "linux.resources.pids.limit"}, check: func(t *testing.T, s *specs.Spec) {
+			if *s.Linux.Resources.Pids.Limit != 4096 {
+				t.Errorf("pids limit %d, want the level's 4096", *s.Linux.Resources.Pids.Limit)
+			}
+		}},
 		{name: "nofile clamped to the runtime's", mutate: func(s *specs.Spec) { s.Process.Rlimits = nil }, inputs: Inputs{Host: Host{MaxNoFile: 20000}},
 			check: func(t *testing.T, s *specs.Spec) {
 				if r := s.Process.Rlimits[0]; r.Hard != 20000 || r.Soft != 20000 {
@@ -427,6 +444,17 @@ func testLevel(t *testing.T, name string) *profiles.Level {
 		l.Devices.Allow = []profiles.Device{d}
 	case "sysctl":
 		l.Sysctls.Allow = []string{"net.core.*"}
+	case "hooked":
+		l.Hooks.Allow = []string{"/usr/bin/nvidia-container-runtime-hook"}
+	case "realtime":
+		l.Scheduling.AllowRealtime = true
+		l.Scheduling.MinNice = -10
+	case "parents":
+		l.Cgroups.Parents = []string{"/buildkit", "build.slice"}
+	case "kubernetes-oom":
+		l.Limits.MinOOMScoreAdj = -998
+	case "restore":
+		l.Checkpoint.AllowRestore = true
 	default:
 		t.Fatalf("no test level %q", name)
 	}

@@ -149,6 +149,11 @@ type ContainerInfo struct {
 	SandboxID string
 	// PodUID is the Kubernetes uid of that pod; "" outside Kubernetes.
 	PodUID string
+	// Namespace is the containerd namespace the container was created in,
+	// from the request (not an annotation); "" when unknown. Container ids
+	// are unique within it, which makes /<namespace>/<id> the container's
+	// own cgroup.
+	Namespace string
 }
 
 // Inputs are everything Harden needs besides the spec and the level.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -76,6 +77,14 @@ func loadInput(c *cli.Context) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A config.json's bundle is its directory: rule root-path allows
+	// <bundle>/rootfs as well as the relative rootfs.
+	var ctr spec.ContainerInfo
+	if name := c.Args().First(); name != "-" {
+		if abs, err := filepath.Abs(name); err == nil {
+			ctr.Bundle = filepath.Dir(abs)
+		}
+	}
 	return &input{spec: s, level: level, why: why,
-		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}}}, nil
+		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}, Container: ctr}}, nil
 }

@@ -128,6 +128,13 @@ func TestProfilesAndPolicy(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "noExec: true") {
 		t.Errorf("profiles show = %d: %s", code, stdout)
 	}
+	// The keys of issue 16 show, with their (refusing) defaults.
+	for _, key := range []string{"hooks:\n  allow: []", "scheduling:\n  allowRealtime: false\n  minNice: 0", "cgroups:\n  parents: []",
+		"checkpoint:\n  allowRestore: false", "maxMemlock: 8388608", "minOOMScoreAdj: 0"} {
+		if !strings.Contains(stdout, key) {
+			t.Errorf("profiles show strict lacks %q:\n%s", key, stdout)
+		}
+	}
 	code, stdout, _ = hardenctl(t, "profiles", "show", "--output", "json", "strict")
 	if code != 0 || !strings.Contains(stdout, `"name": "strict"`) {
 		t.Errorf("profiles show json = %d: %s", code, stdout)

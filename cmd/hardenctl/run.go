@@ -362,11 +362,20 @@ func (w *workload) harden(c *cli.Context, s *specs.Spec) (*specs.Spec, *spec.Res
 	for v := range w.config.Volumes {
 		img.Volumes = append(img.Volumes, v)
 	}
-	res, err := spec.Harden(s, level, spec.Inputs{Image: img, Host: host})
+	// hardenctl itself chose the root filesystem (the image it unpacked, or
+	// the directory given) and the cgroup: judge the spec as containerd
+	// writes it (the bundle's rootfs, /<namespace>/<id>), and run there.
+	in := *s
+	in.Root = &specs.Root{Path: "rootfs", Readonly: s.Root.Readonly}
+	linux := *s.Linux
+	linux.CgroupsPath = "/hardenctl" + s.Linux.CgroupsPath
+	in.Linux = &linux
+	res, err := spec.Harden(&in, level, spec.Inputs{Image: img, Host: host, Container: spec.ContainerInfo{Namespace: "hardenctl"}})
 	if err != nil {
 		return nil, nil, err
 	}
 	out := res.Spec
+	out.Root.Path, out.Linux.CgroupsPath = s.Root.Path, s.Linux.CgroupsPath
 	if f := c.String("seccomp"); f != "" {
 		data, err := os.ReadFile(f)
 		if err != nil {
