@@ -3,85 +3,66 @@ package seccompbpf
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/profiles/seccompmodel"
 )
 
-func TestHangChild(t *testing.T) {
-	data := os.Getenv("HANG_PROFILE")
+// hangingProfile makes libseccomp 2.5.4's seccomp_rule_add loop forever:
+// two rules for one syscall that share a first condition other than EQ or
+// MASKED_EQ and differ in a second one (found by a random search, then
+// shrunk). runc would never start such a container.
+const hangingProfile = `{"defaultAction":"SCMP_ACT_TRAP","syscalls":[
+ {"names":["connect"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":2,"op":"SCMP_CMP_LT"},{"index":1,"value":7,"op":"SCMP_CMP_LE"}]},
+ {"names":["connect"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":2,"op":"SCMP_CMP_LT"},{"index":1,"value":6,"op":"SCMP_CMP_EQ"}]}]}`
+
+// TestCompileChild compiles the profile in $SECCOMPBPF_PROFILE, for
+// TestLibseccompHangs.
+func TestCompileChild(t *testing.T) {
+	data := os.Getenv("SECCOMPBPF_PROFILE")
 	if data == "" {
-		t.Skip()
+		t.Skip("only as a child of TestLibseccompHangs")
 	}
 	var p specs.LinuxSeccomp
-	json.Unmarshal([]byte(data), &p)
-	CompileLikeRunc(&p)
+	if err := json.Unmarshal([]byte(data), &p); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = CompileLikeRunc(&p)
 }
 
-func hangs(t *testing.T, p *specs.LinuxSeccomp) bool {
-	data, _ := json.Marshal(p)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// TestLibseccompHangs shows why the model never trusts several conditional
+// rules of one syscall that mix conditions on more than one argument with
+// operators other than EQ and MASKED_EQ: such a profile may hang libseccomp,
+// and the model gives the syscall every action of its rules and the
+// default. The intersection never writes such rules (it would not pass its
+// own check).
+func TestLibseccompHangs(t *testing.T) {
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal([]byte(hangingProfile), &p); err != nil {
+		t.Fatal(err)
+	}
+	m, err := seccompmodel.Load(&p, seccompmodel.Native())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := m.Eval(specs.ArchX86_64, "connect", [6]uint64{1, 6})
+	if !slices.Contains(o, seccompmodel.Action{Kind: seccompmodel.Trap}) || !o.MayRun() {
+		t.Errorf("model: connect(1, 6) = %v, want allow or trap", o)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=TestHangChild")
-	cmd.Env = append(os.Environ(), "HANG_PROFILE="+string(data))
-	cmd.Run()
-	return ctx.Err() != nil
-}
-
-func TestHangFinder(t *testing.T) {
-	if os.Getenv("HANG_FIND") == "" {
-		t.Skip()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCompileChild$")
+	cmd.Env = append(os.Environ(), "SECCOMPBPF_PROFILE="+hangingProfile)
+	err = cmd.Run()
+	if ctx.Err() == nil {
+		t.Logf("this libseccomp compiles it (%v): the defect is gone", err)
+		return
 	}
-	rng := rand.New(rand.NewPCG(3, 5))
-	ops := []specs.LinuxSeccompOperator{specs.OpEqualTo, specs.OpMaskedEqual, specs.OpNotEqual, specs.OpLessThan, specs.OpGreaterThan, specs.OpLessEqual, specs.OpGreaterEqual}
-	found := 0
-	for i := 0; i < 3000 && found < 3; i++ {
-		p := &specs.LinuxSeccomp{DefaultAction: specs.ActTrap}
-		for range 2 + rng.IntN(4) {
-			r := specs.LinuxSyscall{Names: []string{"connect"}, Action: specs.ActAllow}
-			for j := range 1 + rng.IntN(2) {
-				r.Args = append(r.Args, specs.LinuxSeccompArg{Index: uint(j), Op: ops[rng.IntN(len(ops))], Value: uint64(rng.IntN(8)), ValueTwo: uint64(rng.IntN(8))})
-			}
-			p.Syscalls = append(p.Syscalls, r)
-		}
-		// quick in-process attempt guarded by the subprocess check
-		if hangs(t, p) {
-			found++
-			// minimize: drop rules and args while it still hangs
-			for changed := true; changed; {
-				changed = false
-				for k := range p.Syscalls {
-					q := *p
-					q.Syscalls = append(append([]specs.LinuxSyscall{}, p.Syscalls[:k]...), p.Syscalls[k+1:]...)
-					if len(q.Syscalls) > 0 && hangs(t, &q) {
-						p = &q
-						changed = true
-						break
-					}
-				}
-				for k := range p.Syscalls {
-					for a := range p.Syscalls[k].Args {
-						if len(p.Syscalls[k].Args) < 2 {
-							continue
-						}
-						q := *p
-						q.Syscalls = append([]specs.LinuxSyscall{}, p.Syscalls...)
-						q.Syscalls[k].Args = append(append([]specs.LinuxSeccompArg{}, p.Syscalls[k].Args[:a]...), p.Syscalls[k].Args[a+1:]...)
-						if hangs(t, &q) {
-							p = &q
-							changed = true
-							break
-						}
-					}
-				}
-			}
-			data, _ := json.Marshal(p)
-			fmt.Println("HANG:", string(data))
-		}
-	}
+	t.Log("libseccomp loops on it (the defect)")
 }

@@ -80,7 +80,9 @@ type Outcome []Action
 func (o Outcome) MayRun() bool { return slices.ContainsFunc(o, Action.MayRun) }
 
 // Runs reports whether the syscall surely runs.
-func (o Outcome) Runs() bool { return len(o) > 0 && !slices.ContainsFunc(o, func(a Action) bool { return !a.Runs() }) }
+func (o Outcome) Runs() bool {
+	return len(o) > 0 && !slices.ContainsFunc(o, func(a Action) bool { return !a.Runs() })
+}
 
 var enosys = Action{Kind: Errno, Ret: 38}
 

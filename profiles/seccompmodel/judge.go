@@ -77,10 +77,11 @@ func judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 		looser = &Violation{What: "listenerPath " + w.ListenerPath + " (a user-space agent decides)"}
 	case wm.notify:
 		looser = &Violation{What: string(specs.ActNotify) + " rule (a user-space agent decides)"}
-	case wm.hasArch(specs.ArchX32) && !equalProfile(w, l):
-		looser = &Violation{What: "architecture " + string(specs.ArchX32) + x32Why}
 	default:
 		looser = Subset(wm, lm)
+		if looser == nil && wm.hasArch(specs.ArchX32) && !equalProfile(w, l) {
+			looser = &Violation{What: "architecture " + string(specs.ArchX32) + x32Why}
+		}
 	}
 	if looser == nil {
 		return &Verdict{Keep: true}, nil
