@@ -228,8 +228,8 @@ func (c cube) conds(bits int) []cond {
 	return cs
 }
 
-// cubes lists the paths to true, or reports false when there are more
-// than limit.
+// cubes lists the paths to true: all of them (true), or the first limit
+// (false) when there are more.
 func (b *bdd) cubes(x ref, limit int) ([]cube, bool) {
 	var out []cube
 	var cur cube

@@ -16,6 +16,10 @@ import (
 // the loss is reported.
 const MaxRulesPerSyscall = 64
 
+// maxMerged bounds the rules whose pairwise intersections the
+// intersection tries (the work grows with the square).
+const maxMerged = 48
+
 // outRule is one rule of the intersection, before names are grouped.
 type outRule struct {
 	act  specs.LinuxSeccompAction
@@ -306,8 +310,8 @@ func (in *intersection) fromRegion(n string, o ref, act Action, dw, dl decision,
 	}
 	base := append(runBoxes, denyBoxes...)
 	cands = append(cands, base...)
-	for i := range base {
-		for j := i + 1; j < len(base); j++ {
+	for i := range min(len(base), maxMerged) {
+		for j := i + 1; j < min(len(base), maxMerged); j++ {
 			if m, ok := in.merge(base[i], base[j], bits); ok {
 				cands = append(cands, m)
 			}
@@ -322,17 +326,21 @@ func (in *intersection) fromRegion(n string, o ref, act Action, dw, dl decision,
 			u = b.or(u, cb)
 		}
 	}
-	if u != o {
-		if cubes, ok := b.cubes(o, MaxRulesPerSyscall); ok {
-			chosen = chosen[:0]
-			for _, c := range cubes {
-				chosen = append(chosen, c.conds(bits))
-			}
-		} else if u == bFalse {
+	if u != o || mergesBadly(asRules(chosen), 64) {
+		// The paths of the diagram: EQ and MASKED_EQ only, which
+		// libseccomp merges right; the first MaxRulesPerSyscall of them
+		// when there are more.
+		cubes, all := b.cubes(o, MaxRulesPerSyscall)
+		if len(cubes) == 0 {
 			in.loss(n, fmt.Sprintf("denied: the arguments both profiles allow need more than %d rules", MaxRulesPerSyscall))
 			return in.deny(n, dw, dl)
-		} else {
+		}
+		if !all {
 			in.loss(n, fmt.Sprintf("allowed for fewer arguments than both profiles allow: the rest need more than %d rules", MaxRulesPerSyscall))
+		}
+		chosen = chosen[:0]
+		for _, c := range cubes {
+			chosen = append(chosen, c.conds(bits))
 		}
 	}
 	rules := make([]outRule, 0, len(chosen))
@@ -344,6 +352,14 @@ func (in *intersection) fromRegion(n string, o ref, act Action, dw, dl decision,
 		rules = append(rules, in.rule(act, args))
 	}
 	return plan{rules: rules}
+}
+
+func asRules(boxes [][]cond) []lrule {
+	rs := make([]lrule, len(boxes))
+	for i, b := range boxes {
+		rs[i] = lrule{conds: b}
+	}
+	return rs
 }
 
 func complement(c cond) cond {
