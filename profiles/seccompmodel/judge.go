@@ -1,7 +1,6 @@
 package seccompmodel
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 	"sync"
 
@@ -38,6 +37,9 @@ type Verdict struct {
 // intersection is cached as a kept profile, so that hardening a hardened
 // spec again costs a hash and a comparison.
 func Judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
+	if equalProfile(w, l) && w != nil {
+		return kept, nil // the level's own profile, as a hardened spec has it
+	}
 	h := hashProfile(w)
 	key := cacheKey{l: l, h: h}
 	cache.mu.Lock()
@@ -54,7 +56,7 @@ func Judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 	}
 	cache.m[key] = &cacheEntry{w: cloneProfile(w), v: v, err: err}
 	if v != nil && v.Result != nil && !v.SameAsLevel {
-		cache.m[cacheKey{l: l, h: hashProfile(v.Result)}] = &cacheEntry{w: v.Result, v: &Verdict{Keep: true}}
+		cache.m[cacheKey{l: l, h: hashProfile(v.Result)}] = &cacheEntry{w: v.Result, v: kept}
 	}
 	return v, err
 }
@@ -84,7 +86,7 @@ func judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 		}
 	}
 	if looser == nil {
-		return &Verdict{Keep: true}, nil
+		return kept, nil
 	}
 	out, losses, err := Intersect(wm, lm)
 	if err != nil {
@@ -104,6 +106,8 @@ func judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 // own keeps x32, and an intersection never lists it (x32 binaries are
 // rare; they get killed as a foreign architecture).
 const x32Why = " (libseccomp 2.5 compiles some x86_64+x32 filters wrongly)"
+
+var kept = &Verdict{Keep: true}
 
 type cacheKey struct {
 	l *specs.LinuxSeccomp
@@ -128,58 +132,51 @@ var cache = struct {
 
 var seed = maphash.MakeSeed()
 
+// hashProfile is a seeded hash of a profile's content: each string hashed
+// by maphash, the rest mixed in. Equal profiles hash alike; a collision only
+// costs a recomputation (Judge compares the profiles).
 func hashProfile(p *specs.LinuxSeccomp) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
 	if p == nil {
-		return h.Sum64()
+		return 0
 	}
-	var buf [8]byte
-	num := func(v uint64) {
-		binary.LittleEndian.PutUint64(buf[:], v)
-		h.Write(buf[:])
-	}
+	h := uint64(len(p.Syscalls))
+	mix := func(v uint64) { h = (h^v)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019 }
+	str := func(s string) { mix(maphash.String(seed, s)) }
 	ptr := func(v *uint) {
 		if v == nil {
-			h.WriteByte(0)
+			mix(1 << 63)
 			return
 		}
-		h.WriteByte(1)
-		num(uint64(*v))
-	}
-	str := func(s string) {
-		num(uint64(len(s)))
-		h.WriteString(s)
+		mix(uint64(*v))
 	}
 	str(string(p.DefaultAction))
 	ptr(p.DefaultErrnoRet)
-	num(uint64(len(p.Architectures)))
+	mix(uint64(len(p.Architectures)))
 	for _, a := range p.Architectures {
 		str(string(a))
 	}
-	num(uint64(len(p.Flags)))
+	mix(uint64(len(p.Flags)))
 	for _, f := range p.Flags {
 		str(string(f))
 	}
 	str(p.ListenerPath)
 	str(p.ListenerMetadata)
-	num(uint64(len(p.Syscalls)))
 	for _, r := range p.Syscalls {
-		num(uint64(len(r.Names)))
+		mix(uint64(len(r.Names)))
 		for _, n := range r.Names {
 			str(n)
 		}
 		str(string(r.Action))
 		ptr(r.ErrnoRet)
-		num(uint64(len(r.Args)))
+		mix(uint64(len(r.Args)))
 		for _, a := range r.Args {
-			num(uint64(a.Index))
-			num(a.Value)
-			num(a.ValueTwo)
+			mix(uint64(a.Index))
+			mix(a.Value)
+			mix(a.ValueTwo)
 			str(string(a.Op))
 		}
 	}
-	return h.Sum64()
+	return h
 }
 
 // equalProfile compares two profiles as config.json would hold them (an

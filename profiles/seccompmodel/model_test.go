@@ -486,3 +486,39 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkJudgeCRI judges containerd's CRI RuntimeDefault profile under
+// the restricted level: after the first call, a hash and a comparison.
+func BenchmarkJudgeCRI(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "containerd-runtime-default.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var w specs.LinuxSeccomp
+	if err := json.Unmarshal(data, &w); err != nil {
+		b.Fatal(err)
+	}
+	l, _ := profiles.Builtin("restricted")
+	level, _ := profiles.Seccomp(l, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Judge(&w, level); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJudgeCold judges it without the cache: the model's work.
+func BenchmarkJudgeCold(b *testing.B) {
+	data, _ := os.ReadFile(filepath.Join("testdata", "containerd-runtime-default.json"))
+	var w specs.LinuxSeccomp
+	_ = json.Unmarshal(data, &w)
+	l, _ := profiles.Builtin("restricted")
+	level, _ := profiles.Seccomp(l, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := judge(&w, level); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
