@@ -290,3 +290,26 @@ func TestSeccompRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestSeccompLossesRecorded: where runc's rules cannot express what both
+// profiles allow, the result denies the rest and the change says so.
+func TestSeccompLossesRecorded(t *testing.T) {
+	s := readSpec(t, "ctr-run")
+	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"socket", "read", "write"}, Action: specs.ActAllow,
+		Args: []specs.LinuxSeccompArg{{Index: 0, Value: 5, Op: specs.OpNotEqual}, {Index: 1, Value: 7, Op: specs.OpNotEqual}}}}}
+	res, err := Harden(s, level(t, "restricted"), Inputs{Host: noAppArmorHost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(res.Changes, func(c Change) bool { return c.Rule == "seccomp" })
+	if i < 0 || !strings.Contains(res.Changes[i].Reason, "denied where runc's rules cannot express the intersection: socket: allowed for fewer arguments") {
+		t.Fatalf("changes %+v, want the loss recorded", res.Changes)
+	}
+	out := res.Spec.Linux.Seccomp
+	for _, c := range []call{{name: "socket", args: [6]uint64{1, 1}, runs: true}, {name: "socket", args: [6]uint64{1, 7}}, {name: "socket", args: [6]uint64{5, 1}},
+		{name: "read", args: [6]uint64{3, 4}, runs: true}, {name: "read", args: [6]uint64{5, 4}}} {
+		if o := outcome(t, out, c); o.Runs() != c.runs || (!c.runs && o.MayRun()) {
+			t.Errorf("%s%v: %v, want runs=%v", c.name, c.args, o, c.runs)
+		}
+	}
+}
