@@ -33,14 +33,20 @@
 //     are merged by libseccomp in ways that depend on order and on the
 //     64-bit comparison trees, and may make runc fail: the model treats such
 //     a syscall as ambiguous (any of those actions, or the default, for any
-//     arguments).
+//     arguments). So it does with rules of one action that libseccomp 2.5.4
+//     merges wrongly or loops on (see mergesBadly): LT, LE, GT or GE against
+//     values above 32 bits in two rules, and rules with several conditions
+//     mixed with operators other than EQ and MASKED_EQ.
 //   - On the ABIs that multiplex socket and SysV IPC calls (x86, ppc, ppc64,
 //     s390, s390x, mips o32) libseccomp also adds each rule of the socket
 //     family (socket, bind, ...) to socketcall with its first argument
 //     replaced by the call number, and likewise for ipc; the model does the
 //     same.
 //   - The native architecture is always in the filter; an architecture not
-//     in it is killed. Syscalls numbered above every syscall the profile
+//     in it is killed. The model assumes libseccomp compiles each
+//     architecture's part right; it does not for some x86_64 filters that
+//     list x32 (see x32Why), which Judge therefore keeps only in the level's
+//     own profile. Syscalls numbered above every syscall the profile
 //     names fail with ENOSYS (runc's patch) unless the default action lets
 //     syscalls run: a deny, like the default.
 //   - errno and trace return codes are the low 16 bits of errnoRet (EPERM

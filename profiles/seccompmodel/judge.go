@@ -49,6 +49,9 @@ func Judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 		return e.v, e.err
 	}
 	v, err := judge(w, l)
+	if size(w) > maxCachedSize {
+		return v, err
+	}
 	cache.mu.Lock()
 	defer cache.mu.Unlock()
 	if len(cache.m) >= maxCache {
@@ -121,8 +124,23 @@ type cacheEntry struct {
 }
 
 // maxCache bounds the cache: every distinct profile a client sends adds an
-// entry.
-const maxCache = 512
+// entry. maxCachedSize (names and conditions) keeps outsized profiles out
+// of it: RuntimeDefault has about 400.
+const (
+	maxCache      = 512
+	maxCachedSize = 4096
+)
+
+func size(p *specs.LinuxSeccomp) int {
+	if p == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range p.Syscalls {
+		n += len(r.Names) + len(r.Args)
+	}
+	return n
+}
 
 var cache = struct {
 	// mu guards m.

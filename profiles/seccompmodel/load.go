@@ -198,12 +198,6 @@ type Model struct {
 	notify bool
 }
 
-// Default is the default action of the filter.
-func (m *Model) Default() Action { return m.def }
-
-// Arches are the architectures of the filter, the native one included.
-func (m *Model) Arches() []specs.Arch { return m.arches }
-
 // Names are the syscall names the profile mentions, in order.
 func (m *Model) Names() []string { return m.names }
 
@@ -413,16 +407,4 @@ func (m *Model) rulesFor(arch specs.Arch, name string) []lrule {
 		}
 	}
 	return rs
-}
-
-// muxed reports whether the rules of name also feed socketcall or ipc on
-// some architecture of the filter, and which.
-func muxOf(name string) string {
-	if _, ok := socketcalls[name]; ok {
-		return "socketcall"
-	}
-	if _, ok := ipcs[name]; ok {
-		return "ipc"
-	}
-	return ""
 }

@@ -3,6 +3,7 @@ package seccompmodel
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -426,6 +427,17 @@ func TestJudgeCaches(t *testing.T) {
 	}
 	if len(cache.m) > maxCache {
 		t.Errorf("cache holds %d entries", len(cache.m))
+	}
+	big := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Action: specs.ActAllow}}}
+	for i := range maxCachedSize + 1 {
+		big.Syscalls[0].Names = append(big.Syscalls[0].Names, fmt.Sprint("x", i))
+	}
+	before := len(cache.m)
+	if v, err := Judge(big, level); err != nil || v.Keep {
+		t.Errorf("Judge(big) = %+v, %v", v, err)
+	}
+	if len(cache.m) > before {
+		t.Error("an outsized profile was cached")
 	}
 	if _, err := Judge(&specs.LinuxSeccomp{DefaultAction: "nope"}, level); err == nil {
 		t.Error("an invalid profile judged")
