@@ -168,3 +168,28 @@ func mergesBadly(rs []lrule, bits int) bool {
 	}
 	return multi && nonEq
 }
+
+// mergedBadly returns a syscall whose rules libseccomp 2.5 may compile
+// wrongly or loop on (mergesBadly), or nil. Such a profile is never kept:
+// even where the level allows the syscall outright, runc could hang on it.
+func (m *Model) mergedBadly() *Violation {
+	for _, a := range m.arches {
+		bits := abis[a].bits
+		for _, n := range append(slices.Clone(m.names), "socketcall", "ipc") {
+			// libseccomp merges the conditional rules up to the first
+			// unconditional one, which then replaces them; it drops the
+			// rules after it.
+			var conditional []lrule
+			for _, r := range m.rulesFor(a, n) {
+				if !slices.ContainsFunc(r.conds, func(c cond) bool { return !c.noop(bits) }) {
+					break
+				}
+				conditional = append(conditional, r)
+			}
+			if mergesBadly(conditional, bits) {
+				return &Violation{What: "rules for " + n + " that libseccomp 2.5 compiles wrongly or loops on (" + string(a) + ")"}
+			}
+		}
+	}
+	return nil
+}

@@ -146,12 +146,14 @@ func (in *intersection) planFor(n string) plan {
 	w, l, a := in.w, in.l, in.native
 	bits := abis[a].bits
 	dw, dl := w.decide(a, n), l.decide(a, n)
-	if w.def == l.def && dw.kind != ambiguous && w.exact(dw) && equalRules(dw.rules, dl.rules) {
+	if w.def == l.def && w.exact(dw) && equalRules(dw.rules, dl.rules) {
 		// The same rules: the result is the level's (and the workload's).
-		if in.runs(w, dw) || dw.kind == single {
+		switch {
+		case w.runsNone(dw):
+			return in.deny(n, dw, dl)
+		case dw.kind == uniform || !w.def.Runs():
 			return in.allowLike(dl, dl.act)
 		}
-		return in.deny(n, dw, dl)
 	}
 	b := in.bdd()
 	lw, ll := w.lower(b, dw, bits), l.lower(b, dl, bits)
@@ -174,9 +176,6 @@ func (in *intersection) planFor(n string) plan {
 	}
 	return in.fromRegion(n, o, act, dw, dl, bits)
 }
-
-// runs: the decision surely runs the syscall for every argument.
-func (in *intersection) runs(m *Model, d decision) bool { return m.runsAll(d) }
 
 // logs: where the workload runs the syscall, it logs it.
 func (in *intersection) logs(w *Model, d decision) bool {

@@ -87,6 +87,9 @@ func judge(w, l *specs.LinuxSeccomp) (*Verdict, error) {
 		if looser == nil && wm.hasArch(specs.ArchX32) && !equalProfile(w, l) {
 			looser = &Violation{What: "architecture " + string(specs.ArchX32) + x32Why}
 		}
+		if looser == nil {
+			looser = wm.mergedBadly()
+		}
 	}
 	if looser == nil {
 		return kept, nil

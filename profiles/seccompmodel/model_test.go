@@ -411,6 +411,26 @@ func TestIntersect(t *testing.T) {
 	})
 }
 
+// TestNeverKeepsWhatLibseccompLoopsOn: two rules for connect that make
+// libseccomp 2.5.4 loop forever (profiles/seccompbpf TestLibseccompHangs),
+// under a level that allows connect outright: not kept, and the result
+// has no such rules.
+func TestNeverKeepsWhatLibseccompLoopsOn(t *testing.T) {
+	level := restricted(t, false)
+	w := cloneProfile(level)
+	w.Syscalls = append([]specs.LinuxSyscall{
+		{Names: []string{"connect"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{arg(0, specs.OpLessThan, 2), arg(1, specs.OpLessEqual, 7)}},
+		{Names: []string{"connect"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{arg(0, specs.OpLessThan, 2), arg(1, specs.OpEqualTo, 6)}},
+	}, w.Syscalls...)
+	v := judged(t, w, level)
+	if v.Keep || !strings.Contains(v.Looser.String(), "rules for connect that libseccomp 2.5 compiles wrongly or loops on") {
+		t.Fatalf("Judge = %+v (%v)", v, v.Looser)
+	}
+	if x := load(t, v.Result).mergedBadly(); x != nil {
+		t.Errorf("the result has %v", x)
+	}
+}
+
 func TestJudgeCaches(t *testing.T) {
 	level := restricted(t, false)
 	w := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"chmod"}, Action: specs.ActErrno}}}
