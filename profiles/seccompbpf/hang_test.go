@@ -51,6 +51,9 @@ func TestLibseccompHangs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !m.MayHangLibseccomp() {
+		t.Error("the model does not see that libseccomp may loop on it")
+	}
 	o := m.Eval(specs.ArchX86_64, "connect", [6]uint64{1, 6})
 	if !slices.Contains(o, seccompmodel.Action{Kind: seccompmodel.Trap}) || !o.MayRun() {
 		t.Errorf("model: connect(1, 6) = %v, want allow or trap", o)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -75,6 +76,9 @@ func toAction(ret uint32) seccompmodel.Action {
 // when libseccomp refuses the profile (runc would not start the container).
 func crossCheck(t *testing.T, p *specs.LinuxSeccomp, rng *rand.Rand, callsPerName int) bool {
 	t.Helper()
+	if m, err := seccompmodel.Load(p, seccompmodel.Native()); err == nil && m.MayHangLibseccomp() {
+		return false // see TestLibseccompHangs
+	}
 	prog, err := CompileLikeRunc(p)
 	if err != nil {
 		return false
@@ -216,7 +220,7 @@ func levelProfiles(t *testing.T) []*specs.LinuxSeccomp {
 // critest's, and random ones, each compiled as runc compiles it and run on
 // calls from x86_64, x86 and x32.
 func TestModelMatchesLibseccomp(t *testing.T) {
-	rng := rand.New(rand.NewPCG(16, 1))
+	rng := rand.New(rand.NewPCG(seed(), 1))
 	for _, p := range levelProfiles(t) {
 		if !crossCheck(t, p, rng, 8) {
 			t.Fatalf("libseccomp refuses a level's profile:\n%s", show(p))
@@ -240,7 +244,7 @@ func TestModelMatchesLibseccomp(t *testing.T) {
 // against libseccomp: the result must never run (as libseccomp compiles
 // it) what either input denies (as libseccomp compiles it).
 func TestIntersectionsMatchLibseccomp(t *testing.T) {
-	rng := rand.New(rand.NewPCG(16, 2))
+	rng := rand.New(rand.NewPCG(seed(), 2))
 	levels := levelProfiles(t)
 	checked := 0
 	for range 300 {
@@ -251,6 +255,9 @@ func TestIntersectionsMatchLibseccomp(t *testing.T) {
 			w = mutate(rng, base, w)
 		}
 		l := levels[rng.IntN(len(levels))]
+		if m, err := seccompmodel.Load(w, seccompmodel.Native()); err == nil && m.MayHangLibseccomp() {
+			continue // see TestLibseccompHangs
+		}
 		wp, err := CompileLikeRunc(w)
 		if err != nil {
 			continue
@@ -302,6 +309,15 @@ func TestIntersectionsMatchLibseccomp(t *testing.T) {
 		}
 	}
 	t.Logf("%d judgements checked", checked)
+}
+
+// seed is $SECCOMPBPF_SEED, or 16: CI runs the same profiles every time;
+// set it to search further.
+func seed() uint64 {
+	if v, err := strconv.ParseUint(os.Getenv("SECCOMPBPF_SEED"), 10, 64); err == nil {
+		return v
+	}
+	return 16
 }
 
 // mutate puts the rules of extra into a copy of base.

@@ -152,27 +152,49 @@ func matches(conds []cond, args [6]uint64, bits int) bool {
 // with more than one condition use EQ and MASKED_EQ alone, and no range
 // compares a value above 32 bits on a 64-bit ABI.
 func mergesBadly(rs []lrule, bits int) bool {
+	wrong, loops := mergeDefects(rs, bits)
+	return wrong || loops
+}
+
+// mergeDefects says whether libseccomp 2.5 may merge the conditional rules
+// wrongly (64-bit ranges) and whether it may loop on them (several
+// conditions mixed with operators other than EQ and MASKED_EQ).
+func mergeDefects(rs []lrule, bits int) (wrong, loops bool) {
 	if len(rs) < 2 {
-		return false
+		return false, false
 	}
 	multi, nonEq := false, false
 	for _, r := range rs {
 		multi = multi || len(r.conds) > 1
 		for _, c := range r.conds {
 			isRange := c.op == opLT || c.op == opLE || c.op == opGT || c.op == opGE
-			if bits == 64 && isRange && c.a>>32 != 0 {
-				return true
-			}
+			wrong = wrong || (bits == 64 && isRange && c.a>>32 != 0)
 			nonEq = nonEq || (c.op != opEQ && c.op != opMaskedEQ)
 		}
 	}
-	return multi && nonEq
+	return wrong, multi && nonEq
 }
 
 // mergedBadly returns a syscall whose rules libseccomp 2.5 may compile
 // wrongly or loop on (mergesBadly), or nil. Such a profile is never kept:
 // even where the level allows the syscall outright, runc could hang on it.
 func (m *Model) mergedBadly() *Violation {
+	if n, a := m.defective(true); n != "" {
+		return &Violation{What: "rules for " + n + " that libseccomp 2.5 compiles wrongly or loops on (" + string(a) + ")"}
+	}
+	return nil
+}
+
+// MayHangLibseccomp reports whether libseccomp 2.5 may loop forever adding
+// the profile's rules (so that runc never starts the container).
+func (m *Model) MayHangLibseccomp() bool {
+	n, _ := m.defective(false)
+	return n != ""
+}
+
+// defective returns the first syscall whose rules libseccomp may loop on
+// (or, with wrong, also compile wrongly).
+func (m *Model) defective(wrong bool) (string, specs.Arch) {
 	for _, a := range m.arches {
 		bits := abis[a].bits
 		for _, n := range append(slices.Clone(m.names), "socketcall", "ipc") {
@@ -186,10 +208,11 @@ func (m *Model) mergedBadly() *Violation {
 				}
 				conditional = append(conditional, r)
 			}
-			if mergesBadly(conditional, bits) {
-				return &Violation{What: "rules for " + n + " that libseccomp 2.5 compiles wrongly or loops on (" + string(a) + ")"}
+			w, loops := mergeDefects(conditional, bits)
+			if loops || (wrong && w) {
+				return n, a
 			}
 		}
 	}
-	return nil
+	return "", ""
 }
