@@ -22,9 +22,11 @@ import (
 // each syscall and each value of the six arguments. SCMP_ACT_TRACE and
 // SCMP_ACT_NOTIFY count as running (a tracer or an agent decides), rules
 // that libseccomp merges ambiguously count as running, "no flags" counts as
-// SECCOMP_FILTER_FLAG_SPEC_ALLOW (runc's default), and a profile that hands
-// decisions to a user-space agent (listenerPath, a notify rule) is never
-// kept.
+// SECCOMP_FILTER_FLAG_SPEC_ALLOW (runc's default). Never kept: a profile
+// that hands decisions to a user-space agent (listenerPath, a notify rule),
+// one with rules libseccomp 2.5 merges wrongly or loops on, and one that
+// lists x32 unless it is the level's own (libseccomp 2.5 miscompiles some
+// x86_64+x32 filters).
 //
 // Otherwise: no profile (which is what "Unconfined" becomes in a spec) gets
 // the level's. Any other profile gets the intersection of both: a syscall
@@ -32,9 +34,10 @@ import (
 // profile denies stays denied, with its own action where a rule of its own
 // denies it (critest's chmod fails with EPERM) or its default action when
 // that kills or traps, else with the level's (ENOSYS for unknown syscalls,
-// so that libc falls back). Its architectures are those of both, it hands
-// nothing to a tracer or agent, and SPEC_ALLOW stays only where both have
-// it. With seccomp.onWeaker refuse, such a profile is refused instead, with
+// so that libc falls back). Its architectures are those of both but x32,
+// it hands nothing to a tracer or agent, and SPEC_ALLOW stays only where
+// both have it. What runc's rules cannot express in 64 rules per syscall is
+// denied, and the change says so. With seccomp.onWeaker refuse, such a profile is refused instead, with
 // the syscall and arguments the level denies. A profile runc would not load
 // is refused.
 func ruleSeccomp(h *hardening) {
