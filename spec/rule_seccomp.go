@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -61,9 +62,15 @@ func ruleSeccomp(h *hardening) {
 		return
 	}
 	v, err := seccompmodel.Judge(have, want)
-	if err != nil {
+	var invalid *seccompmodel.InvalidError
+	switch {
+	case errors.As(err, &invalid):
 		h.refuse("linux.seccomp", err.Error(), "runc cannot load the container's seccomp profile",
 			"fix the profile (runtime-spec v1.3.0 seccomp as runc v1.5.2 reads it), or use the RuntimeDefault profile")
+		return
+	case err != nil:
+		h.refuse("linux.seccomp", err.Error(), "cannot intersect the container's seccomp profile with level "+h.level.Name+"'s",
+			"use the RuntimeDefault profile")
 		return
 	}
 	if v.Keep {

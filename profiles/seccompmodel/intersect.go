@@ -61,9 +61,10 @@ type intersection struct {
 // Intersect builds a profile that runs a syscall only where both w and l
 // surely run it, and otherwise denies it: with w's action where w denies
 // it with a rule of its own, or with its default action when that kills or
-// traps; else with l's action. The result lists the architectures of both,
-// hands nothing to a tracer or agent, and is checked with Subset against
-// both before it is returned. Losses are the parts both profiles run that
+// traps; else with l's action. The result lists the architectures of both
+// but x32, hands nothing to a tracer or agent, has no rules libseccomp
+// merges wrongly or loops on, and is checked with Subset against both
+// before it is returned. Losses are the parts both profiles run that
 // the result denies, because runc's rule language cannot express them in
 // MaxRulesPerSyscall rules.
 func Intersect(w, l *Model) (*specs.LinuxSeccomp, []string, error) {
@@ -97,6 +98,9 @@ func Intersect(w, l *Model) (*specs.LinuxSeccomp, []string, error) {
 			v = subset(om, l, &in.b)
 		}
 		if v == nil {
+			if x := om.mergedBadly(); x != nil {
+				return nil, nil, fmt.Errorf("intersect: the result has %s", x)
+			}
 			return out, in.losses, nil
 		}
 		if v.Name == "" || round > 2*len(in.order)+4 {

@@ -246,11 +246,26 @@ const (
 	flagTsync = specs.LinuxSeccompFlag("SECCOMP_FILTER_FLAG_TSYNC")
 )
 
+// InvalidError says why runc would not load a profile.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }
+
 // Load reads a profile as runc v1.5.2 would load it on a machine whose
-// native architecture is native. It fails where runc would fail to load
-// it (unknown action, operator, architecture or flag, an argument index
-// above 5, an empty syscall name, notify as the default or for write).
+// native architecture is native. It fails, with an *InvalidError, where
+// runc would fail to load it (unknown action, operator, architecture or
+// flag, an argument index above 5, an empty syscall name, notify as the
+// default or for write).
 func Load(p *specs.LinuxSeccomp, native specs.Arch) (*Model, error) {
+	m, err := load(p, native)
+	if err != nil {
+		return nil, &InvalidError{err}
+	}
+	return m, nil
+}
+
+func load(p *specs.LinuxSeccomp, native specs.Arch) (*Model, error) {
 	m := &Model{Src: p, native: native}
 	if p == nil || (p.DefaultAction == "" && len(p.Syscalls) == 0) {
 		m.Disabled = true

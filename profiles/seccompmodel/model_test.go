@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func u(v uint) *uint { return &v }
 
-func load(t *testing.T, p *specs.LinuxSeccomp) *Model {
+func loadModel(t *testing.T, p *specs.LinuxSeccomp) *Model {
 	t.Helper()
 	m, err := Load(p, specs.ArchX86_64)
 	if err != nil {
@@ -155,7 +155,7 @@ func TestEval(t *testing.T) {
 			if arch == "" {
 				arch = specs.ArchX86_64
 			}
-			got := load(t, &tc.p).Eval(arch, tc.call, tc.args)
+			got := loadModel(t, &tc.p).Eval(arch, tc.call, tc.args)
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("Eval(%s %s%#x) = %v, want %v", arch, tc.call, tc.args, got, tc.want)
 			}
@@ -220,7 +220,7 @@ func TestDiagramsMatchConditions(t *testing.T) {
 
 func TestSubsetSaysWhatIsLooser(t *testing.T) {
 	level := restricted(t, false)
-	lm := load(t, level)
+	lm := loadModel(t, level)
 	for _, tc := range []struct {
 		name string
 		p    specs.LinuxSeccomp
@@ -238,7 +238,7 @@ func TestSubsetSaysWhatIsLooser(t *testing.T) {
 			"mount (SCMP_ARCH_X86_64)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := Subset(load(t, &tc.p), lm)
+			v := Subset(loadModel(t, &tc.p), lm)
 			switch {
 			case tc.want == "" && v != nil:
 				t.Errorf("Subset = %v, want none", v)
@@ -249,10 +249,10 @@ func TestSubsetSaysWhatIsLooser(t *testing.T) {
 	}
 	explicit := *level
 	explicit.Flags = []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog}
-	if v := Subset(load(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}), load(t, &explicit)); v == nil || !strings.Contains(v.String(), "SPEC_ALLOW") {
+	if v := Subset(loadModel(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}), loadModel(t, &explicit)); v == nil || !strings.Contains(v.String(), "SPEC_ALLOW") {
 		t.Errorf("Subset(no flags, explicit flags) = %v, want SPEC_ALLOW", v)
 	}
-	if v := Subset(load(t, &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}), load(t, &specs.LinuxSeccomp{})); v != nil {
+	if v := Subset(loadModel(t, &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}), loadModel(t, &specs.LinuxSeccomp{})); v != nil {
 		t.Errorf("Subset(anything, no filter) = %v", v)
 	}
 }
@@ -269,11 +269,11 @@ func judged(t *testing.T, p, level *specs.LinuxSeccomp) *Verdict {
 	if v.Keep {
 		return v
 	}
-	om := load(t, v.Result)
-	if x := Subset(om, load(t, level)); x != nil {
+	om := loadModel(t, v.Result)
+	if x := Subset(om, loadModel(t, level)); x != nil {
 		t.Fatalf("the result runs %s, the level's profile does not", x)
 	}
-	if x := Subset(om, load(t, p)); x != nil {
+	if x := Subset(om, loadModel(t, p)); x != nil {
 		t.Fatalf("the result runs %s, the workload's profile does not", x)
 	}
 	again, err := Judge(v.Result, level)
@@ -307,7 +307,7 @@ func TestIntersect(t *testing.T) {
 	t.Run("ranges become masked rules", func(t *testing.T) {
 		v := judged(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"socket"}, Action: specs.ActAllow,
 			Args: []specs.LinuxSeccompArg{arg(0, specs.OpGreaterEqual, 10)}}}}, level)
-		m := load(t, v.Result)
+		m := loadModel(t, v.Result)
 		for fam := uint64(0); fam < 64; fam++ {
 			want := fam >= 10 && fam != 38 && fam != 40 && fam <= 45
 			if got := m.Eval(specs.ArchX86_64, "socket", [6]uint64{fam}).Runs(); got != want {
@@ -339,7 +339,7 @@ func TestIntersect(t *testing.T) {
 		if len(v.Losses) != 1 || !strings.Contains(v.Losses[0], "socket: allowed for fewer arguments") {
 			t.Errorf("losses %v", v.Losses)
 		}
-		m := load(t, v.Result)
+		m := loadModel(t, v.Result)
 		if !m.Eval(specs.ArchX86_64, "socket", [6]uint64{1, 1}).Runs() {
 			t.Error("socket(1, 1) denied; the part the rules express should run")
 		}
@@ -349,7 +349,7 @@ func TestIntersect(t *testing.T) {
 	})
 	t.Run("log where the workload logs", func(t *testing.T) {
 		v := judged(t, &specs.LinuxSeccomp{DefaultAction: specs.ActLog}, level)
-		m := load(t, v.Result)
+		m := loadModel(t, v.Result)
 		if got := m.Eval(specs.ArchX86_64, "read", [6]uint64{}); !slices.Equal(got, Outcome{logAct}) {
 			t.Errorf("read: %v, want log", got)
 		}
@@ -360,7 +360,7 @@ func TestIntersect(t *testing.T) {
 	t.Run("the workload's kill default stays, the level's EPERM too", func(t *testing.T) {
 		v := judged(t, &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess, Syscalls: []specs.LinuxSyscall{
 			{Names: []string{"read", "mount", "kexec_load"}, Action: specs.ActAllow}}}, level)
-		m := load(t, v.Result)
+		m := loadModel(t, v.Result)
 		if v.Result.DefaultAction != specs.ActKillProcess {
 			t.Errorf("default %s", v.Result.DefaultAction)
 		}
@@ -381,7 +381,7 @@ func TestIntersect(t *testing.T) {
 			{Names: []string{"socket"}, Action: specs.ActErrno, ErrnoRet: u(13)},
 			{Names: []string{"read"}, Action: specs.ActAllow}}}
 		v := judged(t, w, l)
-		m := load(t, v.Result)
+		m := loadModel(t, v.Result)
 		if got := m.Eval(specs.ArchX86, "socketcall", [6]uint64{1, 5}); got.MayRun() {
 			t.Errorf("socketcall(1, 5) on x86: %v, want it denied", got)
 		}
@@ -426,7 +426,7 @@ func TestNeverKeepsWhatLibseccompLoopsOn(t *testing.T) {
 	if v.Keep || !strings.Contains(v.Looser.String(), "rules for connect that libseccomp 2.5 compiles wrongly or loops on") {
 		t.Fatalf("Judge = %+v (%v)", v, v.Looser)
 	}
-	if x := load(t, v.Result).mergedBadly(); x != nil {
+	if x := loadModel(t, v.Result).mergedBadly(); x != nil {
 		t.Errorf("the result has %v", x)
 	}
 }
