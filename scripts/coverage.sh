@@ -7,7 +7,7 @@ min=${2:-85}
 module=$(go list -m)
 fail=0
 echo "coverage (unit tests, minimum ${min}%):"
-for pkg in spec profiles policy; do
+for pkg in spec profiles profiles/seccompmodel policy; do
   # A block appears once per test binary with -coverpkg: count it once,
   # covered if any binary covered it.
   pct=$(awk -v p="$module/$pkg/" 'NR>1 && index($1, p)==1 && substr($1, length(p)+1) !~ /\// {
@@ -16,6 +16,6 @@ for pkg in spec profiles policy; do
               if (total==0) print "0.0"; else printf "%.1f", 100*covered/total }' "$profile")
   status=ok
   if awk -v a="$pct" -v b="$min" 'BEGIN{exit !(a<b)}'; then status=LOW; fail=1; fi
-  printf "  %-10s %6s%%  %s\n" "$pkg/" "$pct" "$status"
+  printf "  %-22s %6s%%  %s\n" "$pkg/" "$pct" "$status"
 done
 exit $fail

@@ -1,40 +1,46 @@
 package spec
 
 import (
+	"errors"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hardened-runtime/hardened/profiles"
+	"github.com/hardened-runtime/hardened/profiles/seccompmodel"
 )
 
-// ruleSeccomp gives the process the level's seccomp profile unless its own
-// is at least as strict.
+// ruleSeccomp gives the process the level's seccomp profile, or keeps its
+// own when that runs nothing the level's does not, or else the intersection
+// of both.
 //
 // Restricted fields: linux.seccomp.
 //
-// Allowed values: a profile that is at least as strict as the level's,
-// computed for the final capabilities. "At least as strict" means all of:
-//   - its default action denies (errno, kill or trap, never allow, log,
-//     trace or notify);
-//   - it hands no decision to a user-space agent (no listenerPath, no notify
-//     rule);
-//   - it does not set SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-//   - it lists no architecture the level's profile does not list (so the
-//     32-bit compat ABIs stay closed unless the level opens them);
-//   - every syscall it lets run for some arguments, the level's profile lets
-//     run for some arguments too, and every syscall it lets run for all
-//     arguments, the level's profile lets run for all arguments.
+// Allowed values: a profile that, as runc v1.5.2 and libseccomp load it
+// (package profiles/seccompmodel), runs nothing the level's profile for the
+// final capabilities does not surely run: for each of its architectures,
+// each syscall and each value of the six arguments. SCMP_ACT_TRACE and
+// SCMP_ACT_NOTIFY count as running (a tracer or an agent decides), rules
+// that libseccomp merges ambiguously count as running, "no flags" counts as
+// SECCOMP_FILTER_FLAG_SPEC_ALLOW (runc's default). Never kept: a profile
+// that hands decisions to a user-space agent (listenerPath, a notify rule),
+// one with rules libseccomp 2.5 merges wrongly or loops on, and one that
+// lists x32 unless it is the level's own (libseccomp 2.5 miscompiles some
+// x86_64+x32 filters).
 //
-// The argument filters themselves are not compared: a conditional rule of the
-// workload counts as "some arguments". That errs towards replacing a custom
-// profile, never towards keeping a looser one.
-//
-// Otherwise: no profile (which is what "Unconfined" becomes in a spec) or a
-// weaker one is replaced by the level's, recorded with what made it weaker;
-// with seccomp.onWeaker refuse a weaker profile of the workload is refused.
-// The level's profile fails unknown syscalls (clone3 among them on older
-// profiles) with ENOSYS so that libc falls back.
+// Otherwise: no profile (which is what "Unconfined" becomes in a spec) gets
+// the level's. Any other profile gets the intersection of both: a syscall
+// runs only for the arguments both surely run it for; what the workload's
+// profile denies stays denied, with its own action where a rule of its own
+// denies it (critest's chmod fails with EPERM) or its default action when
+// that kills or traps, else with the level's (ENOSYS for unknown syscalls,
+// so that libc falls back). Its architectures are those of both but x32,
+// it hands nothing to a tracer or agent, and SPEC_ALLOW stays only where
+// both have it. What runc's rules cannot express in 64 rules per syscall is
+// denied, and the change says so. With seccomp.onWeaker refuse, such a profile is refused instead, with
+// the syscall and arguments the level denies. A profile runc would not load
+// is refused.
 func ruleSeccomp(h *hardening) {
 	// The profile depends on the final capabilities. Capabilities that are
 	// being refused do not count (and cannot grow the profile cache).
@@ -47,62 +53,46 @@ func ruleSeccomp(h *hardening) {
 		h.refuse("linux.seccomp", "", "cannot build the level's seccomp profile: "+err.Error(), "fix seccomp in level "+h.level.Name)
 		return
 	}
+	levels := h.level.Seccomp.Profile + " profile of level " + h.level.Name
 	have := h.spec.Linux.Seccomp
 	if have == nil {
 		h.spec.Linux.Seccomp = copySeccomp(want)
-		h.change("linux.seccomp", "unset (unconfined)", h.level.Seccomp.Profile+" profile of level "+h.level.Name,
+		h.change("linux.seccomp", "unset (unconfined)", levels,
 			"every container gets a seccomp allowlist; unknown syscalls fail with ENOSYS")
 		return
 	}
-	why := weakerSeccomp(have, want, h.level, bounding)
-	if why == "" {
+	v, err := seccompmodel.Judge(have, want)
+	var invalid *seccompmodel.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		h.refuse("linux.seccomp", err.Error(), "runc cannot load the container's seccomp profile",
+			"fix the profile (runtime-spec v1.3.0 seccomp as runc v1.5.2 reads it), or use the RuntimeDefault profile")
+		return
+	case err != nil:
+		h.refuse("linux.seccomp", err.Error(), "cannot intersect the container's seccomp profile with level "+h.level.Name+"'s",
+			"use the RuntimeDefault profile")
+		return
+	}
+	if v.Keep {
 		h.spec.Linux.Seccomp = deepCopy(have) // shared with the input until now
 		return
 	}
+	why := v.Looser.String()
 	if h.level.Seccomp.OnWeaker == profiles.Refuse {
-		h.refuse("linux.seccomp", why, "the container's seccomp profile is weaker than level "+h.level.Name+"'s",
+		h.refuse("linux.seccomp", "allows "+why, "the container's seccomp profile allows what level "+h.level.Name+"'s denies",
 			"use the RuntimeDefault profile, or add the syscalls it needs as seccomp.packs ("+list(profiles.PackNames())+") in a level of the node policy")
 		return
 	}
-	h.spec.Linux.Seccomp = copySeccomp(want)
-	h.change("linux.seccomp", "own profile ("+why+")", h.level.Seccomp.Profile+" profile of level "+h.level.Name,
-		"the container's profile is weaker than the level's")
-}
-
-// weakerSeccomp says why have is weaker than want, or "" when it is not.
-func weakerSeccomp(have, want *specs.LinuxSeccomp, level *profiles.Level, bounding []string) string {
-	if profiles.Permits(have.DefaultAction) {
-		return "defaultAction " + string(have.DefaultAction)
+	h.spec.Linux.Seccomp = copySeccomp(v.Result)
+	to, reason := levels, "the container's profile allows what the level's denies, and denies nothing the level's allows"
+	if !v.SameAsLevel {
+		to = "intersection of the container's profile and the " + levels
+		reason = "the container's profile allows what the level's denies; the result denies what either denies"
 	}
-	if have.ListenerPath != "" {
-		return "listenerPath " + have.ListenerPath
+	if len(v.Losses) > 0 {
+		reason += "; denied where runc's rules cannot express the intersection: " + strings.Join(v.Losses, "; ")
 	}
-	if slices.Contains(have.Flags, specs.LinuxSeccompFlagSpecAllow) {
-		return "flag " + string(specs.LinuxSeccompFlagSpecAllow)
-	}
-	for _, a := range have.Architectures {
-		if !slices.Contains(want.Architectures, a) {
-			return "architecture " + string(a)
-		}
-	}
-	some, all, err := profiles.SeccompAllows(level, bounding)
-	if err != nil {
-		return "cannot compare: " + err.Error()
-	}
-	for _, r := range have.Syscalls {
-		if r.Action == specs.ActNotify {
-			return "notify rule"
-		}
-		if !profiles.Permits(r.Action) {
-			continue
-		}
-		for _, n := range r.Names {
-			if !some[n] || (len(r.Args) == 0 && !all[n]) {
-				return "allows " + n
-			}
-		}
-	}
-	return ""
+	h.change("linux.seccomp", "own profile (allows "+why+")", to, reason)
 }
 
 // copySeccomp copies a cached profile, so that no two specs share one. All

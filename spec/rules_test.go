@@ -164,9 +164,13 @@ func TestRules(t *testing.T) {
 		{name: "seccomp notify replaced", mutate: func(s *specs.Spec) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/run/agent.sock"}
 		}, changed: [2]string{"seccomp", "linux.seccomp"}},
-		{name: "seccomp spec-allow replaced", mutate: func(s *specs.Spec) {
+		{name: "seccomp spec-allow kept: runc sets it for the level's profile too", mutate: func(s *specs.Spec) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagSpecAllow}}
-		}, changed: [2]string{"seccomp", "linux.seccomp"}},
+		}, check: func(t *testing.T, s *specs.Spec) {
+			if len(s.Linux.Seccomp.Flags) != 1 || len(s.Linux.Seccomp.Syscalls) != 0 {
+				t.Errorf("workload's profile not kept: %+v", s.Linux.Seccomp)
+			}
+		}},
 		{name: "seccomp notify rule replaced", mutate: func(s *specs.Spec) {
 			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActNotify}}}
 		}, changed: [2]string{"seccomp", "linux.seccomp"}},
