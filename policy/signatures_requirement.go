@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"fmt"
+	"path/filepath"
+)
+
+// A requirement of a scope: its type, its keys, its signed identity,
+// validated and loaded.
+
+// load validates one requirement and reads its keys.
+func (r *Requirement) load(field, base string, readFile func(string) ([]byte, error), h interface{ Write([]byte) (int, error) }) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(field+format, args...)) }
+	hasKeys := r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
+	switch r.Type {
+	case InsecureAcceptAnything, Reject:
+		if hasKeys || r.SignedIdentity != nil {
+			bad(".type: %s takes no keys or signedIdentity", r.Type)
+		}
+		return errs
+	case SigstoreSigned:
+	case "":
+		bad(".type: missing; one of %s, %s, %s", InsecureAcceptAnything, Reject, SigstoreSigned)
+		return errs
+	case "signedBy":
+		bad(".type: signedBy (GPG simple signing) is not supported; sign with cosign and use %s", SigstoreSigned)
+		return errs
+	default:
+		bad(".type: %q is not supported; one of %s, %s, %s", r.Type, InsecureAcceptAnything, Reject, SigstoreSigned)
+		return errs
+	}
+	if !hasKeys {
+		bad(": %s needs keyPath, keyPaths, keyData or keyDatas (keyless Fulcio/Rekor verification is not supported)", SigstoreSigned)
+	}
+	r.Keys = nil
+	paths := append([]string{}, r.KeyPaths...)
+	if r.KeyPath != "" {
+		paths = append([]string{r.KeyPath}, paths...)
+	}
+	for _, p := range paths {
+		file := p
+		if base != "" && !filepath.IsAbs(file) {
+			file = filepath.Join(base, file)
+		}
+		data, err := readFile(file)
+		if err != nil {
+			bad(".keyPath: cannot read the key: %v", err)
+			continue
+		}
+		alg, err := CheckPublicKey(data)
+		if err != nil {
+			bad(".keyPath %s: %v", file, err)
+			continue
+		}
+		h.Write(data)
+		r.Keys = append(r.Keys, PublicKey{Source: "keyPath " + file, Algorithm: alg, PEM: data})
+	}
+	datas := append([]string{}, r.KeyDatas...)
+	if r.KeyData != "" {
+		datas = append([]string{r.KeyData}, datas...)
+	}
+	for i, d := range datas {
+		alg, err := CheckPublicKey([]byte(d))
+		if err != nil {
+			bad(".keyData[%d]: %v", i, err)
+			continue
+		}
+		h.Write([]byte(d))
+		r.Keys = append(r.Keys, PublicKey{Source: fmt.Sprintf("keyData[%d]", i), Algorithm: alg, PEM: []byte(d)})
+	}
+	if id := r.SignedIdentity; id != nil {
+		switch id.Type {
+		case MatchRepository, MatchExact, MatchRepoDigestOrExact:
+			if id.DockerReference != "" || id.DockerRepository != "" {
+				bad(".signedIdentity: %s takes no dockerReference or dockerRepository", id.Type)
+			}
+		case ExactRepository:
+			if n, err := parseImageRef(id.DockerRepository); err != nil || n.Tag != "" || n.Digest != "" {
+				bad(".signedIdentity.dockerRepository: %q is not a repository like registry.example.com/team/app", id.DockerRepository)
+			}
+		case ExactReference:
+			if n, err := parseImageRef(id.DockerReference); err != nil || n.Tag == "" && n.Digest == "" {
+				bad(".signedIdentity.dockerReference: %q is not a reference like registry.example.com/team/app:v1", id.DockerReference)
+			}
+		case "remapIdentity":
+			bad(".signedIdentity.type: remapIdentity is not supported")
+		default:
+			bad(".signedIdentity.type: %q is not one of %s, %s, %s, %s, %s", id.Type, MatchRepository, MatchExact, MatchRepoDigestOrExact, ExactRepository, ExactReference)
+		}
+	}
+	return errs
+}

@@ -1,0 +1,118 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Scopes: which requirements apply to an image reference.
+
+// validScope checks a scope key: a registry host (or *.domain), a
+// repository or namespace, or a reference with a tag or digest.
+func validScope(scope string) error {
+	if scope == "" {
+		return errors.New("empty scope; use default")
+	}
+	if scope != strings.ToLower(scope) && !strings.ContainsAny(scope, "/") {
+		return fmt.Errorf("registry hosts are lowercase: write %q", strings.ToLower(scope))
+	}
+	if strings.HasPrefix(scope, "*.") {
+		if strings.ContainsAny(scope[2:], "/*:@") || scope[2:] == "" {
+			return errors.New("a wildcard scope is a host name like *.example.com")
+		}
+		return nil
+	}
+	if strings.Contains(scope, "*") {
+		return errors.New("only a leading *. (host wildcard) is allowed")
+	}
+	if !strings.Contains(scope, "/") {
+		if !strings.ContainsAny(scope, ".:") && scope != "localhost" {
+			return fmt.Errorf("%q is not a registry host and would never match; for a Docker Hub image write docker.io/library/%s", scope, scope)
+		}
+		if !validDomain(scope) {
+			return errors.New("not a registry host")
+		}
+		return nil
+	}
+	// A namespace, repository or reference: it matches only if written
+	// the way image references are normalised.
+	r, err := parseImageRef(scope)
+	if err != nil {
+		return err
+	}
+	if r.Domain != strings.ToLower(r.Domain) {
+		return fmt.Errorf("registry hosts are lowercase: write %q", strings.Replace(scope, r.Domain, strings.ToLower(r.Domain), 1))
+	}
+	if r.String() != scope {
+		return fmt.Errorf("would never match: image references are normalised, write %q", r.String())
+	}
+	return nil
+}
+
+// Scope is the outcome of matching an image against the section.
+type Scope struct {
+	// Name is the matched scope, or "default".
+	Name string
+	// Image is the image reference, normalised (docker.io/library/...).
+	Image        string
+	Requirements []Requirement
+}
+
+// Match returns the requirements for an image reference, from the most
+// specific scope that matches it: the reference with its tag or digest,
+// the repository, each enclosing namespace, the registry host, wildcard
+// hosts (*.example.com), then default. docker.io, index.docker.io and
+// short names are normalised the way docker and containerd do.
+//
+// digests are the digests the image is known to run (containerd's record
+// of an image named by tag has them): scopes of repo@digest apply to them
+// first, whatever tag the image was pulled by.
+func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
+	named, err := parseImageRef(image)
+	if err != nil {
+		return Scope{}, err
+	}
+	named.Domain = strings.ToLower(named.Domain)
+	norm := named.String()
+	var cands []string
+	for _, d := range digests {
+		if d != "" {
+			cands = append(cands, named.Name()+"@"+d)
+		}
+	}
+	for _, c := range append(cands, scopeCandidates(named)...) {
+		if reqs, ok := s.Scopes[c]; ok {
+			return Scope{Name: c, Image: norm, Requirements: reqs}, nil
+		}
+	}
+	return Scope{Name: "default", Image: norm, Requirements: s.Default}, nil
+}
+
+// scopeCandidates lists the scopes that match a reference, most specific
+// first (containers/image's docker transport order).
+func scopeCandidates(named imageRef) []string {
+	var out []string
+	repo := named.Name()
+	if named.Digest != "" {
+		out = append(out, repo+"@"+named.Digest)
+	}
+	if named.Tag != "" {
+		out = append(out, repo+":"+named.Tag)
+	}
+	for p := repo; p != ""; {
+		out = append(out, p)
+		i := strings.LastIndex(p, "/")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	host := named.Domain
+	h, _, _ := strings.Cut(host, ":")
+	labels := strings.Split(h, ".")
+	for i := 1; i < len(labels); i++ {
+		out = append(out, "*."+strings.Join(labels[i:], "."))
+	}
+	return out
+}
