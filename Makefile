@@ -48,9 +48,10 @@ bench: tools ## plain runc vs hardened on a private containerd, as ratios (bench
 demo: tools ## private containerd running a sample container with runc, then hardened: before/after
 	@HARDENED_DEMO=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./integration/ 2>&1 | grep -vE '^(=== RUN|--- PASS|PASS|ok |time=)'; exit $${PIPESTATUS[0]}
 
-fuzz: ## fuzz the engine and the policy parser (FUZZTIME=10m each; CI runs the seed corpus in make test)
+fuzz: ## fuzz the engine, the policy parser and the reference parser against distribution/reference (FUZZTIME=10m each; CI runs the seed corpus in make test)
 	$(GO) test -run XXX -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./spec/
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./policy/
+	$(GO) test -run XXX -fuzz '^FuzzImageRefDifferential$$' -fuzztime $(FUZZTIME) ./policy/
 
 soak: tools ## create and remove $(SOAK_N) hardened containers from 8 workers, then check for leaks
 	@LOAD_N=$(SOAK_N) $(GO) test -count=1 -v -timeout 120m -run '^TestLoad$$' ./integration/ 2>&1 | grep -vE '^time='; exit $${PIPESTATUS[0]}

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"github.com/opencontainers/go-digest"
 	"strings"
 )
 
@@ -69,11 +70,19 @@ type Scope struct {
 // of an image named by tag has them): scopes of repo@digest apply to them
 // first, whatever tag the image was pulled by.
 func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
-	named, err := parseImageRef(image)
+	named, err := parseMatchRef(image)
 	if err != nil {
 		return Scope{}, err
 	}
+	// Host names are case-insensitive: "INDEX.DOCKER.IO/x" is pulled from
+	// Docker Hub as docker.io/library/x is, and must meet its scopes.
 	named.Domain = strings.ToLower(named.Domain)
+	if named.Domain == "index.docker.io" {
+		named.Domain = "docker.io"
+	}
+	if named.Domain == "docker.io" && !strings.Contains(named.Path, "/") {
+		named.Path = "library/" + named.Path
+	}
 	norm := named.String()
 	var cands []string
 	for _, d := range digests {
@@ -115,4 +124,15 @@ func scopeCandidates(named imageRef) []string {
 		out = append(out, "*."+strings.Join(labels[i:], "."))
 	}
 	return out
+}
+
+// parseMatchRef parses the image reference a container record names. An
+// image id ("sha256:<hex>", as CRI names images too) is refused, where the
+// reference grammar would read it as repository docker.io/library/sha256
+// with a tag.
+func parseMatchRef(image string) (imageRef, error) {
+	if d, err := digest.Parse(image); err == nil && d.Algorithm() == digest.SHA256 {
+		return imageRef{}, fmt.Errorf("%q is not an image reference: an image id; the container names no image reference", image)
+	}
+	return parseImageRef(image)
 }
