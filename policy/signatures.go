@@ -25,6 +25,17 @@ const (
 	SigstoreSigned = "sigstoreSigned"
 )
 
+// Requirement types of hardened's own, beyond containers/image's.
+const (
+	// Pinned requires that the container was created from a reference
+	// that cannot move: by digest (RequireDigest), or at least not by one
+	// of MovingTags (default: latest).
+	Pinned = "pinned"
+)
+
+// requirementTypes lists the requirement types, for errors.
+var requirementTypes = []string{InsecureAcceptAnything, Reject, SigstoreSigned, Pinned}
+
 // Signed identity types: what repository a signature must name.
 const (
 	// MatchRepository: the signature names the image's repository (any
@@ -65,6 +76,12 @@ type Signatures struct {
 	// PolicyFile names an existing containers/image policy.json to use
 	// instead of Default and Scopes (its "docker" transport).
 	PolicyFile string `yaml:"policyFile,omitempty" json:"policyFile,omitempty"`
+	// Namespaces give the containers of pods in a Kubernetes namespace
+	// their own default, scopes or policy file, used instead of the ones
+	// above (as CRI-O's per-namespace policy.json). The namespace is the
+	// pod sandbox's, as CRI records it; other containers, and pods of
+	// namespaces not listed, get the ones above.
+	Namespaces map[string]*NamespaceSignatures `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
 
 	// RegistryConfigPath is containerd's registry host directory
 	// (hosts.toml per registry: mirrors, plain HTTP, CA files).
@@ -90,6 +107,17 @@ type Signatures struct {
 	Hash string `yaml:"-" json:"hash"`
 }
 
+// NamespaceSignatures are the requirements of one Kubernetes namespace.
+type NamespaceSignatures struct {
+	// Default applies to images that no scope of the namespace matches.
+	Default []Requirement `yaml:"default,omitempty" json:"default,omitempty"`
+	// Scopes are as Signatures.Scopes.
+	Scopes map[string][]Requirement `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+	// PolicyFile is a containers/image policy.json used instead of
+	// Default and Scopes.
+	PolicyFile string `yaml:"policyFile,omitempty" json:"policyFile,omitempty"`
+}
+
 // Requirement is one requirement of a scope.
 type Requirement struct {
 	Type string `yaml:"type" json:"type"`
@@ -102,6 +130,13 @@ type Requirement struct {
 	KeyDatas []string `yaml:"keyDatas,omitempty" json:"keyDatas,omitempty"`
 	// SignedIdentity says which repository the signature must name.
 	SignedIdentity *SignedIdentity `yaml:"signedIdentity,omitempty" json:"signedIdentity,omitempty"`
+
+	// RequireDigest (pinned): the reference must name a digest
+	// (repo@sha256:... or repo:tag@sha256:...).
+	RequireDigest bool `yaml:"requireDigest,omitempty" json:"requireDigest,omitempty"`
+	// MovingTags (pinned): tags refused, as globs ("latest", "*-dev");
+	// default [latest]. A reference by digest is never refused for its tag.
+	MovingTags []string `yaml:"movingTags,omitempty" json:"movingTags,omitempty"`
 
 	// Keys are the parsed keys, filled by the policy's loader.
 	Keys []PublicKey `yaml:"-" json:"-"`
@@ -170,7 +205,7 @@ func (s *Signatures) fillDefaults() {
 // validates it and computes Hash, as Parse does for the section of a file.
 func (s *Signatures) Load() error { return s.load(os.ReadFile) }
 
-// load reads the policy file and the keys the section names, validates
+// load reads the policy files and the keys the section names, validates
 // everything and computes Hash.
 func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 	var errs []error
@@ -187,32 +222,64 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 		Default            []Requirement
 		Scopes             map[string][]Requirement
 		PolicyFile         string
+		Namespaces         map[string]*NamespaceSignatures `json:",omitempty"`
 		RegistryConfigPath string
 		AuthFile           string
 		SignatureDir       string
 		Timeout            Duration
 		VerdictTTL         Duration
-	}{s.Default, s.Scopes, s.PolicyFile, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout, s.VerdictTTL})
+	}{s.Default, s.Scopes, s.PolicyFile, s.Namespaces, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout, s.VerdictTTL})
 	h.Write(canon)
 
-	if s.PolicyFile != "" {
-		if len(s.Default) > 0 || len(s.Scopes) > 0 {
-			return errors.New("signatures.policyFile: set either policyFile or default/scopes, not both")
+	base := &NamespaceSignatures{Default: s.Default, Scopes: s.Scopes, PolicyFile: s.PolicyFile}
+	if err := base.load("signatures", readFile, h, &errs); err != nil {
+		return err
+	}
+	s.Default, s.Scopes = base.Default, base.Scopes
+	for _, ns := range slices.Sorted(maps.Keys(s.Namespaces)) {
+		field := fmt.Sprintf("signatures.namespaces[%q]", ns)
+		if err := validNamespaceName(ns); err != nil {
+			bad("%s: %v", field, err)
 		}
-		data, err := readFile(s.PolicyFile)
+		sec := s.Namespaces[ns]
+		if sec == nil {
+			bad("%s: empty; give default, scopes or policyFile", field)
+			continue
+		}
+		h.Write([]byte("\x00namespace " + ns + "\x00"))
+		if err := sec.load(field, readFile, h, &errs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.Hash = hex.EncodeToString(h.Sum(nil))
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// load reads the section's policy file, if any, and validates its
+// requirements and scopes, appending problems to errs. field is where the
+// section is ("signatures", `signatures.namespaces["prod"]`). It returns an
+// error only when the section cannot be read at all.
+func (n *NamespaceSignatures) load(field string, readFile func(string) ([]byte, error), h interface{ Write([]byte) (int, error) }, errs *[]error) error {
+	bad := func(format string, args ...any) { *errs = append(*errs, fmt.Errorf(format, args...)) }
+	if n.PolicyFile != "" {
+		if len(n.Default) > 0 || len(n.Scopes) > 0 {
+			return fmt.Errorf("%s.policyFile: set either policyFile or default/scopes, not both", field)
+		}
+		data, err := readFile(n.PolicyFile)
 		if err != nil {
-			return fmt.Errorf("signatures.policyFile: %w", err)
+			return fmt.Errorf("%s.policyFile: %w", field, err)
 		}
 		h.Write(data)
 		def, scopes, err := parsePolicyJSON(data)
 		if err != nil {
-			return fmt.Errorf("signatures.policyFile %s: %w", s.PolicyFile, err)
+			return fmt.Errorf("%s.policyFile %s: %w", field, n.PolicyFile, err)
 		}
-		s.Default, s.Scopes = def, scopes
-	} else if len(s.Default) == 0 {
-		bad("signatures.default: must list at least one requirement (e.g. [{type: reject}] or [{type: insecureAcceptAnything}])")
+		n.Default, n.Scopes = def, scopes
+	} else if len(n.Default) == 0 {
+		bad("%s.default: must list at least one requirement (e.g. [{type: reject}] or [{type: insecureAcceptAnything}])", field)
 	}
-	where := s.PolicyFile
+	where := n.PolicyFile
 	if where != "" {
 		where = filepath.Dir(where)
 	}
@@ -221,22 +288,31 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 			bad("%s: must list at least one requirement", field)
 		}
 		for i := range reqs {
-			for _, e := range reqs[i].load(fmt.Sprintf("%s[%d]", field, i), where, readFile, h) {
-				errs = append(errs, e)
-			}
+			*errs = append(*errs, reqs[i].load(fmt.Sprintf("%s[%d]", field, i), where, readFile, h)...)
 		}
 	}
-	if len(s.Default) > 0 {
-		check("signatures.default", s.Default)
+	if len(n.Default) > 0 {
+		check(field+".default", n.Default)
 	}
-	for _, scope := range slices.Sorted(maps.Keys(s.Scopes)) {
-		field := fmt.Sprintf("signatures.scopes[%q]", scope)
+	for _, scope := range slices.Sorted(maps.Keys(n.Scopes)) {
+		sf := fmt.Sprintf("%s.scopes[%q]", field, scope)
 		if err := validScope(scope); err != nil {
-			bad("%s: %v", field, err)
+			bad("%s: %v", sf, err)
 		}
-		check(field, s.Scopes[scope])
+		check(sf, n.Scopes[scope])
 	}
-	s.Hash = hex.EncodeToString(h.Sum(nil))
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
+	return nil
+}
+
+// validNamespaceName checks a Kubernetes namespace name (an RFC 1123
+// label: lowercase letters, digits and inner hyphens, at most 63).
+func validNamespaceName(ns string) error {
+	ok := ns != "" && len(ns) <= 63 && ns[0] != '-' && ns[len(ns)-1] != '-'
+	for _, c := range ns {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", ns)
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
+	"strings"
 )
 
 // A requirement of a scope: its type, its keys, its signed identity,
@@ -13,21 +15,38 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(field+format, args...)) }
 	hasKeys := r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
+	types := strings.Join(requirementTypes, ", ")
+	if r.Type != Pinned && (r.RequireDigest || len(r.MovingTags) > 0) {
+		bad(": requireDigest and movingTags belong to type %s", Pinned)
+	}
 	switch r.Type {
 	case InsecureAcceptAnything, Reject:
 		if hasKeys || r.SignedIdentity != nil {
 			bad(".type: %s takes no keys or signedIdentity", r.Type)
 		}
 		return errs
+	case Pinned:
+		if hasKeys || r.SignedIdentity != nil {
+			bad(".type: %s takes no keys or signedIdentity (list a %s requirement beside it)", r.Type, SigstoreSigned)
+		}
+		for i, g := range r.MovingTags {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				bad(".movingTags[%d]: %q is not a glob like latest or *-dev", i, g)
+			}
+		}
+		if r.RequireDigest && len(r.MovingTags) > 0 {
+			bad(": requireDigest refuses every tag already; drop movingTags")
+		}
+		return errs
 	case SigstoreSigned:
 	case "":
-		bad(".type: missing; one of %s, %s, %s", InsecureAcceptAnything, Reject, SigstoreSigned)
+		bad(".type: missing; one of %s", types)
 		return errs
 	case "signedBy":
 		bad(".type: signedBy (GPG simple signing) is not supported; sign with cosign and use %s", SigstoreSigned)
 		return errs
 	default:
-		bad(".type: %q is not supported; one of %s, %s, %s", r.Type, InsecureAcceptAnything, Reject, SigstoreSigned)
+		bad(".type: %q is not supported; one of %s", r.Type, types)
 		return errs
 	}
 	if !hasKeys {

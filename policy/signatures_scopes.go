@@ -55,21 +55,80 @@ func validScope(scope string) error {
 type Scope struct {
 	// Name is the matched scope, or "default".
 	Name string
+	// Namespace is the Kubernetes namespace whose section of
+	// signatures.namespaces applied; "" for the section's own scopes.
+	Namespace string
 	// Image is the image reference, normalised (docker.io/library/...).
 	Image        string
 	Requirements []Requirement
 }
 
-// Match returns the requirements for an image reference, from the most
-// specific scope that matches it: the reference with its tag or digest,
-// the repository, each enclosing namespace, the registry host, wildcard
-// hosts (*.example.com), then default. docker.io, index.docker.io and
-// short names are normalised the way docker and containerd do.
+// Field is where the scope is in the policy, for messages:
+// signatures.default, signatures.scopes["registry.example.com"],
+// signatures.namespaces["prod"].scopes["registry.example.com"].
+func (sc Scope) Field() string { return ScopeField(sc.Namespace, sc.Name) }
+
+// ScopeField is Scope.Field for a namespace and scope name ("default" or
+// "-" for the default).
+func ScopeField(namespace, scope string) string {
+	prefix := "signatures"
+	if namespace != "" {
+		prefix = fmt.Sprintf("signatures.namespaces[%q]", namespace)
+	}
+	if scope == "default" || scope == "-" || scope == "" {
+		return prefix + ".default"
+	}
+	return fmt.Sprintf("%s.scopes[%q]", prefix, scope)
+}
+
+// AcceptsAnything reports whether every requirement of the scope is
+// insecureAcceptAnything: nothing to check.
+func (sc Scope) AcceptsAnything() bool {
+	for _, r := range sc.Requirements {
+		if r.Type != InsecureAcceptAnything {
+			return false
+		}
+	}
+	return true
+}
+
+// Rejects reports whether the scope's requirements include reject.
+func (sc Scope) Rejects() bool {
+	for _, r := range sc.Requirements {
+		if r.Type == Reject {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrNamespaceNeeded is Match's error for a section with namespaces: the
+// caller must say which Kubernetes namespace the container is in (MatchIn).
+var ErrNamespaceNeeded = errors.New("the signatures section has per-namespace requirements (signatures.namespaces): the caller must give the container's Kubernetes namespace")
+
+// Match is MatchIn for a container in no Kubernetes namespace. It fails
+// closed, with ErrNamespaceNeeded, when the section has namespaces: a
+// caller that does not know of them must not apply the wrong requirements.
+func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
+	if len(s.Namespaces) > 0 {
+		return Scope{}, ErrNamespaceNeeded
+	}
+	return s.MatchIn("", image, digests...)
+}
+
+// MatchIn returns the requirements for an image reference run by a
+// container of a pod in Kubernetes namespace ns ("" for a container that
+// is not in a pod): those of signatures.namespaces[ns] if listed, else of
+// the section's own default and scopes. Within them, the most specific
+// scope that matches wins: the reference with its tag or digest, the
+// repository, each enclosing namespace, the registry host, wildcard hosts
+// (*.example.com), then default. docker.io, index.docker.io and short
+// names are normalised the way docker and containerd do.
 //
 // digests are the digests the image is known to run (containerd's record
 // of an image named by tag has them): scopes of repo@digest apply to them
 // first, whatever tag the image was pulled by.
-func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
+func (s *Signatures) MatchIn(ns, image string, digests ...string) (Scope, error) {
 	named, err := parseMatchRef(image)
 	if err != nil {
 		return Scope{}, err
@@ -84,6 +143,10 @@ func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
 		named.Path = "library/" + named.Path
 	}
 	norm := named.String()
+	def, scopes, section := s.Default, s.Scopes, ""
+	if sec, ok := s.Namespaces[ns]; ok && ns != "" && sec != nil {
+		def, scopes, section = sec.Default, sec.Scopes, ns
+	}
 	var cands []string
 	for _, d := range digests {
 		if d != "" {
@@ -91,11 +154,11 @@ func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
 		}
 	}
 	for _, c := range append(cands, scopeCandidates(named)...) {
-		if reqs, ok := s.Scopes[c]; ok {
-			return Scope{Name: c, Image: norm, Requirements: reqs}, nil
+		if reqs, ok := scopes[c]; ok {
+			return Scope{Name: c, Namespace: section, Image: norm, Requirements: reqs}, nil
 		}
 	}
-	return Scope{Name: "default", Image: norm, Requirements: s.Default}, nil
+	return Scope{Name: "default", Namespace: section, Image: norm, Requirements: def}, nil
 }
 
 // scopeCandidates lists the scopes that match a reference, most specific

@@ -44,6 +44,31 @@ type Image struct {
 	// PlatformDigest is, for an index, the manifest of the platform that
 	// runs; a signature on it is accepted too.
 	PlatformDigest digest.Digest
+	// KubernetesNamespace is the namespace of the pod the container is in
+	// ("" for a container not in a pod): it picks the section of
+	// signatures.namespaces that applies.
+	KubernetesNamespace string
+	// Reference is the reference the container was created from, if not
+	// Name (a pod spec's image under CRI): pinned requirements are decided
+	// on it. Default: Name.
+	Reference string
+}
+
+// reference is the reference pinning is decided on.
+func (img Image) reference() string {
+	if img.Reference != "" {
+		return img.Reference
+	}
+	return img.Name
+}
+
+// subject is the cache key of the image's verdict under scope sc.
+func (img Image) subject(policyHash string, sc policy.Scope) verdict.Subject {
+	s := verdict.Subject{PolicyHash: policyHash, Image: img.Name, Digest: img.Digest.String(), PlatformDigest: img.PlatformDigest.String(), KubernetesNamespace: sc.Namespace}
+	if img.Reference != img.Name {
+		s.Reference = img.Reference
+	}
+	return s
 }
 
 // RefusedError is a refusal: the image is not accepted by the policy. Its
@@ -136,22 +161,22 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		return nil, &RefusedError{Image: "(none)", Digest: "-", Scope: "default",
 			Reason: "the container was made from a root filesystem, not an image, so there is no signature to check"}
 	}
-	sc, err := v.sigs.Match(img.Name, img.Digest.String(), img.PlatformDigest.String())
+	sc, err := v.sigs.MatchIn(img.KubernetesNamespace, img.Name, img.Digest.String(), img.PlatformDigest.String())
 	if err != nil {
 		return nil, &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: "-", Reason: err.Error(), Fix: verdict.NameFix}
 	}
 	refuse := func(format string, args ...any) error {
-		return &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, Reason: fmt.Sprintf(format, args...)}
+		return &RefusedError{Image: img.Name, Digest: img.Digest.String(), Scope: sc.Name, Namespace: sc.Namespace, Reason: fmt.Sprintf(format, args...)}
 	}
-	needSignature := false
+	if sc.Rejects() {
+		r := refuse("the scope's requirements include reject").(*RefusedError)
+		r.Fix = verdict.RejectFix
+		return nil, r
+	}
+	needCheck := false
 	for _, r := range sc.Requirements {
-		switch r.Type {
-		case policy.Reject:
-			r := refuse("the scope's requirements include reject").(*RefusedError)
-			r.Fix = verdict.RejectFix
-			return nil, r
-		case policy.SigstoreSigned:
-			needSignature = true
+		if r.Type != policy.InsecureAcceptAnything && r.Type != policy.Pinned {
+			needCheck = true
 		}
 	}
 	if err := img.Digest.Validate(); err != nil {
@@ -160,15 +185,25 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	if img.PlatformDigest != "" && img.PlatformDigest.Validate() != nil {
 		img.PlatformDigest = ""
 	}
-	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), PlatformDigest: img.PlatformDigest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash}
-	if !needSignature {
+	if err := sc.CheckPinning(img.reference(), img.Digest.String(), img.PlatformDigest.String()); err != nil {
+		r := refuse("%v", err).(*RefusedError)
+		var pe *policy.PinningError
+		if errors.As(err, &pe) {
+			r.Reason, r.Fix = pe.Reason, pe.Fix
+		}
+		return nil, r
+	}
+	subject := img.subject(v.sigs.Hash, sc)
+	out := &verdict.Verdict{Image: img.Name, Digest: img.Digest.String(), PlatformDigest: img.PlatformDigest.String(), Scope: sc.Name, PolicyHash: v.sigs.Hash,
+		KubernetesNamespace: subject.KubernetesNamespace, Reference: subject.Reference}
+	if !needCheck {
 		for _, r := range sc.Requirements {
-			out.Requirements = append(out.Requirements, verdict.Satisfied{Type: r.Type})
+			out.Requirements = append(out.Requirements, satisfiedWithoutCheck(r, img))
 		}
 		out.VerifiedAt = v.Now().UTC()
 		return out, nil
 	}
-	key := verdict.Key(v.sigs.Hash, img.Name, img.Digest.String(), img.PlatformDigest.String())
+	key := subject.Key()
 	v.mu.Lock()
 	cached := v.mem[key]
 	v.mu.Unlock()
@@ -177,7 +212,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		c.Cached = true
 		return &c, nil
 	}
-	if c, ok := v.cache.Load(v.sigs.Hash, img.Name, img.Digest.String(), img.PlatformDigest.String()); ok {
+	if c, ok := v.cache.LoadSubject(subject); ok {
 		return c, nil
 	}
 
@@ -194,12 +229,12 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		// The local signature directory first: an air-gapped node does
 		// not wait for registries it cannot reach.
 		local, localErr := readSignatureDir(v.sigs.SignatureDir, d)
-		sat, why := v.satisfy(sc, named, d, local)
+		sat, why := v.satisfy(sc, img, named, d, local)
 		if sat == nil {
 			var sigs []candidate
 			var lookErr error
 			sigs, lookErr = v.collect(ctx, named, d, local, localErr)
-			sat, why = v.satisfy(sc, named, d, sigs)
+			sat, why = v.satisfy(sc, img, named, d, sigs)
 			if lookErr != nil {
 				why = append(why, lookErr.Error())
 			}
@@ -225,13 +260,13 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 
 // satisfy checks every requirement of the scope against the signatures
 // found for d; it returns what satisfied them, or why not.
-func (v *Verifier) satisfy(sc policy.Scope, named reference.Named, d digest.Digest, sigs []candidate) ([]verdict.Satisfied, []string) {
+func (v *Verifier) satisfy(sc policy.Scope, img Image, named reference.Named, d digest.Digest, sigs []candidate) ([]verdict.Satisfied, []string) {
 	var out []verdict.Satisfied
 	var why []string
 	for i, r := range sc.Requirements {
 		switch r.Type {
-		case policy.InsecureAcceptAnything:
-			out = append(out, verdict.Satisfied{Type: r.Type})
+		case policy.InsecureAcceptAnything, policy.Pinned:
+			out = append(out, satisfiedWithoutCheck(r, img))
 			continue
 		case policy.SigstoreSigned:
 		default:
@@ -256,6 +291,15 @@ func (v *Verifier) satisfy(sc policy.Scope, named reference.Named, d digest.Dige
 		out = append(out, *ok)
 	}
 	return out, nil
+}
+
+// satisfiedWithoutCheck is the record of a requirement decided without
+// a signature: insecureAcceptAnything, or pinned (checked before).
+func satisfiedWithoutCheck(r policy.Requirement, img Image) verdict.Satisfied {
+	if r.Type == policy.Pinned {
+		return verdict.Satisfied{Type: r.Type, Identity: img.reference()}
+	}
+	return verdict.Satisfied{Type: r.Type}
 }
 
 func dedupe(xs []string) []string {
