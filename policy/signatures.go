@@ -31,10 +31,30 @@ const (
 	// that cannot move: by digest (RequireDigest), or at least not by one
 	// of MovingTags (default: latest).
 	Pinned = "pinned"
+	// SigstoreAttested requires an in-toto attestation of PredicateType
+	// about the digest that runs, signed as cosign attest signs it (the
+	// .att tag, or a Sigstore bundle referrer) by one of the listed keys,
+	// whose predicate meets every one of Conditions.
+	SigstoreAttested = "sigstoreAttested"
 )
 
 // requirementTypes lists the requirement types, for errors.
-var requirementTypes = []string{InsecureAcceptAnything, Reject, SigstoreSigned, Pinned}
+var requirementTypes = []string{InsecureAcceptAnything, Reject, SigstoreSigned, SigstoreAttested, Pinned}
+
+// Predicate types cosign attest writes (cosign attest --type NAME), by
+// the names cosign gives them; a requirement may use a name or any URI.
+var PredicateTypes = map[string]string{
+	"slsaprovenance":   "https://slsa.dev/provenance/v0.2",
+	"slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+	"slsaprovenance1":  "https://slsa.dev/provenance/v1",
+	"vuln":             "https://cosign.sigstore.dev/attestation/vuln/v1",
+	"spdx":             "https://spdx.dev/Document",
+	"spdxjson":         "https://spdx.dev/Document",
+	"cyclonedx":        "https://cyclonedx.org/bom",
+	"link":             "https://in-toto.io/Link/v1",
+	"openvex":          "https://openvex.dev/ns",
+	"custom":           "https://cosign.sigstore.dev/attestation/v1",
+}
 
 // Signed identity types: what repository a signature must name.
 const (
@@ -138,8 +158,43 @@ type Requirement struct {
 	// default [latest]. A reference by digest is never refused for its tag.
 	MovingTags []string `yaml:"movingTags,omitempty" json:"movingTags,omitempty"`
 
+	// PredicateType (sigstoreAttested): the in-toto predicate type
+	// required, a URI or one of cosign's names (PredicateTypes); the
+	// loader replaces a name with its URI.
+	PredicateType string `yaml:"predicateType,omitempty" json:"predicateType,omitempty"`
+	// Conditions (sigstoreAttested) must all hold for one attestation of
+	// PredicateType. Without keys, a sigstoreAttested requirement trusts
+	// the keys of the scope's sigstoreSigned requirements.
+	Conditions []Condition `yaml:"conditions,omitempty" json:"conditions,omitempty"`
+
 	// Keys are the parsed keys, filled by the policy's loader.
 	Keys []PublicKey `yaml:"-" json:"-"`
+}
+
+// Condition is a check of an attestation, written in CEL (the expression
+// language of Kubernetes' ValidatingAdmissionPolicy), evaluated by the
+// verifier (hardened-verify), never by the shim. The expression sees:
+//
+//	predicateType string      the statement's predicate type
+//	predicate     map          the predicate (JSON)
+//	subject       list         the statement's subjects
+//	statement     map          the whole in-toto statement
+//	image, digest string       what runs
+//	now           timestamp    the time of the check
+//
+// with CEL's standard library, the Kubernetes extension libraries for
+// strings, lists and sets, and string.matchesGlob(pattern) (* any run of
+// characters, ? one).
+type Condition struct {
+	// Expression must evaluate to true, e.g.
+	// predicate.builder.id == "https://github.com/org/repo/.github/workflows/build.yml@refs/heads/main".
+	Expression string `yaml:"expression" json:"expression"`
+	// Message is said when the expression is false (default: the
+	// expression).
+	Message string `yaml:"message,omitempty" json:"message,omitempty"`
+	// MessageExpression is a CEL expression of type string said when the
+	// expression is false, e.g. to show the value found.
+	MessageExpression string `yaml:"messageExpression,omitempty" json:"messageExpression,omitempty"`
 }
 
 // SignedIdentity is a requirement's identity rule.
@@ -290,6 +345,7 @@ func (n *NamespaceSignatures) load(field string, readFile func(string) ([]byte, 
 		for i := range reqs {
 			*errs = append(*errs, reqs[i].load(fmt.Sprintf("%s[%d]", field, i), where, readFile, h)...)
 		}
+		inheritKeys(field, reqs, errs)
 	}
 	if len(n.Default) > 0 {
 		check(field+".default", n.Default)
@@ -315,4 +371,31 @@ func validNamespaceName(ns string) error {
 		return fmt.Errorf("%q is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", ns)
 	}
 	return nil
+}
+
+// inheritKeys gives a sigstoreAttested requirement without keys of its own
+// the keys of the scope's sigstoreSigned requirements.
+func inheritKeys(field string, reqs []Requirement, errs *[]error) {
+	var keys []PublicKey
+	for _, r := range reqs {
+		if r.Type == SigstoreSigned {
+			keys = append(keys, r.Keys...)
+		}
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Type != SigstoreAttested || r.hasKeys() {
+			continue
+		}
+		if len(keys) == 0 {
+			*errs = append(*errs, fmt.Errorf("%s[%d]: %s needs keyPath, keyPaths, keyData or keyDatas, or a %s requirement in the same scope whose keys it then trusts", field, i, SigstoreAttested, SigstoreSigned))
+			continue
+		}
+		r.Keys = slices.Clone(keys)
+	}
+}
+
+// hasKeys reports whether the requirement names keys of its own.
+func (r *Requirement) hasKeys() bool {
+	return r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
 }

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -14,10 +16,13 @@ import (
 func (r *Requirement) load(field, base string, readFile func(string) ([]byte, error), h interface{ Write([]byte) (int, error) }) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(field+format, args...)) }
-	hasKeys := r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
+	hasKeys := r.hasKeys()
 	types := strings.Join(requirementTypes, ", ")
 	if r.Type != Pinned && (r.RequireDigest || len(r.MovingTags) > 0) {
 		bad(": requireDigest and movingTags belong to type %s", Pinned)
+	}
+	if r.Type != SigstoreAttested && (r.PredicateType != "" || len(r.Conditions) > 0) {
+		bad(": predicateType and conditions belong to type %s", SigstoreAttested)
 	}
 	switch r.Type {
 	case InsecureAcceptAnything, Reject:
@@ -39,6 +44,24 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 		}
 		return errs
 	case SigstoreSigned:
+	case SigstoreAttested:
+		if r.SignedIdentity != nil {
+			bad(".signedIdentity: not checked for attestations (their subject is the digest that runs)")
+		}
+		if uri, ok := PredicateTypes[r.PredicateType]; ok {
+			r.PredicateType = uri
+		} else if !strings.Contains(r.PredicateType, "://") {
+			bad(".predicateType: %q is not a URI nor one of cosign's names (%s)", r.PredicateType, strings.Join(slices.Sorted(maps.Keys(PredicateTypes)), ", "))
+		}
+		for i, c := range r.Conditions {
+			if strings.TrimSpace(c.Expression) == "" {
+				bad(".conditions[%d].expression: missing (a CEL expression that must be true)", i)
+			}
+		}
+		if !hasKeys {
+			r.Keys = nil
+			return errs // the scope's sigstoreSigned keys (inheritKeys)
+		}
 	case "":
 		bad(".type: missing; one of %s", types)
 		return errs

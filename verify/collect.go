@@ -16,6 +16,8 @@ import (
 // Bounds on what a registry may make the verifier read.
 const (
 	maxSignatures = 32
+	// maxCandidates bounds the candidates of a digest from all sources.
+	maxCandidates = 3 * maxSignatures
 	// maxReferrers bounds the referrer manifests read per digest.
 	maxReferrers = 64
 	maxBlob      = 1 << 20
@@ -28,6 +30,8 @@ const (
 const (
 	kindClassic = "classic"
 	kindBundle  = "bundle"
+	// kindDSSE is a cosign v2 attestation: a DSSE envelope.
+	kindDSSE = "dsse"
 )
 
 // candidate is one signature found for a digest.
@@ -38,13 +42,16 @@ type candidate struct {
 	payload, sig []byte
 	// bundle: the bundle JSON.
 	bundle []byte
+	// dsse: the envelope JSON.
+	envelope []byte
 }
 
-// collect finds the signatures for digest d of the image: those of the
-// local signature directory (read by the caller), then each registry host of the image's
-// registry (mirrors first) until one has any. err is set when a host
-// could not be asked; it is reported only if no signature is accepted.
-func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.Digest, local []candidate, localErr error) ([]candidate, error) {
+// collect finds the signatures for digest d of the image (and, with att,
+// its cosign v2 attestations): those of the local signature directory
+// (read by the caller), then each registry host of the image's registry
+// (mirrors first) until one has any. err is set when a host could not be
+// asked; it is reported only if no signature is accepted.
+func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.Digest, att bool, local []candidate, localErr error) ([]candidate, error) {
 	var out []candidate
 	var errs []string
 	if localErr != nil {
@@ -71,7 +78,7 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 			errs = append(errs, where+": unreachable (see above)")
 			continue
 		}
-		found, err := v.reg.fromHost(ctx, h, domain, path, d)
+		found, err := v.reg.fromHost(ctx, h, domain, path, d, att)
 		looked = append(looked, where)
 		out = append(out, found...)
 		if err != nil {
@@ -85,14 +92,18 @@ func (v *Verifier) collect(ctx context.Context, named reference.Named, d digest.
 			break
 		}
 	}
-	if len(out) > maxSignatures {
-		out = out[:maxSignatures]
+	if len(out) > maxCandidates {
+		out = out[:maxCandidates]
 	}
 	if len(errs) > 0 {
 		return out, errors.New(strings.Join(errs, "; "))
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("looked for tag %s.sig and %s referrers in %s", tagFor(d), BundleMediaType, strings.Join(looked, ", "))
+		tags := tagFor(d) + ".sig"
+		if att {
+			tags += " and " + tagFor(d) + ".att"
+		}
+		return nil, fmt.Errorf("looked for tag %s and %s referrers in %s", tags, BundleMediaType, strings.Join(looked, ", "))
 	}
 	return out, nil
 }

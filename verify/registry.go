@@ -87,8 +87,9 @@ func conciseError(err error) error {
 }
 
 // fromHost reads the candidates of d from one registry host: cosign v2's
-// .sig tag (sigtag.go) and cosign v3's bundle referrers (referrers.go).
-func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain, path string, d digest.Digest) (out []candidate, err error) {
+// .sig tag (sigtag.go), with att its .att tag (atttag.go), and cosign v3's
+// bundle referrers (referrers.go: signatures and attestations).
+func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain, path string, d digest.Digest, att bool) (out []candidate, err error) {
 	if h.Path != "" && h.Path != "/v2" {
 		return nil, fmt.Errorf("a registry host with path %q is not supported here", h.Path)
 	}
@@ -107,6 +108,18 @@ func (r *registries) fromHost(ctx context.Context, h docker.RegistryHost, domain
 	out, tagErr := readSigTag(repo, d, ropts)
 	if tagErr != nil && isNetworkError(tagErr) {
 		return out, tagErr // the host is unreachable: do not wait for it twice
+	}
+	if att {
+		found, err := readAttTag(repo, d, ropts)
+		out = append(out, found...)
+		if err != nil && isNetworkError(err) {
+			return out, err
+		}
+		if err != nil && tagErr == nil {
+			tagErr = err
+		} else if err != nil {
+			tagErr = fmt.Errorf("%v; %w", tagErr, err)
+		}
 	}
 	found, refErr := readReferrers(repo, d, ropts)
 	out = append(out, found...)

@@ -19,17 +19,22 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/verify/conditions"
 	"github.com/hardened-runtime/hardened/verify/verdict"
 )
 
@@ -90,8 +95,48 @@ type Verifier struct {
 	// an index does not wait for them again.
 	down map[string]bool
 
+	// conds are the compiled conditions of each sigstoreAttested
+	// requirement, by its field (policy.ScopeField + "[i]").
+	conds map[string]conditions.Set
+
 	mu  sync.Mutex
 	mem map[string]*verdict.Verdict
+}
+
+// CompileConditions compiles the CEL conditions of every sigstoreAttested
+// requirement of the section (as New does), for `hardenctl policy validate`.
+func CompileConditions(sigs *policy.Signatures) error {
+	var errs []error
+	for field, rs := range requirementsOf(sigs) {
+		for i, r := range rs {
+			if r.Type == policy.SigstoreAttested {
+				if _, err := conditions.Compile(fmt.Sprintf("%s[%d]", field, i), r.Conditions); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// requirementsOf lists every requirement list of the section by its field:
+// signatures.default, signatures.scopes["x"], and those of each namespace.
+func requirementsOf(s *policy.Signatures) map[string][]policy.Requirement {
+	out := map[string][]policy.Requirement{policy.ScopeField("", "default"): s.Default}
+	for scope, r := range s.Scopes {
+		out[policy.ScopeField("", scope)] = r
+	}
+	for ns, sec := range s.Namespaces {
+		if sec == nil {
+			continue
+		}
+		out[policy.ScopeField(ns, "default")] = sec.Default
+		for scope, r := range sec.Scopes {
+			out[policy.ScopeField(ns, scope)] = r
+		}
+	}
+	return out
 }
 
 // New returns a verifier for the section, caching verdicts in cacheDir
@@ -104,19 +149,23 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir, TTL: time.Duration(sigs.VerdictTTL)}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}}
-	reqs := map[string][]policy.Requirement{"signatures.default": sigs.Default}
-	for scope, r := range sigs.Scopes {
-		reqs[fmt.Sprintf("signatures.scopes[%q]", scope)] = r
-	}
-	for field, rs := range reqs {
+	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir, TTL: time.Duration(sigs.VerdictTTL)}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}, conds: map[string]conditions.Set{}}
+	for field, rs := range requirementsOf(sigs) {
 		for i, r := range rs {
+			rf := fmt.Sprintf("%s[%d]", field, i)
 			for _, k := range r.Keys {
 				key, err := parseKey(k.PEM)
 				if err != nil {
-					return nil, fmt.Errorf("%s[%d] %s: %w", field, i, k.Source, err)
+					return nil, fmt.Errorf("%s %s: %w", rf, k.Source, err)
 				}
 				v.keys[string(k.PEM)] = key
+			}
+			if r.Type == policy.SigstoreAttested {
+				set, err := conditions.Compile(rf, r.Conditions)
+				if err != nil {
+					return nil, err
+				}
+				v.conds[rf] = set
 			}
 		}
 	}
@@ -224,17 +273,22 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 	if img.PlatformDigest != "" && img.PlatformDigest != img.Digest {
 		digests = append(digests, img.PlatformDigest)
 	}
+	att := false
+	for _, r := range sc.Requirements {
+		att = att || r.Type == policy.SigstoreAttested
+	}
 	var failures []string
+	fix := "" // the default: sign the digest
 	for _, d := range digests {
 		// The local signature directory first: an air-gapped node does
 		// not wait for registries it cannot reach.
 		local, localErr := readSignatureDir(v.sigs.SignatureDir, d)
-		sat, why := v.satisfy(sc, img, named, d, local)
+		sat, why, failed := v.satisfy(sc, img, named, d, local)
 		if sat == nil {
 			var sigs []candidate
 			var lookErr error
-			sigs, lookErr = v.collect(ctx, named, d, local, localErr)
-			sat, why = v.satisfy(sc, img, named, d, sigs)
+			sigs, lookErr = v.collect(ctx, named, d, att, local, localErr)
+			sat, why, failed = v.satisfy(sc, img, named, d, sigs)
 			if lookErr != nil {
 				why = append(why, lookErr.Error())
 			}
@@ -254,43 +308,136 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 			label = "on " + short(d) + ": "
 		}
 		failures = append(failures, label+strings.Join(why, "; "))
+		if failed != nil && failed.Type == policy.SigstoreAttested {
+			fix = fmt.Sprintf("attest this digest as %s requires (cosign attest --key KEY --type %s), or change %s in the node policy", sc.Field(), failed.PredicateType, sc.Field())
+		}
 	}
-	return nil, refuse("%s", strings.Join(failures, " | "))
+	r := refuse("%s", strings.Join(failures, " | ")).(*RefusedError)
+	r.Fix = fix
+	return nil, r
 }
 
 // satisfy checks every requirement of the scope against the signatures
 // found for d; it returns what satisfied them, or why not.
-func (v *Verifier) satisfy(sc policy.Scope, img Image, named reference.Named, d digest.Digest, sigs []candidate) ([]verdict.Satisfied, []string) {
+func (v *Verifier) satisfy(sc policy.Scope, img Image, named reference.Named, d digest.Digest, sigs []candidate) ([]verdict.Satisfied, []string, *policy.Requirement) {
 	var out []verdict.Satisfied
-	var why []string
 	for i, r := range sc.Requirements {
+		var ok *verdict.Satisfied
+		var why string
 		switch r.Type {
 		case policy.InsecureAcceptAnything, policy.Pinned:
 			out = append(out, satisfiedWithoutCheck(r, img))
 			continue
 		case policy.SigstoreSigned:
+			ok, why = v.signed(r, named, d, sigs)
+		case policy.SigstoreAttested:
+			in := conditions.Input{Image: img.Name, Digest: img.Digest.String(), Now: v.Now()}
+			ok, why = v.attested(r, v.conds[fmt.Sprintf("%s[%d]", sc.Field(), i)], d, sigs, in)
 		default:
-			return nil, []string{fmt.Sprintf("requirement %d: type %q cannot be checked", i, r.Type)}
-		}
-		if len(sigs) == 0 {
-			return nil, []string{"no signature found"}
-		}
-		var rejects []string
-		var ok *verdict.Satisfied
-		for _, c := range sigs {
-			s, err := check(c, r, v.keys, named, d)
-			if err == nil {
-				ok = s
-				break
-			}
-			rejects = append(rejects, c.where+": "+err.Error())
+			return nil, []string{fmt.Sprintf("requirement %d: type %q cannot be checked", i, r.Type)}, &sc.Requirements[i]
 		}
 		if ok == nil {
-			return nil, append(why, fmt.Sprintf("%d signature(s), none acceptable: %s", len(sigs), strings.Join(dedupe(rejects), "; ")))
+			return nil, []string{why}, &sc.Requirements[i]
 		}
 		out = append(out, *ok)
 	}
-	return out, nil
+	return out, nil, nil
+}
+
+// signed checks a sigstoreSigned requirement against the candidates.
+func (v *Verifier) signed(r policy.Requirement, named reference.Named, d digest.Digest, sigs []candidate) (*verdict.Satisfied, string) {
+	var n int
+	var rejects []string
+	for _, c := range sigs {
+		if c.kind == kindDSSE {
+			continue // a cosign v2 attestation is not a signature
+		}
+		n++
+		s, err := check(c, r, v.keys, named, d)
+		if err == nil {
+			return s, ""
+		}
+		rejects = append(rejects, c.where+": "+err.Error())
+	}
+	if n == 0 {
+		return nil, "no signature found"
+	}
+	return nil, fmt.Sprintf("%d signature(s), none acceptable: %s", n, strings.Join(dedupe(rejects), "; "))
+}
+
+// attested checks a sigstoreAttested requirement against the candidates:
+// one attestation of its predicate type, signed by one of its keys, must
+// meet every condition. Why not names the predicate type, what was found
+// instead, or the condition that failed with the values seen.
+func (v *Verifier) attested(r policy.Requirement, conds conditions.Set, d digest.Digest, sigs []candidate, in conditions.Input) (*verdict.Satisfied, string) {
+	var failed, untrusted, others []string
+	for _, c := range sigs {
+		if c.kind == kindClassic {
+			continue
+		}
+		s, err := checkAttestation(c, r, v.keys, d, conds, in)
+		var op *otherPredicate
+		switch {
+		case err == nil:
+			return s, ""
+		case errors.As(err, &op):
+			others = append(others, op.typ+" ("+c.where+")")
+		case strings.Contains(err.Error(), "not signed by a trusted key"):
+			// Said for the admin only: what the untrusted statement claims.
+			if pt := unverifiedPredicateType(c); pt != "" {
+				untrusted = append(untrusted, fmt.Sprintf("%s by another key (%s)", pt, c.where))
+			} else {
+				untrusted = append(untrusted, c.where+": not signed by a trusted key")
+			}
+		case strings.HasPrefix(err.Error(), "condition "):
+			failed = append(failed, fmt.Sprintf("attestation %s (%s): %v", r.PredicateType, c.where, err))
+		default:
+			untrusted = append(untrusted, c.where+": "+err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return nil, strings.Join(dedupe(failed), "; ")
+	}
+	msg := fmt.Sprintf("no attestation of predicate type %s signed by a trusted key (%s)", r.PredicateType, keyList(r))
+	if len(others) > 0 {
+		msg += "; found other predicate types: " + strings.Join(dedupe(others), ", ")
+	}
+	if len(untrusted) > 0 {
+		msg += "; not acceptable: " + strings.Join(dedupe(untrusted), ", ")
+	}
+	return nil, msg
+}
+
+// unverifiedPredicateType is the predicate type an attestation whose
+// signature was not accepted claims: for messages only.
+func unverifiedPredicateType(c candidate) string {
+	var payload []byte
+	switch c.kind {
+	case kindDSSE:
+		var env dsse.Envelope
+		if json.Unmarshal(c.envelope, &env) != nil {
+			return ""
+		}
+		payload, _ = env.DecodeB64Payload()
+	case kindBundle:
+		var b bundle.Bundle
+		if b.UnmarshalJSON(c.bundle) != nil || b.GetDsseEnvelope() == nil {
+			return ""
+		}
+		payload = b.GetDsseEnvelope().GetPayload()
+	}
+	var st struct {
+		PredicateType string `json:"predicateType"`
+	}
+	if json.Unmarshal(payload, &st) != nil || len(st.PredicateType) > 200 {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\uFFFD' {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(st.PredicateType, "?"))
 }
 
 // satisfiedWithoutCheck is the record of a requirement decided without
