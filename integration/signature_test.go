@@ -34,6 +34,19 @@ type signatureEnv struct {
 	trusted   *signtest.Key
 	untrusted *signtest.Key
 	base      v1.Image
+	// policyFile is the node policy; keyFile the trusted key's cosign.pub.
+	policyFile, keyFile string
+}
+
+// setPolicy replaces the node policy's signatures section (the shim reads
+// the policy at every container start): section is YAML under
+// "signatures:", with CERTS, REGISTRY and KEY replaced.
+func (e *signatureEnv) setPolicy(t *testing.T, section string) {
+	t.Helper()
+	section = strings.NewReplacer("CERTS", e.c.CertsDir(), "REGISTRY", e.reg.Addr(), "KEY", e.keyFile).Replace(section)
+	if err := os.WriteFile(e.policyFile, []byte(testPolicy+"signatures:\n"+section), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // signaturePolicy is testPolicy with a signatures section: images of
@@ -60,7 +73,7 @@ func newSignatureEnv(t *testing.T) *signatureEnv {
 	dir := t.TempDir()
 	policyFile := filepath.Join(dir, "policy.yaml")
 	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile, RegistryHosts: []string{reg.Addr()}})
-	e := &signatureEnv{c: c, reg: reg}
+	e := &signatureEnv{c: c, reg: reg, policyFile: policyFile}
 	if e.trusted, err = signtest.NewKey(signtest.ECDSAP256); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +81,7 @@ func newSignatureEnv(t *testing.T) *signatureEnv {
 		t.Fatal(err)
 	}
 	key := filepath.Join(dir, "cosign.pub")
+	e.keyFile = key
 	if err := e.trusted.WritePublic(key); err != nil {
 		t.Fatal(err)
 	}
