@@ -151,6 +151,24 @@ type Requirement struct {
 	// SignedIdentity says which repository the signature must name.
 	SignedIdentity *SignedIdentity `yaml:"signedIdentity,omitempty" json:"signedIdentity,omitempty"`
 
+	// Fulcio, instead of keys, trusts keyless signatures: a short-lived
+	// certificate issued by the Fulcio CA to an OIDC identity, logged in
+	// Rekor (containers/image's fields).
+	Fulcio *Fulcio `yaml:"fulcio,omitempty" json:"fulcio,omitempty"`
+	// RekorPublicKeyPath(s) and RekorPublicKeyData(s) are the Rekor
+	// transparency log's public keys (PEM): a keyless signature must have
+	// an entry in the log (its signed entry timestamp is checked offline).
+	RekorPublicKeyPath  string   `yaml:"rekorPublicKeyPath,omitempty" json:"rekorPublicKeyPath,omitempty"`
+	RekorPublicKeyPaths []string `yaml:"rekorPublicKeyPaths,omitempty" json:"rekorPublicKeyPaths,omitempty"`
+	RekorPublicKeyData  string   `yaml:"rekorPublicKeyData,omitempty" json:"rekorPublicKeyData,omitempty"`
+	RekorPublicKeyDatas []string `yaml:"rekorPublicKeyDatas,omitempty" json:"rekorPublicKeyDatas,omitempty"`
+	// TrustedRootPath is a Sigstore trusted root (trusted_root.json, as
+	// sigstore's TUF repository serves it, or a private deployment's):
+	// Fulcio CAs, Rekor logs, timestamp authorities, instead of fulcio's
+	// caPath and the Rekor keys. Read when the policy is loaded; never
+	// fetched.
+	TrustedRootPath string `yaml:"trustedRootPath,omitempty" json:"trustedRootPath,omitempty"`
+
 	// RequireDigest (pinned): the reference must name a digest
 	// (repo@sha256:... or repo:tag@sha256:...).
 	RequireDigest bool `yaml:"requireDigest,omitempty" json:"requireDigest,omitempty"`
@@ -169,6 +187,9 @@ type Requirement struct {
 
 	// Keys are the parsed keys, filled by the policy's loader.
 	Keys []PublicKey `yaml:"-" json:"-"`
+	// Keyless is the keyless trust material, filled by the loader when
+	// Fulcio is set.
+	Keyless *Keyless `yaml:"-" json:"-"`
 }
 
 // Condition is a check of an attestation, written in CEL (the expression
@@ -377,21 +398,25 @@ func validNamespaceName(ns string) error {
 // the keys of the scope's sigstoreSigned requirements.
 func inheritKeys(field string, reqs []Requirement, errs *[]error) {
 	var keys []PublicKey
+	var keyless *Keyless
 	for _, r := range reqs {
 		if r.Type == SigstoreSigned {
 			keys = append(keys, r.Keys...)
+			if r.Keyless != nil && keyless == nil {
+				keyless = r.Keyless
+			}
 		}
 	}
 	for i := range reqs {
 		r := &reqs[i]
-		if r.Type != SigstoreAttested || r.hasKeys() {
+		if r.Type != SigstoreAttested || r.hasKeys() || r.Fulcio != nil {
 			continue
 		}
-		if len(keys) == 0 {
-			*errs = append(*errs, fmt.Errorf("%s[%d]: %s needs keyPath, keyPaths, keyData or keyDatas, or a %s requirement in the same scope whose keys it then trusts", field, i, SigstoreAttested, SigstoreSigned))
+		if len(keys) == 0 && keyless == nil {
+			*errs = append(*errs, fmt.Errorf("%s[%d]: %s needs keyPath, keyPaths, keyData or keyDatas, fulcio, or a %s requirement in the same scope whose keys it then trusts", field, i, SigstoreAttested, SigstoreSigned))
 			continue
 		}
-		r.Keys = slices.Clone(keys)
+		r.Keys, r.Keyless = slices.Clone(keys), keyless
 	}
 }
 

@@ -31,7 +31,7 @@ signatures:
 		}
 	}
 	for text, want := range map[string]string{
-		"[{type: sigstoreAttested, predicateType: vuln}]":                                                          "sigstoreAttested needs keyPath, keyPaths, keyData or keyDatas, or a sigstoreSigned requirement in the same scope",
+		"[{type: sigstoreAttested, predicateType: vuln}]":                                                          "sigstoreAttested needs keyPath, keyPaths, keyData or keyDatas, fulcio, or a sigstoreSigned requirement in the same scope",
 		"[{type: sigstoreAttested, keyPath: " + ka + ", predicateType: slsa}]":                                     `.predicateType: "slsa" is not a URI nor one of cosign's names`,
 		"[{type: sigstoreAttested, keyPath: " + ka + ", predicateType: vuln, conditions: [{message: x}]}]":         ".conditions[0].expression: missing",
 		"[{type: sigstoreSigned, keyPath: " + ka + ", predicateType: vuln}]":                                       "predicateType and conditions belong to type sigstoreAttested",

@@ -26,12 +26,26 @@ type requirementJSON struct {
 	KeyData        []byte          `json:"keyData,omitempty"`
 	KeyDatas       [][]byte        `json:"keyDatas,omitempty"`
 	SignedIdentity *SignedIdentity `json:"signedIdentity,omitempty"`
+	// Keyless: fulcio's caData and the rekorPublicKeyData(s) are base64.
+	Fulcio              *fulcioJSON `json:"fulcio,omitempty"`
+	RekorPublicKeyPath  string      `json:"rekorPublicKeyPath,omitempty"`
+	RekorPublicKeyPaths []string    `json:"rekorPublicKeyPaths,omitempty"`
+	RekorPublicKeyData  []byte      `json:"rekorPublicKeyData,omitempty"`
+	RekorPublicKeyDatas [][]byte    `json:"rekorPublicKeyDatas,omitempty"`
+}
+
+// fulcioJSON is containers/image's fulcio object.
+type fulcioJSON struct {
+	CAPath       string `json:"caPath,omitempty"`
+	CAData       []byte `json:"caData,omitempty"`
+	OIDCIssuer   string `json:"oidcIssuer,omitempty"`
+	SubjectEmail string `json:"subjectEmail,omitempty"`
 }
 
 // parsePolicyJSON reads a policy.json: its default and its "docker"
 // transport scopes. Other transports (docker-daemon, atomic, ...) do not
 // apply to images containerd pulls and are ignored. Requirement types or
-// fields hardened cannot check (signedBy, keyless fulcio/rekor, pki,
+// fields hardened cannot check (signedBy, pki,
 // remapIdentity) are errors, never ignored.
 func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, error) {
 	if err := strictJSONKeys(data); err != nil {
@@ -50,20 +64,20 @@ func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, erro
 			d := json.NewDecoder(bytes.NewReader(raw))
 			d.DisallowUnknownFields()
 			if err := d.Decode(&rj); err != nil {
-				return nil, fmt.Errorf("%s[%d]: %v (supported: type, keyPath, keyPaths, keyData, keyDatas, signedIdentity)", field, i, cleanJSONError(err))
+				return nil, fmt.Errorf("%s[%d]: %v (supported: type, keyPath, keyPaths, keyData, keyDatas, fulcio, rekorPublicKeyPath(s), rekorPublicKeyData(s), signedIdentity)", field, i, cleanJSONError(err))
 			}
 			if rj.Type == SigstoreSigned {
 				if rj.KeyType != "" {
 					return nil, fmt.Errorf("%s[%d].keyType: not a field of sigstoreSigned", field, i)
 				}
 				n := 0
-				for _, set := range []bool{rj.KeyPath != "", rj.KeyPaths != nil, rj.KeyData != nil, rj.KeyDatas != nil} {
+				for _, set := range []bool{rj.KeyPath != "", rj.KeyPaths != nil, rj.KeyData != nil, rj.KeyDatas != nil, rj.Fulcio != nil} {
 					if set {
 						n++
 					}
 				}
 				if n > 1 {
-					return nil, fmt.Errorf("%s[%d]: give exactly one of keyPath, keyPaths, keyData, keyDatas", field, i)
+					return nil, fmt.Errorf("%s[%d]: give exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio", field, i)
 				}
 				if rj.SignedIdentity == nil {
 					// containers/image's default for sigstoreSigned.
@@ -72,7 +86,17 @@ func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, erro
 			} else if rj.KeyType != "" && rj.KeyType != "GPGKeys" {
 				return nil, fmt.Errorf("%s[%d].keyType: %q is not supported", field, i, rj.KeyType)
 			}
-			r := Requirement{Type: rj.Type, KeyPath: rj.KeyPath, KeyPaths: rj.KeyPaths, SignedIdentity: rj.SignedIdentity}
+			r := Requirement{Type: rj.Type, KeyPath: rj.KeyPath, KeyPaths: rj.KeyPaths, SignedIdentity: rj.SignedIdentity,
+				RekorPublicKeyPath: rj.RekorPublicKeyPath, RekorPublicKeyPaths: rj.RekorPublicKeyPaths}
+			if f := rj.Fulcio; f != nil {
+				r.Fulcio = &Fulcio{CAPath: f.CAPath, CAData: string(f.CAData), OIDCIssuer: f.OIDCIssuer, SubjectEmail: f.SubjectEmail}
+			}
+			if rj.RekorPublicKeyData != nil {
+				r.RekorPublicKeyData = string(rj.RekorPublicKeyData)
+			}
+			for _, k := range rj.RekorPublicKeyDatas {
+				r.RekorPublicKeyDatas = append(r.RekorPublicKeyDatas, string(k))
+			}
 			if rj.KeyData != nil {
 				r.KeyData = string(rj.KeyData)
 			}
@@ -117,7 +141,8 @@ var jsonFields = map[string]string{}
 
 func init() {
 	for _, f := range []string{"default", "transports", "type", "keyType", "keyPath", "keyPaths", "keyData", "keyDatas",
-		"signedIdentity", "dockerReference", "dockerRepository"} {
+		"signedIdentity", "dockerReference", "dockerRepository", "fulcio", "caPath", "caData", "oidcIssuer", "subjectEmail",
+		"rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData", "rekorPublicKeyDatas"} {
 		jsonFields[strings.ToLower(f)] = f
 	}
 }

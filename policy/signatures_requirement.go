@@ -26,7 +26,7 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 	}
 	switch r.Type {
 	case InsecureAcceptAnything, Reject:
-		if hasKeys || r.SignedIdentity != nil {
+		if hasKeys || r.SignedIdentity != nil || r.Fulcio != nil {
 			bad(".type: %s takes no keys or signedIdentity", r.Type)
 		}
 		return errs
@@ -58,8 +58,11 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 				bad(".conditions[%d].expression: missing (a CEL expression that must be true)", i)
 			}
 		}
-		if !hasKeys {
-			r.Keys = nil
+		if !hasKeys && r.Fulcio == nil {
+			r.Keys, r.Keyless = nil, nil
+			if r.hasRekorKeys() || r.TrustedRootPath != "" {
+				bad(": rekorPublicKey* and trustedRootPath belong to keyless requirements (with fulcio)")
+			}
 			return errs // the scope's sigstoreSigned keys (inheritKeys)
 		}
 	case "":
@@ -72,8 +75,9 @@ func (r *Requirement) load(field, base string, readFile func(string) ([]byte, er
 		bad(".type: %q is not supported; one of %s", r.Type, types)
 		return errs
 	}
-	if !hasKeys {
-		bad(": %s needs keyPath, keyPaths, keyData or keyDatas (keyless Fulcio/Rekor verification is not supported)", SigstoreSigned)
+	r.loadKeyless(base, readFile, h, bad)
+	if !hasKeys && r.Fulcio == nil {
+		bad(": %s needs keyPath, keyPaths, keyData or keyDatas, or fulcio (keyless)", SigstoreSigned)
 	}
 	r.Keys = nil
 	paths := append([]string{}, r.KeyPaths...)

@@ -31,7 +31,7 @@ import (
 // check verifies one signature against one sigstoreSigned requirement for
 // the image named and the digest d: made by one of the requirement's keys,
 // over a payload that names d, and an identity the requirement accepts.
-func check(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
+func check(c candidate, r policy.Requirement, ts *trustStore, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
 	var (
 		key      *policy.PublicKey
 		identity string
@@ -42,9 +42,9 @@ func check(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, 
 		if c.sig == nil {
 			return nil, errors.New("signature annotation is not base64")
 		}
-		key, identity, err = checkClassic(c, r, keys, d)
+		key, identity, err = checkClassic(c, r, ts, d)
 	case kindBundle:
-		key, identity, err = checkBundle(c, r, keys, d)
+		key, identity, err = checkBundle(c, r, ts, d)
 	default:
 		err = fmt.Errorf("unknown signature kind %q", c.kind)
 	}
@@ -97,10 +97,24 @@ func verifiers(key crypto.PublicKey) []signature.Verifier {
 }
 
 // checkClassic checks a cosign simple signing signature.
-func checkClassic(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
+func checkClassic(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, string, error) {
 	var key *policy.PublicKey
-	for i := range r.Keys {
-		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
+	if r.Keyless != nil {
+		kt := ts.keyless[r.Keyless]
+		if kt == nil {
+			return nil, "", errors.New("keyless trust material not loaded")
+		}
+		b, err := classicKeylessBundle(c)
+		if err != nil {
+			return nil, "", fmt.Errorf("not a keyless signature: %v", err)
+		}
+		if _, err := kt.verify(b, sgverify.WithArtifact(bytes.NewReader(c.payload))); err != nil {
+			return nil, "", keylessError(kt, err)
+		}
+		key = &policy.PublicKey{Source: kt.who}
+	}
+	for i := 0; key == nil && i < len(r.Keys); i++ {
+		for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
 			if v.VerifySignature(bytes.NewReader(c.sig), bytes.NewReader(c.payload)) == nil {
 				key = &r.Keys[i]
 				break
@@ -129,8 +143,8 @@ func checkClassic(c candidate, r policy.Requirement, keys map[string]crypto.Publ
 // checkBundle checks a Sigstore bundle made with a key (no certificate,
 // transparency log or timestamp needed: the key is the trust) whose DSSE
 // statement is cosign's signature statement over d.
-func checkBundle(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
-	key, st, err := bundleStatement(c, r, keys, d)
+func checkBundle(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, string, error) {
+	key, st, err := bundleStatement(c, r, ts, d)
 	if err != nil {
 		return nil, "", err
 	}
@@ -196,7 +210,7 @@ func (st *statement) subjectName(d digest.Digest) string {
 
 // bundleStatement verifies a Sigstore bundle made with one of r's keys
 // whose DSSE statement is about d, and returns the key and the statement.
-func bundleStatement(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, *statement, error) {
+func bundleStatement(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, *statement, error) {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(c.bundle); err != nil {
 		return nil, nil, fmt.Errorf("not a Sigstore bundle: %v", err)
@@ -208,9 +222,29 @@ func bundleStatement(c candidate, r policy.Requirement, keys map[string]crypto.P
 	if err != nil {
 		return nil, nil, err
 	}
+	if r.Keyless != nil {
+		kt := ts.keyless[r.Keyless]
+		if kt == nil {
+			return nil, nil, errors.New("keyless trust material not loaded")
+		}
+		if _, err := kt.verify(&b, sgverify.WithArtifactDigest("sha256", want)); err != nil {
+			if strings.Contains(err.Error(), "artifact digest") {
+				return nil, nil, fmt.Errorf("signed statement names another digest, not %s that runs", short(d))
+			}
+			return nil, nil, keylessError(kt, err)
+		}
+		if b.GetDsseEnvelope() == nil {
+			return nil, nil, errors.New("bundle has no in-toto statement (a message signature is not a cosign image signature)")
+		}
+		st, err := parseStatement(b.GetDsseEnvelope().GetPayload(), d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &policy.PublicKey{Source: kt.who}, st, nil
+	}
 	var lastErr error
 	for i := range r.Keys {
-		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
+		for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
 			tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 				return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
 			})
@@ -245,7 +279,10 @@ func bundleStatement(c candidate, r policy.Requirement, keys map[string]crypto.P
 // dsseStatement verifies a cosign v2 attestation (a DSSE envelope signed
 // over its pre-authentication encoding with one of r's keys) and returns
 // the key and the statement, which must be about d.
-func dsseStatement(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, *statement, error) {
+func dsseStatement(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, *statement, error) {
+	if r.Keyless != nil {
+		return nil, nil, errors.New("not signed by a trusted key: keyless attestations are checked in cosign v3's bundle format only (cosign attest --new-bundle-format)")
+	}
 	var env dsse.Envelope
 	if err := json.Unmarshal(c.envelope, &env); err != nil {
 		return nil, nil, fmt.Errorf("not a DSSE envelope: %v", err)
@@ -267,7 +304,7 @@ func dsseStatement(c candidate, r policy.Requirement, keys map[string]crypto.Pub
 			}
 		}
 		for i := range r.Keys {
-			for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
+			for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
 				if v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(pae)) == nil {
 					key = &r.Keys[i]
 					break
@@ -294,7 +331,7 @@ func dsseStatement(c candidate, r policy.Requirement, keys map[string]crypto.Pub
 // checkAttestation checks one candidate against a sigstoreAttested
 // requirement: signed by one of its keys, a statement about d of the
 // predicate type required, whose predicate meets every condition.
-func checkAttestation(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest, conds conditions.Set, in conditions.Input) (*verdict.Satisfied, error) {
+func checkAttestation(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest, conds conditions.Set, in conditions.Input) (*verdict.Satisfied, error) {
 	var (
 		key *policy.PublicKey
 		st  *statement
@@ -302,9 +339,9 @@ func checkAttestation(c candidate, r policy.Requirement, keys map[string]crypto.
 	)
 	switch c.kind {
 	case kindBundle:
-		key, st, err = bundleStatement(c, r, keys, d)
+		key, st, err = bundleStatement(c, r, ts, d)
 	case kindDSSE:
-		key, st, err = dsseStatement(c, r, keys, d)
+		key, st, err = dsseStatement(c, r, ts, d)
 	default:
 		return nil, errNotAttestation
 	}
@@ -330,6 +367,9 @@ type otherPredicate struct{ typ string }
 func (e *otherPredicate) Error() string { return "predicate type " + e.typ }
 
 func keyList(r policy.Requirement) string {
+	if r.Keyless != nil {
+		return "keyless " + r.Keyless.Identity()
+	}
 	var s []string
 	for _, k := range r.Keys {
 		s = append(s, k.Source)

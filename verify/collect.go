@@ -38,8 +38,11 @@ const (
 type candidate struct {
 	kind  string
 	where string
-	// classic: the simple signing payload and its signature.
-	payload, sig []byte
+	// classic: the simple signing payload and its signature; for a
+	// keyless one, the certificate, chain, Rekor bundle and timestamp
+	// annotations.
+	payload, sig                        []byte
+	cert, chain, rekorBundle, timestamp []byte
 	// bundle: the bundle JSON.
 	bundle []byte
 	// dsse: the envelope JSON.

@@ -44,7 +44,13 @@ func classicFromImage(img v1.Image, tag string) ([]candidate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		out = append(out, candidate{kind: kindClassic, where: where, payload: payload, sig: sig})
+		c := candidate{kind: kindClassic, where: where, payload: payload, sig: sig}
+		for field, ann := range map[*[]byte]string{&c.cert: CertificateAnnotation, &c.chain: ChainAnnotation, &c.rekorBundle: RekorBundleAnnotation, &c.timestamp: TimestampAnnotation} {
+			if v, ok := l.Annotations[ann]; ok && len(v) <= maxBlob {
+				*field = []byte(v)
+			}
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

@@ -88,8 +88,8 @@ type Verifier struct {
 	// Now is the clock (tests).
 	Now func() time.Time
 
-	// keys are the policy's trusted keys, parsed, by their PEM.
-	keys map[string]crypto.PublicKey
+	// trust is the policy's trusted keys and keyless trust material.
+	trust *trustStore
 
 	// down lists registry hosts found unreachable: the second digest of
 	// an index does not wait for them again.
@@ -149,7 +149,7 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir, TTL: time.Duration(sigs.VerdictTTL)}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, keys: map[string]crypto.PublicKey{}, down: map[string]bool{}, conds: map[string]conditions.Set{}}
+	v := &Verifier{sigs: sigs, cache: verdict.Cache{Dir: cacheDir, TTL: time.Duration(sigs.VerdictTTL)}, reg: reg, Now: time.Now, mem: map[string]*verdict.Verdict{}, trust: &trustStore{keys: map[string]crypto.PublicKey{}, keyless: map[*policy.Keyless]*keylessTrust{}}, down: map[string]bool{}, conds: map[string]conditions.Set{}}
 	for field, rs := range requirementsOf(sigs) {
 		for i, r := range rs {
 			rf := fmt.Sprintf("%s[%d]", field, i)
@@ -158,7 +158,14 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 				if err != nil {
 					return nil, fmt.Errorf("%s %s: %w", rf, k.Source, err)
 				}
-				v.keys[string(k.PEM)] = key
+				v.trust.keys[string(k.PEM)] = key
+			}
+			if k := r.Keyless; k != nil && v.trust.keyless[k] == nil {
+				kt, err := newKeylessTrust(k)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", rf, err)
+				}
+				v.trust.keyless[k] = kt
 			}
 			if r.Type == policy.SigstoreAttested {
 				set, err := conditions.Compile(rf, r.Conditions)
@@ -308,8 +315,13 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 			label = "on " + short(d) + ": "
 		}
 		failures = append(failures, label+strings.Join(why, "; "))
-		if failed != nil && failed.Type == policy.SigstoreAttested {
+		switch {
+		case failed != nil && failed.Type == policy.SigstoreAttested && failed.Keyless != nil:
+			fix = fmt.Sprintf("attest this digest as %s requires, keylessly as %s (cosign attest --new-bundle-format --type %s), or change %s in the node policy", sc.Field(), failed.Keyless.Identity(), failed.PredicateType, sc.Field())
+		case failed != nil && failed.Type == policy.SigstoreAttested:
 			fix = fmt.Sprintf("attest this digest as %s requires (cosign attest --key KEY --type %s), or change %s in the node policy", sc.Field(), failed.PredicateType, sc.Field())
+		case failed != nil && failed.Keyless != nil:
+			fix = fmt.Sprintf("sign this digest keylessly as %s (cosign sign with that OIDC identity), or change %s in the node policy", failed.Keyless.Identity(), sc.Field())
 		}
 	}
 	r := refuse("%s", strings.Join(failures, " | ")).(*RefusedError)
@@ -353,7 +365,7 @@ func (v *Verifier) signed(r policy.Requirement, named reference.Named, d digest.
 			continue // a cosign v2 attestation is not a signature
 		}
 		n++
-		s, err := check(c, r, v.keys, named, d)
+		s, err := check(c, r, v.trust, named, d)
 		if err == nil {
 			return s, ""
 		}
@@ -375,7 +387,7 @@ func (v *Verifier) attested(r policy.Requirement, conds conditions.Set, d digest
 		if c.kind == kindClassic {
 			continue
 		}
-		s, err := checkAttestation(c, r, v.keys, d, conds, in)
+		s, err := checkAttestation(c, r, v.trust, d, conds, in)
 		var op *otherPredicate
 		switch {
 		case err == nil:
