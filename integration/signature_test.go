@@ -40,10 +40,11 @@ type signatureEnv struct {
 
 // setPolicy replaces the node policy's signatures section (the shim reads
 // the policy at every container start): section is YAML under
-// "signatures:", with CERTS, REGISTRY and KEY replaced.
+// "signatures:", with CERTS, REGISTRY, KEYDIR (the directory of KEY) and
+// KEY replaced.
 func (e *signatureEnv) setPolicy(t *testing.T, section string) {
 	t.Helper()
-	section = strings.NewReplacer("CERTS", e.c.CertsDir(), "REGISTRY", e.reg.Addr(), "KEY", e.keyFile).Replace(section)
+	section = strings.NewReplacer("CERTS", e.c.CertsDir(), "REGISTRY", e.reg.Addr(), "KEYDIR", filepath.Dir(e.keyFile), "KEY", e.keyFile).Replace(section)
 	if err := os.WriteFile(e.policyFile, []byte(testPolicy+"signatures:\n"+section), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +42,10 @@ const supplyPolicy = `  registryConfigPath: CERTS
           - expression: now - timestamp(predicate.metadata.scanFinishedOn) <= duration("168h")
           - expression: predicate.scanner.result.Results.all(r, !has(r.Vulnerabilities) || r.Vulnerabilities.all(v, !(v.Severity in ["HIGH", "CRITICAL"])))
             messageExpression: '"findings: " + predicate.scanner.result.Results.map(r, r.Vulnerabilities.map(v, v.VulnerabilityID + " " + v.Severity)).flatten().join(", ")'
+    "REGISTRY/keyless":
+      - type: sigstoreSigned
+        fulcio: {oidcIssuer: "https://issuer.example.com", subjectEmail: builder@example.com}
+        trustedRootPath: KEYDIR/trusted_root.json
     "hardened.test/pause": [{type: insecureAcceptAnything}]
 `
 
@@ -62,6 +68,17 @@ const (
 func TestSupplyChain(t *testing.T) {
 	require(t)
 	e := newSignatureEnv(t)
+	sigstore, err := signtest.NewKeyless()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustedRoot, err := sigstore.TrustedRootJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(e.keyFile), "trusted_root.json"), trustedRoot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e.setPolicy(t, supplyPolicy)
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -134,6 +151,27 @@ func TestSupplyChain(t *testing.T) {
 	}
 	neverVerified := attested("v2", "never-verified", prov(recent), scan(recent, "LOW"))
 
+	// Keyless, in both formats, by the identity the scope trusts and by
+	// another one.
+	keyless := map[string]string{}
+	for _, format := range []string{"v2", "v3"} {
+		for _, who := range []string{"builder@example.com", "mallory@example.com"} {
+			ref, desc := e.push(t, "keyless/"+format+":"+strings.Split(who, "@")[0])
+			repo := e.reg.Repository(t, "keyless/"+format)
+			var err error
+			if format == "v2" {
+				err = sigstore.SignClassic(ctx, repo, desc.Digest, e.repoOf(t, ref), who, "https://issuer.example.com")
+			} else {
+				err = sigstore.SignBundle(ctx, repo, desc, who, "https://issuer.example.com")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyless[format+"/"+who] = ref
+			e.c.Pull(t, e.c.Namespace, ref)
+		}
+	}
+
 	for _, ref := range []string{pinnedTag, pinnedDigest, latest, release, neverVerified} {
 		e.c.Pull(t, e.c.Namespace, ref)
 	}
@@ -168,6 +206,20 @@ func TestSupplyChain(t *testing.T) {
 		}
 		if log := e.c.Log(); !strings.Contains(log, "sigstoreAttested by keyPath") {
 			t.Error("the shim log does not record the attestations that were accepted")
+		}
+	})
+
+	t.Run("keyless", func(t *testing.T) {
+		for _, format := range []string{"v2", "v3"} {
+			good := keyless[format+"/builder@example.com"]
+			if out, err := e.run(t, good); err != nil || out != "65534" {
+				t.Errorf("%s: %q %v, want it to run", good, out, err)
+			}
+			e.refused(t, keyless[format+"/mallory@example.com"], e.reg.Addr()+"/keyless", `got "mallory@example.com"`,
+				"fix: sign this digest keylessly as builder@example.com (https://issuer.example.com)")
+		}
+		if !strings.Contains(e.c.Log(), "sigstoreSigned by keyless builder@example.com (https://issuer.example.com) via trustedRootPath") {
+			t.Error("the shim log does not record the keyless identity")
 		}
 	})
 
