@@ -16,8 +16,8 @@ SOAK_N    ?= 1000
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
-build: ## build the shim, its signature verifier and hardenctl into bin/
-	$(GO) build -o $(BIN)/ ./cmd/containerd-shim-hardened-v2 ./cmd/hardened-verify ./cmd/hardenctl
+build: ## build the shim, its signature verifier, the pull-time gate and hardenctl into bin/
+	$(GO) build -o $(BIN)/ ./cmd/containerd-shim-hardened-v2 ./cmd/hardened-verify ./cmd/hardened-image-verifier ./cmd/hardenctl
 
 tools: ## install apt packages and build pinned containerd v2.4.2 / runc v1.5.2 into .tools/bin
 	@bash scripts/tools.sh

@@ -66,6 +66,13 @@ const signaturePolicy = testPolicy + `signatures:
 
 func newSignatureEnv(t *testing.T) *signatureEnv {
 	t.Helper()
+	return newSignatureEnvWith(t, nil)
+}
+
+// newSignatureEnvWith is newSignatureEnv with the containerd options
+// changed by opts first.
+func newSignatureEnvWith(t *testing.T, opts func(*harness.Options)) *signatureEnv {
+	t.Helper()
 	shimDir, err := harness.BuildShim(t)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +80,11 @@ func newSignatureEnv(t *testing.T) *signatureEnv {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	dir := t.TempDir()
 	policyFile := filepath.Join(dir, "policy.yaml")
-	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile, RegistryHosts: []string{reg.Addr()}})
+	o := harness.Options{ShimDir: shimDir, PolicyPath: policyFile, RegistryHosts: []string{reg.Addr()}}
+	if opts != nil {
+		opts(&o)
+	}
+	c := harness.Start(t, o)
 	e := &signatureEnv{c: c, reg: reg, policyFile: policyFile}
 	if e.trusted, err = signtest.NewKey(signtest.ECDSAP256); err != nil {
 		t.Fatal(err)

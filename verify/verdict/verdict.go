@@ -111,6 +111,27 @@ func (v *Verdict) Subject() Subject {
 	return Subject{PolicyHash: v.PolicyHash, Image: v.Image, Digest: v.Digest, PlatformDigest: v.PlatformDigest, KubernetesNamespace: v.KubernetesNamespace, Reference: v.Reference}
 }
 
+// CacheDirEnv names the shim's image cache directory (the shim's
+// CacheDirEnv); verdicts live in "verdicts" beside it.
+const CacheDirEnv = "HARDENED_CACHE_DIR"
+
+// DefaultDir is where verdicts are cached without CacheDirEnv.
+const DefaultDir = "/run/hardened/verdicts"
+
+// DirFromEnv is the verdict cache directory of the shim and of every
+// process that warms it (the pull-time gate): DefaultDir, or "verdicts"
+// beside $HARDENED_CACHE_DIR; "" (no cache) when that is "off".
+func DirFromEnv() string {
+	switch d := os.Getenv(CacheDirEnv); d {
+	case "":
+		return DefaultDir
+	case "off":
+		return ""
+	default:
+		return filepath.Join(filepath.Dir(d), "verdicts")
+	}
+}
+
 // Key is the cache key of a verdict (Subject.Key without a namespace or a
 // reference).
 func Key(policyHash, image, digest, platformDigest string) string {
