@@ -35,9 +35,9 @@ const (
 	pullGateBinary          = "hardened-image-verifier"
 	// defaultPullGateDir is containerd's default bin_dir of image
 	// verifiers (plugin io.containerd.image-verifier.v1.bindir).
-	defaultPullGateDir = "/opt/containerd/image-verifier/bin"
-	manifestPath            = "/etc/hardened/install.json"
-	defaultRestartCommand   = "systemctl restart containerd"
+	defaultPullGateDir    = "/opt/containerd/image-verifier/bin"
+	manifestPath          = "/etc/hardened/install.json"
+	defaultRestartCommand = "systemctl restart containerd"
 )
 
 func installFlags() []cli.Flag {
