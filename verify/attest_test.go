@@ -191,3 +191,25 @@ func TestVerifyAttestationPredicateTypes(t *testing.T) {
 		t.Errorf("statement about another digest: %v", err)
 	}
 }
+
+// TestVerifyBadCondition: a condition that does not compile is the
+// policy's error (hardened-verify exits 2), not a refusal of the image.
+func TestVerifyBadCondition(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, signtest.RegistryOptions{})
+	e.key(signtest.ECDSAP256, "a.pub")
+	v := e.verifier(`  default: [{type: reject}]
+  scopes:
+    REGISTRY/signed:
+      - {type: sigstoreSigned, keyPath: KEYS/a.pub}
+      - {type: sigstoreAttested, predicateType: vuln, conditions: [{expression: 'predicate.x ==' }]}
+`, "")
+	repo, desc := e.push("signed/app", "v1")
+	_, err := v.Verify(ctx, img(repo, "v1", desc))
+	if err == nil || IsRefused(err) || !strings.Contains(err.Error(), `invalid node policy: signatures.scopes["`+e.host+`/signed"][1].conditions[0]: expression "predicate.x =="`) {
+		t.Errorf("Verify = %v, want the policy's error", err)
+	}
+	if err := CompileConditions(v.sigs); err == nil {
+		t.Error("CompileConditions accepted the condition")
+	}
+}

@@ -95,12 +95,11 @@ type Verifier struct {
 	// an index does not wait for them again.
 	down map[string]bool
 
+	mu  sync.Mutex
+	mem map[string]*verdict.Verdict
 	// conds are the compiled conditions of each sigstoreAttested
 	// requirement, by its field (policy.ScopeField + "[i]").
 	conds map[string]conditions.Set
-
-	mu  sync.Mutex
-	mem map[string]*verdict.Verdict
 }
 
 // CompileConditions compiles the CEL conditions of every sigstoreAttested
@@ -167,16 +166,27 @@ func New(sigs *policy.Signatures, cacheDir string) (*Verifier, error) {
 				}
 				v.trust.keyless[k] = kt
 			}
-			if r.Type == policy.SigstoreAttested {
-				set, err := conditions.Compile(rf, r.Conditions)
-				if err != nil {
-					return nil, err
-				}
-				v.conds[rf] = set
-			}
 		}
 	}
 	return v, nil
+}
+
+// conditionsOf returns the compiled conditions of the sigstoreAttested
+// requirement at field. They are compiled on first use, not by New: a
+// verifier that answers from the verdict cache (the pull gate, a warm
+// hardened-verify) never pays for CEL.
+func (v *Verifier) conditionsOf(field string, r policy.Requirement) (conditions.Set, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if set, ok := v.conds[field]; ok {
+		return set, nil
+	}
+	set, err := conditions.Compile(field, r.Conditions)
+	if err != nil {
+		return nil, err
+	}
+	v.conds[field] = set
+	return set, nil
 }
 
 // parseKey parses a cosign public key with crypto/x509 (the policy has
@@ -281,8 +291,15 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		digests = append(digests, img.PlatformDigest)
 	}
 	att := false
-	for _, r := range sc.Requirements {
-		att = att || r.Type == policy.SigstoreAttested
+	for i, r := range sc.Requirements {
+		if r.Type == policy.SigstoreAttested {
+			att = true
+			// A condition that does not compile is the policy's error,
+			// not a refusal of the image (hardened-verify exits 2).
+			if _, err := v.conditionsOf(fmt.Sprintf("%s[%d]", sc.Field(), i), r); err != nil {
+				return nil, fmt.Errorf("invalid node policy: %w", err)
+			}
+		}
 	}
 	var failures []string
 	fix := "" // the default: sign the digest
@@ -344,7 +361,11 @@ func (v *Verifier) satisfy(sc policy.Scope, img Image, named reference.Named, d 
 			ok, why = v.signed(r, named, d, sigs)
 		case policy.SigstoreAttested:
 			in := conditions.Input{Image: img.Name, Digest: img.Digest.String(), Now: v.Now()}
-			ok, why = v.attested(r, v.conds[fmt.Sprintf("%s[%d]", sc.Field(), i)], d, sigs, in)
+			conds, err := v.conditionsOf(fmt.Sprintf("%s[%d]", sc.Field(), i), r)
+			if err != nil {
+				return nil, []string{fmt.Sprintf("invalid node policy: %v", err)}, &sc.Requirements[i]
+			}
+			ok, why = v.attested(r, conds, d, sigs, in)
 		default:
 			return nil, []string{fmt.Sprintf("requirement %d: type %q cannot be checked", i, r.Type)}, &sc.Requirements[i]
 		}
