@@ -47,6 +47,9 @@ signatures:
 			t.Errorf("CheckPinning(%s) = %v, want %q", tc.ref, err, tc.want)
 		}
 	}
+	if sc, _ := p.Signatures.Match("r.io/tags/app:v1"); sc.NeedsVerifier() || sc.AcceptsAnything() || sc.Rejects() {
+		t.Errorf("a pinned-only scope: needs verifier %v, accepts anything %v, rejects %v", sc.NeedsVerifier(), sc.AcceptsAnything(), sc.Rejects())
+	}
 	// The platform manifest of an index is what runs too.
 	sc, _ := p.Signatures.Match("r.io/digest/app@"+other, d, other)
 	if err := sc.CheckPinning("r.io/digest/app@"+other, d, other); err != nil {

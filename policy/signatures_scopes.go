@@ -92,6 +92,18 @@ func (sc Scope) AcceptsAnything() bool {
 	return true
 }
 
+// NeedsVerifier reports whether a requirement of the scope needs the
+// verifier (hardened-verify): a signature or an attestation to check.
+// Without one, the scope is decided here: Rejects, else CheckPinning.
+func (sc Scope) NeedsVerifier() bool {
+	for _, r := range sc.Requirements {
+		if r.Type == SigstoreSigned || r.Type == SigstoreAttested {
+			return true
+		}
+	}
+	return false
+}
+
 // Rejects reports whether the scope's requirements include reject.
 func (sc Scope) Rejects() bool {
 	for _, r := range sc.Requirements {
