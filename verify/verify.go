@@ -1,9 +1,12 @@
-// Package verify checks that the image digest a container runs is signed as
-// the node policy's signatures section requires, the way cosign signs: the
-// classic `sha256-<hex>.sig` tag (simple signing payload) and Sigstore
-// bundles stored as OCI 1.1 referrers, from the registry (through
-// containerd's hosts.toml) or a local signature directory. Verified
-// verdicts are cached by policy hash, image and digest.
+// Package verify checks that the image digest a container runs is signed
+// and attested as the node policy's signatures section requires, the way
+// cosign signs and attests: the classic `sha256-<hex>.sig` and `.att` tags
+// (simple signing payloads, DSSE envelopes) and Sigstore bundles stored as
+// OCI 1.1 referrers, from the registry (through containerd's hosts.toml) or
+// a local signature directory; by keys, or keylessly (Fulcio certificates,
+// Rekor entries, a trusted root), offline. Attestations' CEL conditions are
+// evaluated by verify/conditions. Verified verdicts are cached by policy
+// hash, image, digest, namespace section and reference.
 //
 // Registry access is go-containerregistry's, signature checks are the
 // sigstore libraries'; this package only decides what to look for and what
