@@ -242,12 +242,7 @@ func (v *Verifier) Verify(ctx context.Context, img Image) (*verdict.Verdict, err
 		r.Fix = verdict.RejectFix
 		return nil, r
 	}
-	needCheck := false
-	for _, r := range sc.Requirements {
-		if r.Type != policy.InsecureAcceptAnything && r.Type != policy.Pinned {
-			needCheck = true
-		}
-	}
+	needCheck := sc.NeedsVerifier()
 	if err := img.Digest.Validate(); err != nil {
 		return nil, refuse("containerd's image record has no valid digest (%q): %v", img.Digest, err)
 	}
