@@ -416,7 +416,11 @@ func inheritKeys(field string, reqs []Requirement, errs *[]error) {
 			*errs = append(*errs, fmt.Errorf("%s[%d]: %s needs keyPath, keyPaths, keyData or keyDatas, fulcio, or a %s requirement in the same scope whose keys it then trusts", field, i, SigstoreAttested, SigstoreSigned))
 			continue
 		}
-		r.Keys, r.Keyless = slices.Clone(keys), keyless
+		if len(keys) > 0 {
+			r.Keys = slices.Clone(keys) // keys first: a requirement is checked by keys or keylessly, not both
+		} else {
+			r.Keyless = keyless
+		}
 	}
 }
 
