@@ -54,26 +54,31 @@ func TestCosignCLI(t *testing.T) {
 			formats = append(formats, "new-bundle-format")
 		}
 		for _, format := range formats {
-			t.Run(major+"/"+format, func(t *testing.T) {
-				ctx := context.Background()
-				e := newEnv(t, signtest.RegistryOptions{})
-				dir := t.TempDir()
-				cosign := func(args ...string) string {
-					t.Helper()
-					cmd := exec.Command(bin, args...)
-					cmd.Dir = dir
-					cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "COSIGN_EXPERIMENTAL=0", "HOME="+dir)
-					out, err := cmd.CombinedOutput()
-					if err != nil {
-						t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+			for _, noReferrers := range []bool{false, true} {
+				name := major + "/" + format
+				if noReferrers {
+					name += "/no-referrers-api"
+				}
+				t.Run(name, func(t *testing.T) {
+					ctx := context.Background()
+					e := newEnv(t, signtest.RegistryOptions{NoReferrers: noReferrers})
+					dir := t.TempDir()
+					cosign := func(args ...string) string {
+						t.Helper()
+						cmd := exec.Command(bin, args...)
+						cmd.Dir = dir
+						cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=", "COSIGN_EXPERIMENTAL=0", "HOME="+dir)
+						out, err := cmd.CombinedOutput()
+						if err != nil {
+							t.Fatalf("cosign %s: %v\n%s", strings.Join(args, " "), err, out)
+						}
+						return string(out)
 					}
-					return string(out)
-				}
-				cosign("generate-key-pair")
-				if err := os.Rename(filepath.Join(dir, "cosign.pub"), filepath.Join(e.keysDir, "a.pub")); err != nil {
-					t.Fatal(err)
-				}
-				v := e.verifier(`  default: [{type: reject}]
+					cosign("generate-key-pair")
+					if err := os.Rename(filepath.Join(dir, "cosign.pub"), filepath.Join(e.keysDir, "a.pub")); err != nil {
+						t.Fatal(err)
+					}
+					v := e.verifier(`  default: [{type: reject}]
   scopes:
     REGISTRY/signed:
       - {type: sigstoreSigned, keyPath: KEYS/a.pub}
@@ -82,34 +87,35 @@ func TestCosignCLI(t *testing.T) {
         conditions:
           - expression: predicate.runDetails.builder.id == "https://github.com/org/app/.github/workflows/build.yml@refs/heads/main"
 `, "")
-				pred := filepath.Join(dir, "provenance.json")
-				extra := []string{"--tlog-upload=false", "--yes", "--key", filepath.Join(dir, "cosign.key")}
-				if format == "new-bundle-format" {
-					extra = append(extra, "--new-bundle-format")
-				}
-				if major == "v3" {
-					extra = append(extra, "--use-signing-config=false")
-				}
-				for _, tc := range []struct {
-					tag, builder string
-					ok           bool
-				}{{"good", "https://github.com/org/app/.github/workflows/build.yml@refs/heads/main", true}, {"bad", "https://github.com/evil/app", false}} {
-					repo, desc := e.push("signed/app", tc.tag)
-					ref := repo.String() + "@" + desc.Digest.String()
-					os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"`+tc.builder+`"},"metadata":{"finishedOn":"`+time.Now().UTC().Format(time.RFC3339)+`"}}}`), 0o644)
-					cosign(append([]string{"sign"}, append(extra, ref)...)...)
-					cosign(append([]string{"attest", "--type", "slsaprovenance1", "--predicate", pred}, append(extra, ref)...)...)
-					res, err := v.Verify(ctx, img(repo, tc.tag, desc))
-					switch {
-					case tc.ok && err != nil:
-						t.Errorf("what %s %s wrote: %v", bin, format, err)
-					case tc.ok:
-						t.Logf("accepted: %s", res.Summary())
-					case err == nil || !strings.Contains(err.Error(), `seen: predicate.runDetails.builder.id = "https://github.com/evil/app"`):
-						t.Errorf("attested by another builder: %v, want refused with the builder seen", err)
+					pred := filepath.Join(dir, "provenance.json")
+					extra := []string{"--tlog-upload=false", "--yes", "--key", filepath.Join(dir, "cosign.key")}
+					if format == "new-bundle-format" {
+						extra = append(extra, "--new-bundle-format")
 					}
-				}
-			})
+					if major == "v3" {
+						extra = append(extra, "--use-signing-config=false")
+					}
+					for _, tc := range []struct {
+						tag, builder string
+						ok           bool
+					}{{"good", "https://github.com/org/app/.github/workflows/build.yml@refs/heads/main", true}, {"bad", "https://github.com/evil/app", false}} {
+						repo, desc := e.push("signed/app", tc.tag)
+						ref := repo.String() + "@" + desc.Digest.String()
+						os.WriteFile(pred, []byte(`{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"`+tc.builder+`"},"metadata":{"finishedOn":"`+time.Now().UTC().Format(time.RFC3339)+`"}}}`), 0o644)
+						cosign(append([]string{"sign"}, append(extra, ref)...)...)
+						cosign(append([]string{"attest", "--type", "slsaprovenance1", "--predicate", pred}, append(extra, ref)...)...)
+						res, err := v.Verify(ctx, img(repo, tc.tag, desc))
+						switch {
+						case tc.ok && err != nil:
+							t.Errorf("what %s %s wrote: %v", bin, format, err)
+						case tc.ok:
+							t.Logf("accepted: %s", res.Summary())
+						case err == nil || !strings.Contains(err.Error(), `seen: predicate.runDetails.builder.id = "https://github.com/evil/app"`):
+							t.Errorf("attested by another builder: %v, want refused with the builder seen", err)
+						}
+					}
+				})
+			}
 		}
 	}
 }
