@@ -34,6 +34,20 @@ type signatureEnv struct {
 	trusted   *signtest.Key
 	untrusted *signtest.Key
 	base      v1.Image
+	// policyFile is the node policy; keyFile the trusted key's cosign.pub.
+	policyFile, keyFile string
+}
+
+// setPolicy replaces the node policy's signatures section (the shim reads
+// the policy at every container start): section is YAML under
+// "signatures:", with CERTS, REGISTRY, KEYDIR (the directory of KEY) and
+// KEY replaced.
+func (e *signatureEnv) setPolicy(t *testing.T, section string) {
+	t.Helper()
+	section = strings.NewReplacer("CERTS", e.c.CertsDir(), "REGISTRY", e.reg.Addr(), "KEYDIR", filepath.Dir(e.keyFile), "KEY", e.keyFile).Replace(section)
+	if err := os.WriteFile(e.policyFile, []byte(testPolicy+"signatures:\n"+section), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // signaturePolicy is testPolicy with a signatures section: images of
@@ -52,6 +66,13 @@ const signaturePolicy = testPolicy + `signatures:
 
 func newSignatureEnv(t *testing.T) *signatureEnv {
 	t.Helper()
+	return newSignatureEnvWith(t, nil)
+}
+
+// newSignatureEnvWith is newSignatureEnv with the containerd options
+// changed by opts first.
+func newSignatureEnvWith(t *testing.T, opts func(*harness.Options)) *signatureEnv {
+	t.Helper()
 	shimDir, err := harness.BuildShim(t)
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +80,12 @@ func newSignatureEnv(t *testing.T) *signatureEnv {
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	dir := t.TempDir()
 	policyFile := filepath.Join(dir, "policy.yaml")
-	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile, RegistryHosts: []string{reg.Addr()}})
-	e := &signatureEnv{c: c, reg: reg}
+	o := harness.Options{ShimDir: shimDir, PolicyPath: policyFile, RegistryHosts: []string{reg.Addr()}}
+	if opts != nil {
+		opts(&o)
+	}
+	c := harness.Start(t, o)
+	e := &signatureEnv{c: c, reg: reg, policyFile: policyFile}
 	if e.trusted, err = signtest.NewKey(signtest.ECDSAP256); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +93,7 @@ func newSignatureEnv(t *testing.T) *signatureEnv {
 		t.Fatal(err)
 	}
 	key := filepath.Join(dir, "cosign.pub")
+	e.keyFile = key
 	if err := e.trusted.WritePublic(key); err != nil {
 		t.Fatal(err)
 	}

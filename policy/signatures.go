@@ -1,22 +1,16 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/sha256"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -30,6 +24,37 @@ const (
 	// public keys, over the exact digest that runs (cosign's formats).
 	SigstoreSigned = "sigstoreSigned"
 )
+
+// Requirement types of hardened's own, beyond containers/image's.
+const (
+	// Pinned requires that the container was created from a reference
+	// that cannot move: by digest (RequireDigest), or at least not by one
+	// of MovingTags (default: latest).
+	Pinned = "pinned"
+	// SigstoreAttested requires an in-toto attestation of PredicateType
+	// about the digest that runs, signed as cosign attest signs it (the
+	// .att tag, or a Sigstore bundle referrer) by one of the listed keys,
+	// whose predicate meets every one of Conditions.
+	SigstoreAttested = "sigstoreAttested"
+)
+
+// requirementTypes lists the requirement types, for errors.
+var requirementTypes = []string{InsecureAcceptAnything, Reject, SigstoreSigned, SigstoreAttested, Pinned}
+
+// Predicate types cosign attest writes (cosign attest --type NAME), by
+// the names cosign gives them; a requirement may use a name or any URI.
+var PredicateTypes = map[string]string{
+	"slsaprovenance":   "https://slsa.dev/provenance/v0.2",
+	"slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+	"slsaprovenance1":  "https://slsa.dev/provenance/v1",
+	"vuln":             "https://cosign.sigstore.dev/attestation/vuln/v1",
+	"spdx":             "https://spdx.dev/Document",
+	"spdxjson":         "https://spdx.dev/Document",
+	"cyclonedx":        "https://cyclonedx.org/bom",
+	"link":             "https://in-toto.io/Link/v1",
+	"openvex":          "https://openvex.dev/ns",
+	"custom":           "https://cosign.sigstore.dev/attestation/v1",
+}
 
 // Signed identity types: what repository a signature must name.
 const (
@@ -71,6 +96,12 @@ type Signatures struct {
 	// PolicyFile names an existing containers/image policy.json to use
 	// instead of Default and Scopes (its "docker" transport).
 	PolicyFile string `yaml:"policyFile,omitempty" json:"policyFile,omitempty"`
+	// Namespaces give the containers of pods in a Kubernetes namespace
+	// their own default, scopes or policy file, used instead of the ones
+	// above (as CRI-O's per-namespace policy.json). The namespace is the
+	// pod sandbox's, as CRI records it; other containers, and pods of
+	// namespaces not listed, get the ones above.
+	Namespaces map[string]*NamespaceSignatures `yaml:"namespaces,omitempty" json:"namespaces,omitempty"`
 
 	// RegistryConfigPath is containerd's registry host directory
 	// (hosts.toml per registry: mirrors, plain HTTP, CA files).
@@ -96,6 +127,17 @@ type Signatures struct {
 	Hash string `yaml:"-" json:"hash"`
 }
 
+// NamespaceSignatures are the requirements of one Kubernetes namespace.
+type NamespaceSignatures struct {
+	// Default applies to images that no scope of the namespace matches.
+	Default []Requirement `yaml:"default,omitempty" json:"default,omitempty"`
+	// Scopes are as Signatures.Scopes.
+	Scopes map[string][]Requirement `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+	// PolicyFile is a containers/image policy.json used instead of
+	// Default and Scopes.
+	PolicyFile string `yaml:"policyFile,omitempty" json:"policyFile,omitempty"`
+}
+
 // Requirement is one requirement of a scope.
 type Requirement struct {
 	Type string `yaml:"type" json:"type"`
@@ -109,8 +151,71 @@ type Requirement struct {
 	// SignedIdentity says which repository the signature must name.
 	SignedIdentity *SignedIdentity `yaml:"signedIdentity,omitempty" json:"signedIdentity,omitempty"`
 
+	// Fulcio, instead of keys, trusts keyless signatures: a short-lived
+	// certificate issued by the Fulcio CA to an OIDC identity, logged in
+	// Rekor (containers/image's fields).
+	Fulcio *Fulcio `yaml:"fulcio,omitempty" json:"fulcio,omitempty"`
+	// RekorPublicKeyPath(s) and RekorPublicKeyData(s) are the Rekor
+	// transparency log's public keys (PEM): a keyless signature must have
+	// an entry in the log (its signed entry timestamp is checked offline).
+	RekorPublicKeyPath  string   `yaml:"rekorPublicKeyPath,omitempty" json:"rekorPublicKeyPath,omitempty"`
+	RekorPublicKeyPaths []string `yaml:"rekorPublicKeyPaths,omitempty" json:"rekorPublicKeyPaths,omitempty"`
+	RekorPublicKeyData  string   `yaml:"rekorPublicKeyData,omitempty" json:"rekorPublicKeyData,omitempty"`
+	RekorPublicKeyDatas []string `yaml:"rekorPublicKeyDatas,omitempty" json:"rekorPublicKeyDatas,omitempty"`
+	// TrustedRootPath is a Sigstore trusted root (trusted_root.json, as
+	// sigstore's TUF repository serves it, or a private deployment's):
+	// Fulcio CAs, Rekor logs, timestamp authorities, instead of fulcio's
+	// caPath and the Rekor keys. Read when the policy is loaded; never
+	// fetched.
+	TrustedRootPath string `yaml:"trustedRootPath,omitempty" json:"trustedRootPath,omitempty"`
+
+	// RequireDigest (pinned): the reference must name a digest
+	// (repo@sha256:... or repo:tag@sha256:...).
+	RequireDigest bool `yaml:"requireDigest,omitempty" json:"requireDigest,omitempty"`
+	// MovingTags (pinned): tags refused, as globs ("latest", "*-dev");
+	// default [latest]. A reference by digest is never refused for its tag.
+	MovingTags []string `yaml:"movingTags,omitempty" json:"movingTags,omitempty"`
+
+	// PredicateType (sigstoreAttested): the in-toto predicate type
+	// required, a URI or one of cosign's names (PredicateTypes); the
+	// loader replaces a name with its URI.
+	PredicateType string `yaml:"predicateType,omitempty" json:"predicateType,omitempty"`
+	// Conditions (sigstoreAttested) must all hold for one attestation of
+	// PredicateType. Without keys, a sigstoreAttested requirement trusts
+	// the keys of the scope's sigstoreSigned requirements.
+	Conditions []Condition `yaml:"conditions,omitempty" json:"conditions,omitempty"`
+
 	// Keys are the parsed keys, filled by the policy's loader.
 	Keys []PublicKey `yaml:"-" json:"-"`
+	// Keyless is the keyless trust material, filled by the loader when
+	// Fulcio is set.
+	Keyless *Keyless `yaml:"-" json:"-"`
+}
+
+// Condition is a check of an attestation, written in CEL (the expression
+// language of Kubernetes' ValidatingAdmissionPolicy), evaluated by the
+// verifier (hardened-verify), never by the shim. The expression sees:
+//
+//	predicateType string      the statement's predicate type
+//	predicate     map          the predicate (JSON)
+//	subject       list         the statement's subjects
+//	statement     map          the whole in-toto statement
+//	image, digest string       what runs
+//	now           timestamp    the time of the check
+//
+// with CEL's standard library, the Kubernetes extension libraries for
+// strings, lists and sets, and string.matchesGlob(pattern) (* any run of
+// characters, ? one).
+type Condition struct {
+	// Expression must evaluate to true, e.g.
+	// predicate.builder.id == "https://github.com/org/repo/.github/workflows/build.yml@refs/heads/main".
+	Expression string `yaml:"expression" json:"expression"`
+	// Message is said when the expression is false (default: the
+	// expression).
+	Message string `yaml:"message,omitempty" json:"message,omitempty"`
+	// MessageExpression is a CEL expression of type string said when the
+	// expression is false, e.g. to show the value found.
+	MessageExpression string `yaml:"messageExpression,omitempty" json:"messageExpression,omitempty"`
 }
 
 // SignedIdentity is a requirement's identity rule.
@@ -176,7 +281,7 @@ func (s *Signatures) fillDefaults() {
 // validates it and computes Hash, as Parse does for the section of a file.
 func (s *Signatures) Load() error { return s.load(os.ReadFile) }
 
-// load reads the policy file and the keys the section names, validates
+// load reads the policy files and the keys the section names, validates
 // everything and computes Hash.
 func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 	var errs []error
@@ -193,32 +298,64 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 		Default            []Requirement
 		Scopes             map[string][]Requirement
 		PolicyFile         string
+		Namespaces         map[string]*NamespaceSignatures `json:",omitempty"`
 		RegistryConfigPath string
 		AuthFile           string
 		SignatureDir       string
 		Timeout            Duration
 		VerdictTTL         Duration
-	}{s.Default, s.Scopes, s.PolicyFile, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout, s.VerdictTTL})
+	}{s.Default, s.Scopes, s.PolicyFile, s.Namespaces, s.RegistryConfigPath, s.AuthFile, s.SignatureDir, s.Timeout, s.VerdictTTL})
 	h.Write(canon)
 
-	if s.PolicyFile != "" {
-		if len(s.Default) > 0 || len(s.Scopes) > 0 {
-			return errors.New("signatures.policyFile: set either policyFile or default/scopes, not both")
+	base := &NamespaceSignatures{Default: s.Default, Scopes: s.Scopes, PolicyFile: s.PolicyFile}
+	if err := base.load("signatures", readFile, h, &errs); err != nil {
+		return err
+	}
+	s.Default, s.Scopes = base.Default, base.Scopes
+	for _, ns := range slices.Sorted(maps.Keys(s.Namespaces)) {
+		field := fmt.Sprintf("signatures.namespaces[%q]", ns)
+		if err := validNamespaceName(ns); err != nil {
+			bad("%s: %v", field, err)
 		}
-		data, err := readFile(s.PolicyFile)
+		sec := s.Namespaces[ns]
+		if sec == nil {
+			bad("%s: empty; give default, scopes or policyFile", field)
+			continue
+		}
+		h.Write([]byte("\x00namespace " + ns + "\x00"))
+		if err := sec.load(field, readFile, h, &errs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.Hash = hex.EncodeToString(h.Sum(nil))
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}
+
+// load reads the section's policy file, if any, and validates its
+// requirements and scopes, appending problems to errs. field is where the
+// section is ("signatures", `signatures.namespaces["prod"]`). It returns an
+// error only when the section cannot be read at all.
+func (n *NamespaceSignatures) load(field string, readFile func(string) ([]byte, error), h interface{ Write([]byte) (int, error) }, errs *[]error) error {
+	bad := func(format string, args ...any) { *errs = append(*errs, fmt.Errorf(format, args...)) }
+	if n.PolicyFile != "" {
+		if len(n.Default) > 0 || len(n.Scopes) > 0 {
+			return fmt.Errorf("%s.policyFile: set either policyFile or default/scopes, not both", field)
+		}
+		data, err := readFile(n.PolicyFile)
 		if err != nil {
-			return fmt.Errorf("signatures.policyFile: %w", err)
+			return fmt.Errorf("%s.policyFile: %w", field, err)
 		}
 		h.Write(data)
 		def, scopes, err := parsePolicyJSON(data)
 		if err != nil {
-			return fmt.Errorf("signatures.policyFile %s: %w", s.PolicyFile, err)
+			return fmt.Errorf("%s.policyFile %s: %w", field, n.PolicyFile, err)
 		}
-		s.Default, s.Scopes = def, scopes
-	} else if len(s.Default) == 0 {
-		bad("signatures.default: must list at least one requirement (e.g. [{type: reject}] or [{type: insecureAcceptAnything}])")
+		n.Default, n.Scopes = def, scopes
+	} else if len(n.Default) == 0 {
+		bad("%s.default: must list at least one requirement (e.g. [{type: reject}] or [{type: insecureAcceptAnything}])", field)
 	}
-	where := s.PolicyFile
+	where := n.PolicyFile
 	if where != "" {
 		where = filepath.Dir(where)
 	}
@@ -227,454 +364,67 @@ func (s *Signatures) load(readFile func(string) ([]byte, error)) error {
 			bad("%s: must list at least one requirement", field)
 		}
 		for i := range reqs {
-			for _, e := range reqs[i].load(fmt.Sprintf("%s[%d]", field, i), where, readFile, h) {
-				errs = append(errs, e)
-			}
+			*errs = append(*errs, reqs[i].load(fmt.Sprintf("%s[%d]", field, i), where, readFile, h)...)
 		}
+		inheritKeys(field, reqs, errs)
 	}
-	if len(s.Default) > 0 {
-		check("signatures.default", s.Default)
+	if len(n.Default) > 0 {
+		check(field+".default", n.Default)
 	}
-	for _, scope := range slices.Sorted(maps.Keys(s.Scopes)) {
-		field := fmt.Sprintf("signatures.scopes[%q]", scope)
+	for _, scope := range slices.Sorted(maps.Keys(n.Scopes)) {
+		sf := fmt.Sprintf("%s.scopes[%q]", field, scope)
 		if err := validScope(scope); err != nil {
-			bad("%s: %v", field, err)
+			bad("%s: %v", sf, err)
 		}
-		check(field, s.Scopes[scope])
-	}
-	s.Hash = hex.EncodeToString(h.Sum(nil))
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
-}
-
-// load validates one requirement and reads its keys.
-func (r *Requirement) load(field, base string, readFile func(string) ([]byte, error), h interface{ Write([]byte) (int, error) }) []error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(field+format, args...)) }
-	hasKeys := r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
-	switch r.Type {
-	case InsecureAcceptAnything, Reject:
-		if hasKeys || r.SignedIdentity != nil {
-			bad(".type: %s takes no keys or signedIdentity", r.Type)
-		}
-		return errs
-	case SigstoreSigned:
-	case "":
-		bad(".type: missing; one of %s, %s, %s", InsecureAcceptAnything, Reject, SigstoreSigned)
-		return errs
-	case "signedBy":
-		bad(".type: signedBy (GPG simple signing) is not supported; sign with cosign and use %s", SigstoreSigned)
-		return errs
-	default:
-		bad(".type: %q is not supported; one of %s, %s, %s", r.Type, InsecureAcceptAnything, Reject, SigstoreSigned)
-		return errs
-	}
-	if !hasKeys {
-		bad(": %s needs keyPath, keyPaths, keyData or keyDatas (keyless Fulcio/Rekor verification is not supported)", SigstoreSigned)
-	}
-	r.Keys = nil
-	paths := append([]string{}, r.KeyPaths...)
-	if r.KeyPath != "" {
-		paths = append([]string{r.KeyPath}, paths...)
-	}
-	for _, p := range paths {
-		file := p
-		if base != "" && !filepath.IsAbs(file) {
-			file = filepath.Join(base, file)
-		}
-		data, err := readFile(file)
-		if err != nil {
-			bad(".keyPath: cannot read the key: %v", err)
-			continue
-		}
-		alg, err := CheckPublicKey(data)
-		if err != nil {
-			bad(".keyPath %s: %v", file, err)
-			continue
-		}
-		h.Write(data)
-		r.Keys = append(r.Keys, PublicKey{Source: "keyPath " + file, Algorithm: alg, PEM: data})
-	}
-	datas := append([]string{}, r.KeyDatas...)
-	if r.KeyData != "" {
-		datas = append([]string{r.KeyData}, datas...)
-	}
-	for i, d := range datas {
-		alg, err := CheckPublicKey([]byte(d))
-		if err != nil {
-			bad(".keyData[%d]: %v", i, err)
-			continue
-		}
-		h.Write([]byte(d))
-		r.Keys = append(r.Keys, PublicKey{Source: fmt.Sprintf("keyData[%d]", i), Algorithm: alg, PEM: []byte(d)})
-	}
-	if id := r.SignedIdentity; id != nil {
-		switch id.Type {
-		case MatchRepository, MatchExact, MatchRepoDigestOrExact:
-			if id.DockerReference != "" || id.DockerRepository != "" {
-				bad(".signedIdentity: %s takes no dockerReference or dockerRepository", id.Type)
-			}
-		case ExactRepository:
-			if n, err := parseImageRef(id.DockerRepository); err != nil || n.Tag != "" || n.Digest != "" {
-				bad(".signedIdentity.dockerRepository: %q is not a repository like registry.example.com/team/app", id.DockerRepository)
-			}
-		case ExactReference:
-			if n, err := parseImageRef(id.DockerReference); err != nil || n.Tag == "" && n.Digest == "" {
-				bad(".signedIdentity.dockerReference: %q is not a reference like registry.example.com/team/app:v1", id.DockerReference)
-			}
-		case "remapIdentity":
-			bad(".signedIdentity.type: remapIdentity is not supported")
-		default:
-			bad(".signedIdentity.type: %q is not one of %s, %s, %s, %s, %s", id.Type, MatchRepository, MatchExact, MatchRepoDigestOrExact, ExactRepository, ExactReference)
-		}
-	}
-	return errs
-}
-
-// OIDs of the public key algorithms and curves cosign keys use.
-var (
-	oidECPublicKey  = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidRSA          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidEd25519      = asn1.ObjectIdentifier{1, 3, 101, 112}
-	namedCurvePoint = map[string]struct {
-		name string
-		size int // of the uncompressed point
-	}{
-		"1.2.840.10045.3.1.7": {"P-256", 65},
-		"1.3.132.0.34":        {"P-384", 97},
-		"1.3.132.0.35":        {"P-521", 133},
-	}
-)
-
-// CheckPublicKey checks a PEM public key as cosign writes it (cosign.pub:
-// a PKIX SubjectPublicKeyInfo) and says what it is: ECDSA P-256, P-384 or
-// P-521, Ed25519, or RSA of at least 2048 bits. It checks the structure
-// only, with encoding/asn1: this package stays free of crypto/x509 (which
-// brings net and cgo); the verifier parses the key with crypto/x509.
-func CheckPublicKey(data []byte) (string, error) {
-	block, _ := pem.Decode(bytes.TrimSpace(data))
-	if block == nil {
-		return "", errors.New("not a PEM public key (want -----BEGIN PUBLIC KEY-----, as cosign.pub)")
-	}
-	if strings.Contains(block.Type, "PRIVATE") {
-		return "", errors.New("this is a private key: give the public key (cosign.pub)")
-	}
-	if block.Type != "PUBLIC KEY" {
-		return "", fmt.Errorf("PEM block %q is not a PUBLIC KEY", block.Type)
-	}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if rest, err := asn1.Unmarshal(block.Bytes, &spki); err != nil || len(rest) > 0 {
-		return "", errors.New("not a public key: malformed SubjectPublicKeyInfo")
-	}
-	key := spki.PublicKey.RightAlign()
-	switch alg := spki.Algorithm.Algorithm; {
-	case alg.Equal(oidECPublicKey):
-		var curve asn1.ObjectIdentifier
-		if _, err := asn1.Unmarshal(spki.Algorithm.Parameters.FullBytes, &curve); err != nil {
-			return "", errors.New("ECDSA key without a named curve")
-		}
-		c, ok := namedCurvePoint[curve.String()]
-		if !ok {
-			return "", fmt.Errorf("ECDSA curve %s is not supported (P-256, P-384, P-521)", curve)
-		}
-		if len(key) != c.size || key[0] != 4 {
-			return "", fmt.Errorf("ECDSA %s key: malformed point", c.name)
-		}
-		return "ECDSA " + c.name, nil
-	case alg.Equal(oidEd25519):
-		if len(key) != 32 {
-			return "", errors.New("Ed25519 key: not 32 bytes")
-		}
-		return "Ed25519", nil
-	case alg.Equal(oidRSA):
-		var pk struct {
-			N *big.Int
-			E int
-		}
-		if _, err := asn1.Unmarshal(key, &pk); err != nil || pk.N == nil {
-			return "", errors.New("RSA key: malformed")
-		}
-		if pk.N.BitLen() < 2048 {
-			return "", fmt.Errorf("RSA key of %d bits is too short (at least 2048)", pk.N.BitLen())
-		}
-		return fmt.Sprintf("RSA %d", pk.N.BitLen()), nil
-	default:
-		return "", fmt.Errorf("key algorithm %s is not supported (ECDSA, Ed25519, RSA)", alg)
-	}
-}
-
-// validScope checks a scope key: a registry host (or *.domain), a
-// repository or namespace, or a reference with a tag or digest.
-func validScope(scope string) error {
-	if scope == "" {
-		return errors.New("empty scope; use default")
-	}
-	if scope != strings.ToLower(scope) && !strings.ContainsAny(scope, "/") {
-		return fmt.Errorf("registry hosts are lowercase: write %q", strings.ToLower(scope))
-	}
-	if strings.HasPrefix(scope, "*.") {
-		if strings.ContainsAny(scope[2:], "/*:@") || scope[2:] == "" {
-			return errors.New("a wildcard scope is a host name like *.example.com")
-		}
-		return nil
-	}
-	if strings.Contains(scope, "*") {
-		return errors.New("only a leading *. (host wildcard) is allowed")
-	}
-	if !strings.Contains(scope, "/") {
-		if !strings.ContainsAny(scope, ".:") && scope != "localhost" {
-			return fmt.Errorf("%q is not a registry host and would never match; for a Docker Hub image write docker.io/library/%s", scope, scope)
-		}
-		if !validDomain(scope) {
-			return errors.New("not a registry host")
-		}
-		return nil
-	}
-	// A namespace, repository or reference: it matches only if written
-	// the way image references are normalised.
-	r, err := parseImageRef(scope)
-	if err != nil {
-		return err
-	}
-	if r.Domain != strings.ToLower(r.Domain) {
-		return fmt.Errorf("registry hosts are lowercase: write %q", strings.Replace(scope, r.Domain, strings.ToLower(r.Domain), 1))
-	}
-	if r.String() != scope {
-		return fmt.Errorf("would never match: image references are normalised, write %q", r.String())
+		check(sf, n.Scopes[scope])
 	}
 	return nil
 }
 
-// Scope is the outcome of matching an image against the section.
-type Scope struct {
-	// Name is the matched scope, or "default".
-	Name string
-	// Image is the image reference, normalised (docker.io/library/...).
-	Image        string
-	Requirements []Requirement
+// validNamespaceName checks a Kubernetes namespace name (an RFC 1123
+// label: lowercase letters, digits and inner hyphens, at most 63).
+func validNamespaceName(ns string) error {
+	ok := ns != "" && len(ns) <= 63 && ns[0] != '-' && ns[len(ns)-1] != '-'
+	for _, c := range ns {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-')
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)", ns)
+	}
+	return nil
 }
 
-// Match returns the requirements for an image reference, from the most
-// specific scope that matches it: the reference with its tag or digest,
-// the repository, each enclosing namespace, the registry host, wildcard
-// hosts (*.example.com), then default. docker.io, index.docker.io and
-// short names are normalised the way docker and containerd do.
-//
-// digests are the digests the image is known to run (containerd's record
-// of an image named by tag has them): scopes of repo@digest apply to them
-// first, whatever tag the image was pulled by.
-func (s *Signatures) Match(image string, digests ...string) (Scope, error) {
-	named, err := parseImageRef(image)
-	if err != nil {
-		return Scope{}, err
-	}
-	named.Domain = strings.ToLower(named.Domain)
-	norm := named.String()
-	var cands []string
-	for _, d := range digests {
-		if d != "" {
-			cands = append(cands, named.Name()+"@"+d)
-		}
-	}
-	for _, c := range append(cands, scopeCandidates(named)...) {
-		if reqs, ok := s.Scopes[c]; ok {
-			return Scope{Name: c, Image: norm, Requirements: reqs}, nil
-		}
-	}
-	return Scope{Name: "default", Image: norm, Requirements: s.Default}, nil
-}
-
-// scopeCandidates lists the scopes that match a reference, most specific
-// first (containers/image's docker transport order).
-func scopeCandidates(named imageRef) []string {
-	var out []string
-	repo := named.Name()
-	if named.Digest != "" {
-		out = append(out, repo+"@"+named.Digest)
-	}
-	if named.Tag != "" {
-		out = append(out, repo+":"+named.Tag)
-	}
-	for p := repo; p != ""; {
-		out = append(out, p)
-		i := strings.LastIndex(p, "/")
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	host := named.Domain
-	h, _, _ := strings.Cut(host, ":")
-	labels := strings.Split(h, ".")
-	for i := 1; i < len(labels); i++ {
-		out = append(out, "*."+strings.Join(labels[i:], "."))
-	}
-	return out
-}
-
-// policyJSON is containers/image's policy.json.
-type policyJSON struct {
-	Default    []json.RawMessage                       `json:"default"`
-	Transports map[string]map[string][]json.RawMessage `json:"transports"`
-}
-
-// requirementJSON is a requirement as policy.json spells it: keyData and
-// keyDatas are base64 of the PEM.
-type requirementJSON struct {
-	Type           string          `json:"type"`
-	KeyType        string          `json:"keyType,omitempty"`
-	KeyPath        string          `json:"keyPath,omitempty"`
-	KeyPaths       []string        `json:"keyPaths,omitempty"`
-	KeyData        []byte          `json:"keyData,omitempty"`
-	KeyDatas       [][]byte        `json:"keyDatas,omitempty"`
-	SignedIdentity *SignedIdentity `json:"signedIdentity,omitempty"`
-}
-
-// parsePolicyJSON reads a policy.json: its default and its "docker"
-// transport scopes. Other transports (docker-daemon, atomic, ...) do not
-// apply to images containerd pulls and are ignored. Requirement types or
-// fields hardened cannot check (signedBy, keyless fulcio/rekor, pki,
-// remapIdentity) are errors, never ignored.
-func parsePolicyJSON(data []byte) ([]Requirement, map[string][]Requirement, error) {
-	if err := strictJSONKeys(data); err != nil {
-		return nil, nil, fmt.Errorf("not a policy.json: %v", err)
-	}
-	var pj policyJSON
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&pj); err != nil {
-		return nil, nil, fmt.Errorf("not a policy.json: %v", err)
-	}
-	conv := func(field string, raws []json.RawMessage) ([]Requirement, error) {
-		var out []Requirement
-		for i, raw := range raws {
-			var rj requirementJSON
-			d := json.NewDecoder(bytes.NewReader(raw))
-			d.DisallowUnknownFields()
-			if err := d.Decode(&rj); err != nil {
-				return nil, fmt.Errorf("%s[%d]: %v (supported: type, keyPath, keyPaths, keyData, keyDatas, signedIdentity)", field, i, cleanJSONError(err))
+// inheritKeys gives a sigstoreAttested requirement without keys of its own
+// the keys of the scope's sigstoreSigned requirements.
+func inheritKeys(field string, reqs []Requirement, errs *[]error) {
+	var keys []PublicKey
+	var keyless *Keyless
+	for _, r := range reqs {
+		if r.Type == SigstoreSigned {
+			keys = append(keys, r.Keys...)
+			if r.Keyless != nil && keyless == nil {
+				keyless = r.Keyless
 			}
-			if rj.Type == SigstoreSigned {
-				if rj.KeyType != "" {
-					return nil, fmt.Errorf("%s[%d].keyType: not a field of sigstoreSigned", field, i)
-				}
-				n := 0
-				for _, set := range []bool{rj.KeyPath != "", rj.KeyPaths != nil, rj.KeyData != nil, rj.KeyDatas != nil} {
-					if set {
-						n++
-					}
-				}
-				if n > 1 {
-					return nil, fmt.Errorf("%s[%d]: give exactly one of keyPath, keyPaths, keyData, keyDatas", field, i)
-				}
-				if rj.SignedIdentity == nil {
-					// containers/image's default for sigstoreSigned.
-					rj.SignedIdentity = &SignedIdentity{Type: MatchRepoDigestOrExact}
-				}
-			} else if rj.KeyType != "" && rj.KeyType != "GPGKeys" {
-				return nil, fmt.Errorf("%s[%d].keyType: %q is not supported", field, i, rj.KeyType)
-			}
-			r := Requirement{Type: rj.Type, KeyPath: rj.KeyPath, KeyPaths: rj.KeyPaths, SignedIdentity: rj.SignedIdentity}
-			if rj.KeyData != nil {
-				r.KeyData = string(rj.KeyData)
-			}
-			for _, k := range rj.KeyDatas {
-				r.KeyDatas = append(r.KeyDatas, string(k))
-			}
-			out = append(out, r)
 		}
-		return out, nil
 	}
-	def, err := conv("default", pj.Default)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(def) == 0 {
-		return nil, nil, errors.New("default: must list at least one requirement")
-	}
-	scopes := map[string][]Requirement{}
-	for scope, raws := range pj.Transports["docker"] {
-		if scope == "" {
-			continue // "" in a transport is that transport's default: use it as ours
+	for i := range reqs {
+		r := &reqs[i]
+		if r.Type != SigstoreAttested || r.hasKeys() || r.Fulcio != nil {
+			continue
 		}
-		reqs, err := conv(fmt.Sprintf("transports.docker[%q]", scope), raws)
-		if err != nil {
-			return nil, nil, err
+		if len(keys) == 0 && keyless == nil {
+			*errs = append(*errs, fmt.Errorf("%s[%d]: %s needs keyPath, keyPaths, keyData or keyDatas, fulcio, or a %s requirement in the same scope whose keys it then trusts", field, i, SigstoreAttested, SigstoreSigned))
+			continue
 		}
-		scopes[scope] = reqs
-	}
-	if raws, ok := pj.Transports["docker"][""]; ok {
-		reqs, err := conv(`transports.docker[""]`, raws)
-		if err != nil {
-			return nil, nil, err
+		if len(keys) > 0 {
+			r.Keys = slices.Clone(keys) // keys first: a requirement is checked by keys or keylessly, not both
+		} else {
+			r.Keyless = keyless
 		}
-		def = reqs
-	}
-	return def, scopes, nil
-}
-
-// jsonFields are the keys a policy.json may have, spelled as
-// containers/image spells them.
-var jsonFields = map[string]string{}
-
-func init() {
-	for _, f := range []string{"default", "transports", "type", "keyType", "keyPath", "keyPaths", "keyData", "keyDatas",
-		"signedIdentity", "dockerReference", "dockerRepository"} {
-		jsonFields[strings.ToLower(f)] = f
 	}
 }
 
-// strictJSONKeys refuses what encoding/json would quietly accept and
-// containers/image refuses: a key given twice in an object (json keeps the
-// last) and a known key in another case ("Type": json matches it).
-func strictJSONKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var walk func() error
-	walk = func() error {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				k, _ := kt.(string)
-				low := strings.ToLower(k)
-				if seen[low] {
-					return fmt.Errorf("key %q given twice", k)
-				}
-				seen[low] = true
-				if want, ok := jsonFields[low]; ok && want != k {
-					return fmt.Errorf("key %q: write %q", k, want)
-				}
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token()
-			return err
-		}
-		return nil
-	}
-	return walk()
-}
-
-func cleanJSONError(err error) string {
-	return strings.TrimPrefix(err.Error(), "json: ")
+// hasKeys reports whether the requirement names keys of its own.
+func (r *Requirement) hasKeys() bool {
+	return r.KeyPath != "" || len(r.KeyPaths) > 0 || r.KeyData != "" || len(r.KeyDatas) > 0
 }

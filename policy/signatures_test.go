@@ -159,7 +159,7 @@ func TestSignaturesKeyTypes(t *testing.T) {
 		"bad identity":  {"keyPath: " + good[0] + ", signedIdentity: {type: remapIdentity}", "remapIdentity is not supported"},
 		"unknown ident": {"keyPath: " + good[0] + ", signedIdentity: {type: nope}", `"nope" is not one of`},
 		"exactRepo tag": {"keyPath: " + good[0] + ", signedIdentity: {type: exactRepository, dockerRepository: 'r.io/a:1'}", "is not a repository"},
-		"fulcio":        {"keyPath: " + good[0] + ", fulcio: {}", "field fulcio not found"},
+		"fulcio":        {"keyPath: " + good[0] + ", fulcio: {}", "give either keys (keyPath, ...) or fulcio, not both"},
 	} {
 		typ := SigstoreSigned
 		if name == "signedBy" {
@@ -247,8 +247,9 @@ func TestSignaturesPolicyJSON(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		`{"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}`:                   "signedBy (GPG simple signing) is not supported",
-		`{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}}]}`:                           `unknown field "fulcio"`,
-		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "rekorPublicKeyPath": "/r.pub"}]}`: `unknown field "rekorPublicKeyPath"`,
+		`{"default": [{"type": "sigstoreSigned", "fulcio": {"caPath": "/ca"}}]}`:                           `fulcio.oidcIssuer: missing`,
+		`{"default": [{"type": "sigstoreSigned", "keyPath": "team.pub", "rekorPublicKeyPath": "/r.pub"}]}`: `rekorPublicKey* and trustedRootPath belong to keyless requirements`,
+		`{"default": [{"type": "sigstoreSigned", "pki": {}}]}`:                                             `unknown field "pki"`,
 		`{"default": []}`: "default: must list at least one requirement",
 		`{"default": [{"type": "reject"}], "transports": {"docker": {"r.io": [{"type": "prSignedBaseLayer"}]}}}`: `"prSignedBaseLayer" is not supported`,
 		`not json`: "not a policy.json",

@@ -6,10 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hardened-runtime/hardened/verify/conditions"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"strings"
 	"time"
 
@@ -28,7 +31,7 @@ import (
 // check verifies one signature against one sigstoreSigned requirement for
 // the image named and the digest d: made by one of the requirement's keys,
 // over a payload that names d, and an identity the requirement accepts.
-func check(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
+func check(c candidate, r policy.Requirement, ts *trustStore, named reference.Named, d digest.Digest) (*verdict.Satisfied, error) {
 	var (
 		key      *policy.PublicKey
 		identity string
@@ -39,9 +42,9 @@ func check(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, 
 		if c.sig == nil {
 			return nil, errors.New("signature annotation is not base64")
 		}
-		key, identity, err = checkClassic(c, r, keys, d)
+		key, identity, err = checkClassic(c, r, ts, d)
 	case kindBundle:
-		key, identity, err = checkBundle(c, r, keys, d)
+		key, identity, err = checkBundle(c, r, ts, d)
 	default:
 		err = fmt.Errorf("unknown signature kind %q", c.kind)
 	}
@@ -94,10 +97,24 @@ func verifiers(key crypto.PublicKey) []signature.Verifier {
 }
 
 // checkClassic checks a cosign simple signing signature.
-func checkClassic(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
+func checkClassic(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, string, error) {
 	var key *policy.PublicKey
-	for i := range r.Keys {
-		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
+	if r.Keyless != nil {
+		kt := ts.keyless[r.Keyless]
+		if kt == nil {
+			return nil, "", errors.New("keyless trust material not loaded")
+		}
+		b, err := classicKeylessBundle(c)
+		if err != nil {
+			return nil, "", fmt.Errorf("not a keyless signature: %v", err)
+		}
+		if _, err := kt.verify(b, sgverify.WithArtifact(bytes.NewReader(c.payload))); err != nil {
+			return nil, "", keylessError(kt, err)
+		}
+		key = &policy.PublicKey{Source: kt.who}
+	}
+	for i := 0; key == nil && i < len(r.Keys); i++ {
+		for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
 			if v.VerifySignature(bytes.NewReader(c.sig), bytes.NewReader(c.payload)) == nil {
 				key = &r.Keys[i]
 				break
@@ -126,58 +143,233 @@ func checkClassic(c candidate, r policy.Requirement, keys map[string]crypto.Publ
 // checkBundle checks a Sigstore bundle made with a key (no certificate,
 // transparency log or timestamp needed: the key is the trust) whose DSSE
 // statement is cosign's signature statement over d.
-func checkBundle(c candidate, r policy.Requirement, keys map[string]crypto.PublicKey, d digest.Digest) (*policy.PublicKey, string, error) {
-	var b bundle.Bundle
-	if err := b.UnmarshalJSON(c.bundle); err != nil {
-		return nil, "", fmt.Errorf("not a Sigstore bundle: %v", err)
-	}
-	if d.Algorithm() != digest.SHA256 {
-		return nil, "", fmt.Errorf("digest algorithm %s is not supported", d.Algorithm())
-	}
-	want, err := hex.DecodeString(d.Encoded())
+func checkBundle(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, string, error) {
+	key, st, err := bundleStatement(c, r, ts, d)
 	if err != nil {
 		return nil, "", err
 	}
+	if st.PredicateType != CosignSignPredicate {
+		return nil, "", fmt.Errorf("statement predicate %q is not cosign's signature %q (an attestation is not a signature)", st.PredicateType, CosignSignPredicate)
+	}
+	return key, st.subjectName(d), nil
+}
+
+// statement is a verified in-toto statement about the digest that runs.
+type statement struct {
+	Type          string `json:"_type"`
+	PredicateType string `json:"predicateType"`
+	Subject       []struct {
+		Name   string            `json:"name"`
+		Digest map[string]string `json:"digest"`
+	} `json:"subject"`
+	// raw is the statement's JSON, decoded, for conditions.
+	raw map[string]any
+}
+
+// in-toto statement types cosign writes (v0.1 by cosign v2's attest, v1
+// by cosign v3).
+var statementTypes = map[string]bool{"https://in-toto.io/Statement/v0.1": true, "https://in-toto.io/Statement/v1": true}
+
+// parseStatement decodes a DSSE payload as an in-toto statement about d.
+func parseStatement(payload []byte, d digest.Digest) (*statement, error) {
+	var st statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return nil, fmt.Errorf("payload is not an in-toto statement: %v", err)
+	}
+	if !statementTypes[st.Type] {
+		return nil, fmt.Errorf("statement _type %q is not an in-toto statement", st.Type)
+	}
+	if err := json.Unmarshal(payload, &st.raw); err != nil {
+		return nil, err
+	}
+	if st.subjectName(d) == "" && !st.about(d) {
+		return nil, fmt.Errorf("statement does not name %s", short(d))
+	}
+	return &st, nil
+}
+
+// about reports whether a subject of the statement is d.
+func (st *statement) about(d digest.Digest) bool {
+	for _, s := range st.Subject {
+		if s.Digest[d.Algorithm().String()] == d.Encoded() {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectName is the name of the subject that is d ("" for none).
+func (st *statement) subjectName(d digest.Digest) string {
+	for _, s := range st.Subject {
+		if s.Digest[d.Algorithm().String()] == d.Encoded() {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+// bundleStatement verifies a Sigstore bundle made with one of r's keys
+// whose DSSE statement is about d, and returns the key and the statement.
+func bundleStatement(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, *statement, error) {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(c.bundle); err != nil {
+		return nil, nil, fmt.Errorf("not a Sigstore bundle: %v", err)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return nil, nil, fmt.Errorf("digest algorithm %s is not supported", d.Algorithm())
+	}
+	want, err := hex.DecodeString(d.Encoded())
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Keyless != nil {
+		kt := ts.keyless[r.Keyless]
+		if kt == nil {
+			return nil, nil, errors.New("keyless trust material not loaded")
+		}
+		if _, err := kt.verify(&b, sgverify.WithArtifactDigest("sha256", want)); err != nil {
+			if strings.Contains(err.Error(), "artifact digest") {
+				return nil, nil, fmt.Errorf("signed statement names another digest, not %s that runs", short(d))
+			}
+			return nil, nil, keylessError(kt, err)
+		}
+		if b.GetDsseEnvelope() == nil {
+			return nil, nil, errors.New("bundle has no in-toto statement (a message signature is not a cosign image signature)")
+		}
+		st, err := parseStatement(b.GetDsseEnvelope().GetPayload(), d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &policy.PublicKey{Source: kt.who}, st, nil
+	}
 	var lastErr error
 	for i := range r.Keys {
-		for _, v := range verifiers(keys[string(r.Keys[i].PEM)]) {
+		for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
 			tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 				return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
 			})
 			sv, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
 			if err != nil {
-				return nil, "", err
+				return nil, nil, err
 			}
 			res, err := sv.Verify(&b, sgverify.NewPolicy(sgverify.WithArtifactDigest("sha256", want), sgverify.WithKey()))
 			if err != nil {
 				lastErr = err
 				continue
 			}
-			st := res.Statement
-			if st == nil {
-				return nil, "", errors.New("bundle has no in-toto statement (a message signature is not a cosign image signature)")
+			if res.Statement == nil || b.GetDsseEnvelope() == nil {
+				return nil, nil, errors.New("bundle has no in-toto statement (a message signature is not a cosign image signature)")
 			}
-			if st.GetPredicateType() != CosignSignPredicate {
-				return nil, "", fmt.Errorf("statement predicate %q is not cosign's signature %q (an attestation is not a signature)", st.GetPredicateType(), CosignSignPredicate)
+			st, err := parseStatement(b.GetDsseEnvelope().GetPayload(), d)
+			if err != nil {
+				return nil, nil, err
 			}
-			for _, s := range st.GetSubject() {
-				if s.GetDigest()["sha256"] == d.Encoded() {
-					return &r.Keys[i], s.GetName(), nil
-				}
-			}
-			return nil, "", fmt.Errorf("statement does not name %s", short(d))
+			return &r.Keys[i], st, nil
 		}
 	}
 	if lastErr != nil && strings.Contains(lastErr.Error(), "artifact digest") {
-		return nil, "", fmt.Errorf("signed statement names another digest, not %s that runs", short(d))
+		return nil, nil, fmt.Errorf("signed statement names another digest, not %s that runs", short(d))
 	}
 	if lastErr != nil && !strings.Contains(lastErr.Error(), "verif") {
-		return nil, "", fmt.Errorf("not signed by a trusted key (%s): %v", keyList(r), lastErr)
+		return nil, nil, fmt.Errorf("not signed by a trusted key (%s): %v", keyList(r), lastErr)
 	}
-	return nil, "", errors.New("not signed by a trusted key (" + keyList(r) + ")")
+	return nil, nil, errors.New("not signed by a trusted key (" + keyList(r) + ")")
 }
 
+// dsseStatement verifies a cosign v2 attestation (a DSSE envelope signed
+// over its pre-authentication encoding with one of r's keys) and returns
+// the key and the statement, which must be about d.
+func dsseStatement(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest) (*policy.PublicKey, *statement, error) {
+	if r.Keyless != nil {
+		return nil, nil, errors.New("not signed by a trusted key: keyless attestations are checked in cosign v3's bundle format only (cosign attest --new-bundle-format)")
+	}
+	var env dsse.Envelope
+	if err := json.Unmarshal(c.envelope, &env); err != nil {
+		return nil, nil, fmt.Errorf("not a DSSE envelope: %v", err)
+	}
+	if env.PayloadType != InTotoPayloadType {
+		return nil, nil, fmt.Errorf("envelope payload type %q is not %q", env.PayloadType, InTotoPayloadType)
+	}
+	payload, err := env.DecodeB64Payload()
+	if err != nil {
+		return nil, nil, fmt.Errorf("envelope payload: %v", err)
+	}
+	pae := dsse.PAE(env.PayloadType, payload)
+	var key *policy.PublicKey
+	for _, sig := range env.Signatures {
+		raw, err := base64.StdEncoding.DecodeString(sig.Sig)
+		if err != nil {
+			if raw, err = base64.URLEncoding.DecodeString(sig.Sig); err != nil {
+				continue
+			}
+		}
+		for i := range r.Keys {
+			for _, v := range verifiers(ts.keys[string(r.Keys[i].PEM)]) {
+				if v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(pae)) == nil {
+					key = &r.Keys[i]
+					break
+				}
+			}
+			if key != nil {
+				break
+			}
+		}
+		if key != nil {
+			break
+		}
+	}
+	if key == nil {
+		return nil, nil, errors.New("not signed by a trusted key (" + keyList(r) + ")")
+	}
+	st, err := parseStatement(payload, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, st, nil
+}
+
+// checkAttestation checks one candidate against a sigstoreAttested
+// requirement: signed by one of its keys, a statement about d of the
+// predicate type required, whose predicate meets every condition.
+func checkAttestation(c candidate, r policy.Requirement, ts *trustStore, d digest.Digest, conds conditions.Set, in conditions.Input) (*verdict.Satisfied, error) {
+	var (
+		key *policy.PublicKey
+		st  *statement
+		err error
+	)
+	switch c.kind {
+	case kindBundle:
+		key, st, err = bundleStatement(c, r, ts, d)
+	case kindDSSE:
+		key, st, err = dsseStatement(c, r, ts, d)
+	default:
+		return nil, errNotAttestation
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.PredicateType != r.PredicateType {
+		return nil, &otherPredicate{st.PredicateType}
+	}
+	in.Statement = st.raw
+	if err := conds.Check(in); err != nil {
+		return nil, err
+	}
+	return &verdict.Satisfied{Type: r.Type, Key: key.Source, Signature: c.where, Identity: r.PredicateType}, nil
+}
+
+// errNotAttestation: a classic signature is not an attestation.
+var errNotAttestation = errors.New("not an attestation")
+
+// otherPredicate: a verified statement of another predicate type.
+type otherPredicate struct{ typ string }
+
+func (e *otherPredicate) Error() string { return "predicate type " + e.typ }
+
 func keyList(r policy.Requirement) string {
+	if r.Keyless != nil {
+		return "keyless " + r.Keyless.Identity()
+	}
 	var s []string
 	for _, k := range r.Keys {
 		s = append(s, k.Source)

@@ -435,6 +435,38 @@ func TestAuthFile(t *testing.T) {
 	}
 }
 
+// TestAuthFileHelpers: credsStore and credHelpers run docker's credential
+// helpers (docker-credential-NAME on $PATH), as docker does.
+func TestAuthFileHelpers(t *testing.T) {
+	bin := t.TempDir()
+	helper := func(name, user string) {
+		script := "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"" + user + "\",\"Secret\":\"s3cret\"}' \"$url\"\n"
+		if err := os.WriteFile(filepath.Join(bin, "docker-credential-"+name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helper("store", "from-store")
+	helper("ecr", "from-helper")
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	file := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(file, []byte(`{"credsStore": "store", "credHelpers": {"registry.example.com": "ecr"}}`), 0o600)
+	kc, err := loadAuthFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]string{"registry.example.com": "from-helper", "other.example.com": "from-store", "docker.io": "from-store"} {
+		reg, _ := name.NewRegistry(host)
+		a, err := kc.Resolve(reg)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		cfg, _ := a.Authorization()
+		if cfg.Username != want || cfg.Password != "s3cret" {
+			t.Errorf("%s: credentials %+v, want %s", host, cfg, want)
+		}
+	}
+}
+
 // TestVerifyHostsTOML: the verifier reaches registries as containerd's
 // hosts.toml says: a mirror for a registry name that resolves nowhere, a
 // TLS registry with its CA file, and a time limit on a registry that hangs.

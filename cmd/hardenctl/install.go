@@ -32,8 +32,12 @@ const (
 	defaultBinDir           = "/usr/local/bin"
 	shimBinary              = "containerd-shim-hardened-v2"
 	verifierBinary          = "hardened-verify"
-	manifestPath            = "/etc/hardened/install.json"
-	defaultRestartCommand   = "systemctl restart containerd"
+	pullGateBinary          = "hardened-image-verifier"
+	// defaultPullGateDir is containerd's default bin_dir of image
+	// verifiers (plugin io.containerd.image-verifier.v1.bindir).
+	defaultPullGateDir    = "/opt/containerd/image-verifier/bin"
+	manifestPath          = "/etc/hardened/install.json"
+	defaultRestartCommand = "systemctl restart containerd"
 )
 
 func installFlags() []cli.Flag {
@@ -66,7 +70,13 @@ installer DaemonSet runs the same command):
      config.toml is created if missing);
   5. validates the result with ` + "`containerd --config F config dump`" + ` and undoes
      everything if containerd rejects it;
-  6. with --restart, restarts containerd if its configuration changed.
+  6. with --restart, restarts containerd if its configuration changed;
+  7. with --pull-gate, copies hardened-image-verifier to containerd's image
+     verifier directory (--pull-gate-dir, default ` + defaultPullGateDir + `,
+     which containerd reads without configuration; another directory is
+     set as bin_dir in the drop-in) as "hardened": pulls (CRI's included)
+     of images the policy refuses then fail, and accepted verdicts are cached
+     for the start. The gate reads /etc/hardened/policy.yaml or $HARDENED_POLICY.
 It records what it did in ` + manifestPath + `, so that ` + "`hardenctl uninstall`" + ` puts
 every file back byte for byte. Running it again changes nothing.
 
@@ -82,6 +92,9 @@ EXAMPLES:
 			&cli.StringFlag{Name: "policy", Usage: "a policy file to install (validated); without it an existing policy is kept and none is written"},
 			&cli.StringFlag{Name: "policy-path", Value: policy.DefaultPath, Usage: "where the node policy lives, as the host sees it"},
 			&cli.StringFlag{Name: "runtime-name", Value: "hardened", Usage: "the runtime's name in containerd (the RuntimeClass handler)"},
+			&cli.BoolFlag{Name: "pull-gate", Usage: "also refuse images at pull, with containerd's image verifier plugin"},
+			&cli.StringFlag{Name: "pull-gate-dir", Value: defaultPullGateDir, Usage: "containerd's image verifier bin_dir"},
+			&cli.StringFlag{Name: "pull-gate-binary", Usage: "the pull gate binary to install (default: " + pullGateBinary + " next to the shim)"},
 		),
 		Before: checkOutput,
 		Action: runInstall,
@@ -192,8 +205,27 @@ func runInstall(c *cli.Context) error {
 		steps = append(steps, &step{Path: policyPath, Why: "the node policy", data: data, perm: 0o644})
 	}
 	dropIn := filepath.Join(in.confDir, "hardened.toml")
+	dropInData := dropInConfig(c.String("runtime-name"), filepath.Join(c.String("bin-dir"), shimBinary), policyPath)
+	if c.Bool("pull-gate") {
+		src := c.String("pull-gate-binary")
+		if src == "" {
+			src = filepath.Join(filepath.Dir(shimSrc), pullGateBinary)
+		}
+		gate, err := os.ReadFile(src)
+		if err != nil {
+			return fmt.Errorf("read the pull gate binary (--pull-gate-binary): %w", err)
+		}
+		if policyPath != policy.DefaultPath {
+			return fmt.Errorf("--pull-gate: the gate reads %s (or $HARDENED_POLICY in containerd's environment), not --policy-path %s", policy.DefaultPath, policyPath)
+		}
+		dir := c.String("pull-gate-dir")
+		steps = append(steps, &step{Path: filepath.Join(dir, "hardened"), Why: "the pull gate (containerd image verifier)", data: gate, perm: 0o755})
+		if dir != defaultPullGateDir {
+			dropInData = append(dropInData, fmt.Sprintf("\n[plugins.\"io.containerd.image-verifier.v1.bindir\"]\n  bin_dir = %s\n", strconv.Quote(dir))...)
+		}
+	}
 	steps = append(steps, &step{Path: dropIn, Why: "containerd drop-in: runtime " + c.String("runtime-name"),
-		data: dropInConfig(c.String("runtime-name"), filepath.Join(c.String("bin-dir"), shimBinary), policyPath), perm: 0o644})
+		data: dropInData, perm: 0o644})
 	cfg, err := in.configWithImport(dropIn)
 	if err != nil {
 		return err

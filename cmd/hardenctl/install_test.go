@@ -195,3 +195,43 @@ func slicesWithout(s []string, drop string) []string {
 	}
 	return out
 }
+
+// TestInstallPullGate: --pull-gate puts the gate in containerd's image
+// verifier directory (set as bin_dir in the drop-in when not the default)
+// and uninstall takes it away.
+func TestInstallPullGate(t *testing.T) {
+	n := newNode(t, "version = 3\n")
+	gate := filepath.Join(filepath.Dir(n.shim), pullGateBinary)
+	os.WriteFile(gate, []byte("#!/bin/sh\n# a gate\n"), 0o755)
+	before := n.files(t)
+	dir := filepath.Join(n.dir, "opt/verifiers")
+	code, out, errOut := hardenctl(t, n.args("install", "--pull-gate", "--pull-gate-dir", dir, "--policy-path", "/etc/hardened/policy.yaml")...)
+	if code != 0 {
+		t.Fatalf("install --pull-gate: %d %s %s", code, out, errOut)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "hardened")); err != nil || string(data) != "#!/bin/sh\n# a gate\n" {
+		t.Errorf("gate not installed: %q %v", data, err)
+	}
+	dropIn, _ := os.ReadFile(filepath.Join(n.confDir, "hardened.toml"))
+	if !strings.Contains(string(dropIn), "[plugins.\"io.containerd.image-verifier.v1.bindir\"]\n  bin_dir = \""+dir+"\"") {
+		t.Errorf("drop-in does not set the verifier bin_dir:\n%s", dropIn)
+	}
+	if code, out, errOut := hardenctl(t, n.args("uninstall")...); code != 0 {
+		t.Fatalf("uninstall: %d %s %s", code, out, errOut)
+	}
+	if after := n.files(t); !mapsEqual(after, before) {
+		t.Errorf("uninstall left %v, had %v", keys(after), keys(before))
+	}
+	code, _, errOut = hardenctl(t, n.args("install", "--pull-gate")...)
+	if code == 0 || !strings.Contains(errOut, "--pull-gate: the gate reads /etc/hardened/policy.yaml") {
+		t.Errorf("--pull-gate with another policy path: %d %s", code, errOut)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

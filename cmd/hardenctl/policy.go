@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/verify"
 )
 
 func policyCommand() *cli.Command {
@@ -35,6 +36,13 @@ func validatePolicy(c *cli.Context) error {
 		file = c.Args().First()
 	}
 	p, err := policy.Load(file)
+	if err == nil {
+		// CEL conditions are compiled by the verifier only (the shim's
+		// policy package does not link CEL): check them here too.
+		if cerr := verify.CompileConditions(p.Signatures); cerr != nil {
+			err = fmt.Errorf("policy %s: %w", file, cerr)
+		}
+	}
 	if err != nil {
 		if jsonOutput(c) {
 			writeJSON(c.App.Writer, map[string]any{"file": file, "valid": false, "error": err.Error()})

@@ -31,6 +31,7 @@ Nothing is cached unless --cache-dir is given.
 EXAMPLES:
    hardenctl verify registry.example.com/team/app:v1
    hardenctl verify --policy ./policy.yaml registry.example.com/team/app@sha256:...
+   hardenctl verify --kubernetes-namespace prod registry.example.com/team/app:v1
    hardenctl verify --key cosign.pub --registry-config /etc/containerd/certs.d 127.0.0.1:5000/app:v1
    hardenctl --output json verify registry.example.com/team/app:v1`,
 		Flags: []cli.Flag{
@@ -41,6 +42,7 @@ EXAMPLES:
 			&cli.StringFlag{Name: "registry-config", Usage: "containerd's hosts.toml directory (default: the policy's, else " + policy.DefaultRegistryConfigPath + ")"},
 			&cli.StringFlag{Name: "signature-dir", Usage: "a local signature directory (default: the policy's)"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "cache verdicts here, as the shim does (default: no cache)"},
+			&cli.StringFlag{Name: "kubernetes-namespace", Usage: "check as for a pod in this Kubernetes namespace (signatures.namespaces)"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "overall time limit"},
 		},
 		Before: checkOutput,
@@ -63,11 +65,13 @@ func verifyImage(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	img := verify.Image{Name: ref}
+	ns := c.String("kubernetes-namespace")
+	img := verify.Image{Name: ref, KubernetesNamespace: ns}
 	if d := c.String("digest"); d != "" {
 		img.Digest = digest.Digest(d)
 	} else if resolved, rerr := v.Resolve(ctx, ref); rerr == nil {
 		img = resolved
+		img.KubernetesNamespace = ns
 	} else if _, verr := v.Verify(ctx, img); verr == nil || !strings.Contains(verr.Error(), "include reject") {
 		// Only a rejecting scope is decided without the digest.
 		if jsonOutput(c) {

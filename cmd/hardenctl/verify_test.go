@@ -83,3 +83,25 @@ func TestVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyValidateConditions: `hardenctl policy validate` compiles the
+// CEL conditions the shim's policy loader cannot.
+func TestPolicyValidateConditions(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := signtest.NewKey(signtest.ECDSAP256)
+	keyFile := filepath.Join(dir, "cosign.pub")
+	k.WritePublic(keyFile)
+	policyFile := filepath.Join(dir, "policy.yaml")
+	write := func(expr string) {
+		os.WriteFile(policyFile, []byte(fmt.Sprintf("signatures:\n  default:\n    - {type: sigstoreSigned, keyPath: %s}\n    - {type: sigstoreAttested, predicateType: slsaprovenance1, conditions: [{expression: '%s'}]}\n", keyFile, expr)), 0o644)
+	}
+	write(`predicate.runDetails.builder.id == "x"`)
+	if code, out, errOut := hardenctl(t, "policy", "validate", policyFile); code != 0 {
+		t.Errorf("valid condition: %d\n%s%s", code, out, errOut)
+	}
+	write(`predicate.runDetails.builder.id ==`)
+	code, out, errOut := hardenctl(t, "policy", "validate", policyFile)
+	if code == 0 || !strings.Contains(errOut, `signatures.default[1].conditions[0]: expression "predicate.runDetails.builder.id ==": ERROR`) {
+		t.Errorf("invalid condition: %d\n%s%s", code, out, errOut)
+	}
+}

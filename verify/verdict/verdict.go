@@ -30,6 +30,14 @@ type Verdict struct {
 	SignedDigest string `json:"signedDigest,omitempty"`
 	// Scope is the policy scope that matched ("default" for none).
 	Scope string `json:"scope"`
+	// KubernetesNamespace is the namespace whose section of
+	// signatures.namespaces applied ("" for the section's own scopes):
+	// part of the cache key.
+	KubernetesNamespace string `json:"kubernetesNamespace,omitempty"`
+	// Reference is the reference the container was created from, when it
+	// is not Image (a pod spec's image under CRI): part of the cache key,
+	// since pinning is decided on it.
+	Reference string `json:"reference,omitempty"`
 	// PolicyHash is the hash of the policy's signatures section.
 	PolicyHash string `json:"policyHash"`
 	// Requirements lists each requirement and what satisfied it.
@@ -87,22 +95,76 @@ type Cache struct {
 	Now func() time.Time
 }
 
-// Key is the cache key of a verdict.
+// Subject is what a verdict is about: its cache key.
+type Subject struct {
+	PolicyHash, Image, Digest, PlatformDigest string
+	// KubernetesNamespace is the section of signatures.namespaces that
+	// applies ("" for none): policy.Scope.Namespace.
+	KubernetesNamespace string
+	// Reference is the reference the container was created from when it
+	// is not Image ("" otherwise).
+	Reference string
+}
+
+// Subject is the verdict's subject.
+func (v *Verdict) Subject() Subject {
+	return Subject{PolicyHash: v.PolicyHash, Image: v.Image, Digest: v.Digest, PlatformDigest: v.PlatformDigest, KubernetesNamespace: v.KubernetesNamespace, Reference: v.Reference}
+}
+
+// CacheDirEnv names the shim's image cache directory (the shim's
+// CacheDirEnv); verdicts live in "verdicts" beside it.
+const CacheDirEnv = "HARDENED_CACHE_DIR"
+
+// DefaultDir is where verdicts are cached without CacheDirEnv.
+const DefaultDir = "/run/hardened/verdicts"
+
+// DirFromEnv is the verdict cache directory of the shim and of every
+// process that warms it (the pull-time gate): DefaultDir, or "verdicts"
+// beside $HARDENED_CACHE_DIR; "" (no cache) when that is "off".
+func DirFromEnv() string {
+	switch d := os.Getenv(CacheDirEnv); d {
+	case "":
+		return DefaultDir
+	case "off":
+		return ""
+	default:
+		return filepath.Join(filepath.Dir(d), "verdicts")
+	}
+}
+
+// Key is the cache key of a verdict (Subject.Key without a namespace or a
+// reference).
 func Key(policyHash, image, digest, platformDigest string) string {
-	sum := sha256.Sum256([]byte(policyHash + "\x00" + image + "\x00" + digest + "\x00" + platformDigest))
+	return Subject{PolicyHash: policyHash, Image: image, Digest: digest, PlatformDigest: platformDigest}.Key()
+}
+
+// Key is the cache key of the subject. Without a namespace or a reference
+// it is what it was before they existed.
+func (s Subject) Key() string {
+	in := s.PolicyHash + "\x00" + s.Image + "\x00" + s.Digest + "\x00" + s.PlatformDigest
+	if s.KubernetesNamespace != "" || s.Reference != "" {
+		in += "\x00namespace\x00" + s.KubernetesNamespace + "\x00reference\x00" + s.Reference
+	}
+	sum := sha256.Sum256([]byte(in))
 	return hex.EncodeToString(sum[:])
 }
 
-func (c Cache) file(policyHash, image, digest, platformDigest string) string {
+func (c Cache) file(s Subject) string {
 	if c.Dir == "" {
 		return ""
 	}
-	return filepath.Join(c.Dir, Key(policyHash, image, digest, platformDigest)+".json")
+	return filepath.Join(c.Dir, s.Key()+".json")
 }
 
-// Load returns the cached verdict, if any.
+// Load returns the cached verdict of an image outside any per-namespace
+// section, created from its own reference (LoadSubject).
 func (c Cache) Load(policyHash, image, digest, platformDigest string) (*Verdict, bool) {
-	file := c.file(policyHash, image, digest, platformDigest)
+	return c.LoadSubject(Subject{PolicyHash: policyHash, Image: image, Digest: digest, PlatformDigest: platformDigest})
+}
+
+// LoadSubject returns the cached verdict of the subject, if any.
+func (c Cache) LoadSubject(s Subject) (*Verdict, bool) {
+	file := c.file(s)
 	if file == "" {
 		return nil, false
 	}
@@ -111,7 +173,7 @@ func (c Cache) Load(policyHash, image, digest, platformDigest string) (*Verdict,
 		return nil, false
 	}
 	var v Verdict
-	if json.Unmarshal(data, &v) != nil || v.PolicyHash != policyHash || v.Image != image || v.Digest != digest || v.PlatformDigest != platformDigest {
+	if json.Unmarshal(data, &v) != nil || v.Subject() != s {
 		return nil, false
 	}
 	now := time.Now
@@ -127,7 +189,7 @@ func (c Cache) Load(policyHash, image, digest, platformDigest string) (*Verdict,
 
 // Store caches an accepted verdict; a failure only costs a later check.
 func (c Cache) Store(v *Verdict) error {
-	file := c.file(v.PolicyHash, v.Image, v.Digest, v.PlatformDigest)
+	file := c.file(v.Subject())
 	if file == "" {
 		return nil
 	}
@@ -150,7 +212,10 @@ type Refusal struct {
 	Image  string
 	Digest string
 	Scope  string
-	Reason string
+	// Namespace is the Kubernetes namespace whose section of
+	// signatures.namespaces the scope is in ("" for none).
+	Namespace string
+	Reason    string
 	// Fix says what would allow the image; empty: sign the digest with a
 	// key the scope trusts, or change the scope.
 	Fix string
@@ -172,13 +237,22 @@ func (e *Refusal) Error() string {
 	if len(d) > 19 {
 		d = d[:19] + "…"
 	}
-	field := "signatures.default"
-	if e.Scope != "default" && e.Scope != "-" {
-		field = fmt.Sprintf("signatures.scopes[%q]", e.Scope)
+	field := "signatures"
+	if e.Namespace != "" {
+		field = fmt.Sprintf("signatures.namespaces[%q]", e.Namespace)
+	}
+	if e.Scope == "default" || e.Scope == "-" {
+		field += ".default"
+	} else {
+		field += fmt.Sprintf(".scopes[%q]", e.Scope)
 	}
 	fix := e.Fix
 	if fix == "" {
 		fix = fmt.Sprintf("sign this digest with a key %s trusts (cosign sign --key), or change %s in the node policy", field, field)
 	}
-	return fmt.Sprintf("image %s (%s) refused by signature policy scope %q: %s; fix: %s", e.Image, d, e.Scope, e.Reason, fix)
+	scope := fmt.Sprintf("scope %q", e.Scope)
+	if e.Namespace != "" {
+		scope += fmt.Sprintf(" of namespace %q", e.Namespace)
+	}
+	return fmt.Sprintf("image %s (%s) refused by signature policy %s: %s; fix: %s", e.Image, d, scope, e.Reason, fix)
 }
