@@ -41,6 +41,9 @@ type Container struct {
 
 // String is "namespace/id", with the pod where there is one.
 func (c Container) String() string {
+	if c.ID == "" {
+		return "no hardened container"
+	}
 	s := c.Namespace + "/" + c.ID
 	if c.Pod != "" {
 		s += fmt.Sprintf(" (pod %s/%s, container %s)", c.PodNamespace, c.Pod, c.Name)
