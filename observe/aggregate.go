@@ -64,6 +64,7 @@ func (l Limits) withDefaults() Limits {
 
 type aggKey struct {
 	ns, id, syscall, action string
+	pid                     int // for records in no container only
 }
 
 type agg struct {
@@ -113,7 +114,10 @@ func (a *Aggregator) allow(now time.Time) bool {
 
 // Add takes one denial.
 func (a *Aggregator) Add(d Denial) {
-	k := aggKey{d.Container.Namespace, d.Container.ID, d.Syscall, d.Action}
+	k := aggKey{ns: d.Container.Namespace, id: d.Container.ID, syscall: d.Syscall, action: d.Action}
+	if d.Container.ID == "" {
+		k.pid = d.PID // processes in no container are told apart by pid
+	}
 	g, ok := a.keys[k]
 	if !ok {
 		if len(a.keys) >= a.limits.MaxKeys {

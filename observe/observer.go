@@ -66,6 +66,10 @@ type Observer struct {
 	stats   Stats
 	pending []audit.Record
 	arrived []time.Time
+	// waiting counts the pending records of each pid: a pid that could
+	// not be attributed a moment ago is not tried again for each record of
+	// a loop.
+	waiting map[int]int
 }
 
 // maxPending bounds the records waiting for their container.
@@ -86,7 +90,7 @@ func New(cfg Config) *Observer {
 		cfg.Emit = func(*event.Event) {}
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	o := &Observer{cfg: cfg}
+	o := &Observer{cfg: cfg, waiting: map[int]int{}}
 	o.agg = NewAggregator(cfg.Limits, cfg.Emit)
 	return o
 }
@@ -189,16 +193,19 @@ func (o *Observer) Handle(r audit.Record, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.stats.Records++
-	if c := o.attribute(r.PID); c != nil {
-		o.report(r, c)
-		return
+	if o.waiting[r.PID] == 0 {
+		if c, how := o.attribute(r.PID); c != nil {
+			o.report(r, c, how)
+			return
+		}
 	}
 	if len(o.pending) >= maxPending {
-		o.report(r, nil)
+		o.report(r, nil, "")
 		return
 	}
 	o.pending = append(o.pending, r)
 	o.arrived = append(o.arrived, now)
+	o.waiting[r.PID]++
 }
 
 // retry attributes the pending records again; those that waited Retry go
@@ -208,42 +215,61 @@ func (o *Observer) retry(now time.Time) {
 	defer o.mu.Unlock()
 	var keep []audit.Record
 	var kept []time.Time
+	type attribution struct {
+		c   *Container
+		how string
+	}
+	found := map[int]attribution{}
 	for i, r := range o.pending {
-		if c := o.attribute(r.PID); c != nil {
-			o.report(r, c)
-		} else if now.Sub(o.arrived[i]) >= o.cfg.Retry {
-			o.report(r, nil)
-		} else {
+		a, tried := found[r.PID]
+		if !tried {
+			a.c, a.how = o.attribute(r.PID)
+			found[r.PID] = a
+		}
+		switch {
+		case a.c != nil:
+			o.report(r, a.c, a.how)
+		case now.Sub(o.arrived[i]) >= o.cfg.Retry:
+			o.report(r, nil, "")
+		default:
 			keep, kept = append(keep, r), append(kept, o.arrived[i])
+			continue
+		}
+		if o.waiting[r.PID]--; o.waiting[r.PID] <= 0 {
+			delete(o.waiting, r.PID)
 		}
 	}
 	o.pending, o.arrived = keep, kept
 }
 
 // attribute finds the hardened container of pid: up the fork tree to an
-// init or exec process the table knows, else by the cgroup /proc shows.
-func (o *Observer) attribute(pid int) *Container {
+// init or exec process the table knows ("tree"), else by the cgroup /proc
+// shows ("cgroup").
+func (o *Observer) attribute(pid int) (*Container, string) {
 	if o.cfg.Tree != nil {
 		for _, p := range o.cfg.Tree.Lineage(pid) {
 			if c, ok := o.cfg.Table.byPidOf(p); ok {
-				o.stats.ByTree++
-				return c
+				return c, "tree"
 			}
 		}
 	} else if c, ok := o.cfg.Table.byPidOf(pid); ok {
-		o.stats.ByTree++
-		return c
+		return c, "tree"
 	}
 	if lines, err := cgroupLines(o.cfg.ProcRoot, pid); err == nil {
 		if c, ok := o.cfg.Table.byCgroupOf(lines); ok {
-			o.stats.ByCgroup++
-			return c
+			return c, "cgroup"
 		}
 	}
-	return nil
+	return nil, ""
 }
 
-func (o *Observer) report(r audit.Record, c *Container) {
+func (o *Observer) report(r audit.Record, c *Container, how string) {
+	switch how {
+	case "tree":
+		o.stats.ByTree++
+	case "cgroup":
+		o.stats.ByCgroup++
+	}
 	d := Denial{Time: r.Time, Syscall: r.SyscallName(), Arch: r.ArchName(), Action: r.Action(),
 		PID: r.PID, Comm: r.Comm, Exe: r.Exe, UID: r.UID}
 	d.Expected = profiles.IsExpectedProbe(d.Syscall)
