@@ -120,7 +120,7 @@ func (w *Containerd) sync(ctx context.Context) error {
 				continue
 			}
 			bundle := filepath.Join(w.State, "io.containerd.runtime.v2.task", ns, c.ID)
-			w.put(ns, c.ID, bundle, c.Labels, int(t.Process.Pid))
+			w.put(ns, c.ID, c.Image, bundle, c.Labels, int(t.Process.Pid))
 			pids, err := w.Client.TaskService().ListPids(nctx, &tasks.ListPidsRequest{ContainerID: c.ID})
 			if err != nil {
 				w.OnError(fmt.Errorf("container %s/%s: pids: %w", ns, c.ID, err))
@@ -175,13 +175,13 @@ func (w *Containerd) created(ctx context.Context, ns, id, bundle string, pid int
 	if c.Runtime.Name != w.Runtime {
 		return nil
 	}
-	w.put(ns, id, bundle, c.Labels, pid)
+	w.put(ns, id, c.Image, bundle, c.Labels, pid)
 	return nil
 }
 
 // put adds a container with what its bundle and its init process say.
-func (w *Containerd) put(ns, id, bundle string, labels map[string]string, pid int) {
-	c := &Container{Container: event.Container{Namespace: ns, ID: id,
+func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string, pid int) {
+	c := &Container{Container: event.Container{Namespace: ns, ID: id, Image: image,
 		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]}}
 	level, s, err := readBundle(bundle)
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	keyNamespace     = "hardened.dev/namespace"
 	keyContainer     = "hardened.dev/container"
 	keyLevel         = "hardened.dev/level"
+	keyImage         = "hardened.dev/image"
 	keyPodNamespace  = "io.kubernetes.pod.namespace"
 	keyPod           = "io.kubernetes.pod.name"
 	keyName          = "io.kubernetes.container.name"
@@ -59,6 +60,7 @@ func (e *Event) Spec() *specs.Spec {
 		}
 	}
 	set(keyLevel, e.Container.Level)
+	set(keyImage, e.Container.Image)
 	set(keyPodNamespace, e.Container.PodNamespace)
 	set(keyPod, e.Container.Pod)
 	set(keyName, e.Container.Name)
@@ -144,7 +146,7 @@ func FromSpec(s *specs.Spec) (*Event, error) {
 		return t
 	}
 	e := &Event{Time: stamp(keyTime), Container: Container{Namespace: a[keyNamespace], ID: a[keyContainer],
-		PodNamespace: a[keyPodNamespace], Pod: a[keyPod], Name: a[keyName], Level: a[keyLevel]}}
+		PodNamespace: a[keyPodNamespace], Pod: a[keyPod], Name: a[keyName], Level: a[keyLevel], Image: a[keyImage]}}
 	switch a[keyEvent] {
 	case "exec":
 		x := &Exec{ExecID: a[keyExecID], Refused: a[keyDecision] == "refused", Reason: a[keyReason]}

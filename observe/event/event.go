@@ -37,6 +37,8 @@ type Container struct {
 	Name         string `json:"name,omitempty"`
 	// Level is the hardening level the container runs under, where known.
 	Level string `json:"level,omitempty"`
+	// Image is the image the container runs, as containerd records it.
+	Image string `json:"image,omitempty"`
 }
 
 // String is "namespace/id", with the pod where there is one.

@@ -14,7 +14,7 @@ import (
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC)
 
 func samples() []*Event {
-	pod := Container{Namespace: "k8s.io", ID: "abc", PodNamespace: "shop", Pod: "web-1", Name: "app", Level: "restricted"}
+	pod := Container{Namespace: "k8s.io", ID: "abc", PodNamespace: "shop", Pod: "web-1", Name: "app", Level: "restricted", Image: "registry.example/shop/web:1"}
 	return []*Event{
 		{Time: t0, Container: pod, Exec: &Exec{ExecID: "e1", Args: []string{"sh", "-c", "id; echo 'x'"}, Cwd: "/",
 			User: User{UID: 65534, GID: 65534, AdditionalGids: []uint32{65534}}, RequestedUser: User{},
