@@ -20,6 +20,7 @@ package execaudit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,7 +87,7 @@ func Record(c event.Container, execID string, requested, hardened *specs.Process
 	}
 	for _, ch := range changes {
 		if !ch.Note {
-			x.Changes = append(x.Changes, fmt.Sprintf("%s: %s -> %s", ch.Field, ch.From, ch.To))
+			x.Changes = append(x.Changes, fmt.Sprintf("%s: %s -> %s", ch.Field, short(ch.From), short(ch.To)))
 		}
 	}
 	return &event.Event{Time: time.Now(), Container: c, Exec: x}
@@ -97,6 +98,19 @@ func Refused(c event.Container, execID string, requested *specs.Process, err err
 	e := Record(c, execID, requested, nil, nil)
 	e.Exec.Refused, e.Exec.Reason = true, err.Error()
 	return e
+}
+
+// short keeps a long list value (a capability set) to its first items and
+// its length, so that an exec's line stays a line.
+func short(v string) string {
+	if !strings.HasPrefix(v, "[") || !strings.HasSuffix(v, "]") {
+		return v
+	}
+	items := strings.Fields(v[1 : len(v)-1])
+	if len(items) <= 3 {
+		return v
+	}
+	return fmt.Sprintf("[%s ... %d in all]", strings.Join(items[:2], " "), len(items))
 }
 
 func user(u specs.User) event.User {

@@ -62,6 +62,12 @@ func TestRecord(t *testing.T) {
 	if !strings.Contains(e.String(), "as 65534:65534 (asked 0:0+0,10), tty") {
 		t.Errorf("String() = %s", e.String())
 	}
+	if got := strings.Join(x.Changes, "\n"); !strings.Contains(got, "[CAP_CHOWN CAP_KILL] -> []") {
+		t.Errorf("changes %q", got)
+	}
+	if got := short("[A B C D E]"); got != "[A B ... 5 in all]" {
+		t.Errorf("short = %q", got)
+	}
 	ref := Refused(c, "e2", requested, errors.New("no"))
 	if !ref.Exec.Refused || ref.Exec.Reason != "no" || ref.Exec.User.UID != 0 {
 		t.Errorf("Refused = %+v", ref.Exec)
