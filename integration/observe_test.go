@@ -19,6 +19,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
 	"github.com/hardened-runtime/hardened/observe"
@@ -279,4 +280,78 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestObserveLoop: a container that makes a denied call in a loop (500
+// short-lived processes, each denied once) makes a handful of events, not
+// 500, each with its count; every denial is counted in the metric.
+func TestObserveLoop(t *testing.T) {
+	require(t)
+	w := startObserver(t)
+	const n = 500
+	res, err := runContainer(t, ns, hardenedRT, harness.Busybox,
+		[]string{"sh", "-c", fmt.Sprintf("i=0; while [ $i -lt %d ]; do unshare -U true 2>/dev/null; i=$((i+1)); done; echo done", n)})
+	if err != nil || !strings.Contains(res.Stdout, "done") {
+		t.Fatalf("loop: %+v %v", res, err)
+	}
+	var id string
+	sum := func() (uint64, int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		var total uint64
+		events := 0
+		for _, e := range w.events {
+			if e.Seccomp != nil && e.Seccomp.Syscall == "unshare" && strings.HasPrefix(e.Container.ID, "testobserveloop") {
+				id = e.Container.ID
+				total += e.Seccomp.Count
+				events++
+			}
+		}
+		return total, events
+	}
+	waitFor(t, fmt.Sprintf("%d denials summed up in the events", n), func() bool { total, _ := sum(); return total == n })
+	total, events := sum()
+	t.Logf("%d denials in %d events; observer stats %+v", total, events, w.node.Stats())
+	if events > 20 {
+		t.Errorf("%d events for one loop, want a handful", events)
+	}
+	want := `hardened_seccomp_denied_total{action="errno",container="` + id + `",containerd_namespace="` + ns + `",expected="false",namespace="",pod="",syscall="unshare"} ` + fmt.Sprint(n)
+	if m := w.metrics(t); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "hardened_seccomp"))
+	}
+}
+
+// TestObserveCRI: a denial in a container that CRI created (as the kubelet
+// does for runtimeClassName: hardened), made by a process that ExecSync
+// started, names the pod's Kubernetes namespace, name and container name.
+func TestObserveCRI(t *testing.T) {
+	require(t)
+	w := startObserver(t)
+	rs, _ := cd.CRI(t)
+	podID, podCfg, err := pod(t, rs, "observe", false)
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	id, err := startContainer(t, rs, podID, podCfg, "app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "unshare -U true; echo rc=$?"}, Timeout: 30})
+	if err != nil || !strings.Contains(string(out.Stdout), "rc=1") {
+		t.Fatalf("ExecSync: %v %s %s", err, out.GetStdout(), out.GetStderr())
+	}
+	e := w.waitEvent(t, "for the pod's unshare", func(e *event.Event) bool {
+		return e.Seccomp != nil && e.Seccomp.Syscall == "unshare" && e.Container.ID == id
+	})
+	if e.Container.Namespace != "k8s.io" || e.Container.PodNamespace != "hostnet-observe" || e.Container.Pod != "observe" ||
+		e.Container.Name != "app" || e.Container.Image == "" {
+		t.Errorf("event container %+v", e.Container)
+	}
+	t.Logf("event: %s", e)
+	want := `hardened_seccomp_denied_total{action="errno",container="app",containerd_namespace="k8s.io",expected="false",namespace="hostnet-observe",pod="observe",syscall="unshare"} 1`
+	if m := w.metrics(t); !strings.Contains(m, want) {
+		t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "hardened_seccomp"))
+	}
 }
