@@ -3,7 +3,6 @@ package observe
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hardened-runtime/hardened/observe/event"
 	"github.com/hardened-runtime/hardened/observe/execaudit"
@@ -179,21 +177,22 @@ func (w *Containerd) created(ctx context.Context, ns, id, bundle string, pid int
 	return nil
 }
 
-// put adds a container with what its bundle and its init process say.
+// put adds a container with what its labels, its bundle's record and its
+// init process say.
 func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string, pid int) {
 	c := &Container{Container: event.Container{Namespace: ns, ID: id, Image: image,
-		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]}}
-	level, s, err := readBundle(bundle)
+		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]},
+		Bundle: bundle}
+	level, err := readLevel(bundle)
 	if err != nil {
 		w.OnError(fmt.Errorf("container %s/%s: %w", ns, id, err))
 	}
 	c.Level = level
-	if s != nil {
-		if s.Linux != nil {
-			c.Seccomp = s.Linux.Seccomp
-		}
-		if c.Pod == "" {
-			named := execaudit.ContainerOf(ns, id, level, s.Annotations)
+	// CRI's own annotations name the pod (the labels above are the
+	// kubelet's, which other CRI clients need not set).
+	if a, err := readAnnotations(bundle); err == nil {
+		named := execaudit.ContainerOf(ns, id, level, a)
+		if named.Pod != "" {
 			c.PodNamespace, c.Pod, c.Name = named.PodNamespace, named.Pod, named.Name
 		}
 	}
@@ -206,28 +205,47 @@ func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string,
 	w.Table.AddPid(ns, id, pid)
 }
 
-// readBundle reads the level from the shim's record and the spec runc got.
-func readBundle(bundle string) (string, *specs.Spec, error) {
+// readAnnotations reads the annotations of the bundle's config.json and
+// stops there: the seccomp profile after them is most of the file.
+func readAnnotations(bundle string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("config.json: not an object")
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key == "annotations" {
+			var a map[string]string
+			err := dec.Decode(&a)
+			return a, err
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// readLevel reads the level from the record the shim left in the bundle.
+func readLevel(bundle string) (string, error) {
 	var rec struct {
 		Level string `json:"level"`
 	}
-	var errs []error
-	if data, err := os.ReadFile(filepath.Join(bundle, "hardened.json")); err == nil {
-		if err := json.Unmarshal(data, &rec); err != nil {
-			errs = append(errs, fmt.Errorf("hardened.json: %w", err))
-		}
-	} else {
-		errs = append(errs, err)
+	data, err := os.ReadFile(filepath.Join(bundle, "hardened.json"))
+	if err != nil {
+		return "", err
 	}
-	var s *specs.Spec
-	if data, err := os.ReadFile(filepath.Join(bundle, "config.json")); err == nil {
-		s = &specs.Spec{}
-		if err := json.Unmarshal(data, s); err != nil {
-			errs = append(errs, fmt.Errorf("config.json: %w", err))
-			s = nil
-		}
-	} else {
-		errs = append(errs, err)
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return "", fmt.Errorf("hardened.json: %w", err)
 	}
-	return rec.Level, s, errors.Join(errs...)
+	return rec.Level, nil
 }

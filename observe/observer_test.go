@@ -224,3 +224,20 @@ func TestTable(t *testing.T) {
 		t.Error("containerCgroup")
 	}
 }
+
+func TestReadAnnotations(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1","process":{"args":["x"]},"annotations":{"io.kubernetes.cri.sandbox-name":"web"},"linux":{"seccomp":{}}}`), 0o644)
+	a, err := readAnnotations(dir)
+	if err != nil || a["io.kubernetes.cri.sandbox-name"] != "web" {
+		t.Errorf("readAnnotations = %v, %v", a, err)
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`[]`), 0o644)
+	if _, err := readAnnotations(dir); err == nil {
+		t.Error("not an object accepted")
+	}
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1"}`), 0o644)
+	if a, err := readAnnotations(dir); err != nil || a != nil {
+		t.Errorf("no annotations: %v %v", a, err)
+	}
+}

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,13 +18,42 @@ import (
 // Container is what the table knows of one hardened container.
 type Container struct {
 	event.Container
-	// Seccomp is the profile runc installed (from the bundle), for the
-	// errno of a denial; nil when unknown.
+	// Seccomp is the profile runc installed, for the errno of a denial;
+	// when nil it is read from Bundle's config.json at the first denial
+	// (most containers never have one, and parsing a spec on every start
+	// cost the observer more than anything else it does per container).
 	Seccomp *specs.LinuxSeccomp
+	// Bundle is the container's bundle directory.
+	Bundle string
 	// Cgroup is the container's cgroup, as /proc/PID/cgroup shows it for
 	// one hierarchy ("pids:/default/c1" or "0::/k8s.io/c1"), for the
 	// processes the fork tree does not lead to a known pid.
 	Cgroup string
+
+	once sync.Once
+}
+
+// profile returns the container's seccomp profile, reading it from the
+// bundle the first time; nil when unknown.
+func (c *Container) profile() *specs.LinuxSeccomp {
+	c.once.Do(func() {
+		if c.Seccomp != nil || c.Bundle == "" {
+			return
+		}
+		data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+		if err != nil {
+			return
+		}
+		var s struct {
+			Linux *struct {
+				Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+			} `json:"linux"`
+		}
+		if json.Unmarshal(data, &s) == nil && s.Linux != nil {
+			c.Seccomp = s.Linux.Seccomp
+		}
+	})
+	return c.Seccomp
 }
 
 type tableKey struct{ ns, id string }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"strconv"
+	"sync"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
@@ -21,9 +22,27 @@ var auditArches = map[uint32]libseccomp.ScmpArch{
 // x86_64 arch.
 const x32SyscallBit = 0x40000000
 
+type nameKey struct {
+	arch uint32
+	nr   int
+}
+
+// names caches libseccomp's answers: a loop of denials asks the same one.
+var names sync.Map // nameKey -> string
+
 // SyscallName is the syscall's name as seccomp profiles write it (from
 // libseccomp's tables), or "syscall_N" for a number it does not know.
 func (r Record) SyscallName() string {
+	k := nameKey{r.Arch, r.Syscall}
+	if n, ok := names.Load(k); ok {
+		return n.(string)
+	}
+	n := r.lookupName()
+	names.Store(k, n)
+	return n
+}
+
+func (r Record) lookupName() string {
 	nr := r.Syscall
 	arch, ok := auditArches[r.Arch]
 	if ok && arch == libseccomp.ArchAMD64 && nr&x32SyscallBit != 0 {

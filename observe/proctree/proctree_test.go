@@ -4,11 +4,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func needRoot(t *testing.T) {
@@ -52,8 +56,80 @@ func TestLineageOfExitedProcesses(t *testing.T) {
 	}
 }
 
+// TestThreadsAreNotRecorded: the socket filter drops thread events in the
+// kernel; a new thread of this process is not in the tree.
+func TestThreadsAreNotRecorded(t *testing.T) {
+	needRoot(t)
+	if got := newThreadsRecorded(t); got != 0 {
+		t.Errorf("%d thread events reached the reader through the filter", got)
+	}
+	// Without the filter they would be: the test sees threads at all.
+	noThreadFilter = true
+	defer func() { noThreadFilter = false }()
+	if got := newThreadsRecorded(t); got == 0 {
+		t.Error("without the filter no thread was recorded either: the test starts no thread")
+	}
+}
+
+// newThreadsRecorded starts threads and returns how many of them reached
+// the reader.
+func newThreadsRecorded(t *testing.T) int {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	threadEventHook = func(tid int) { mu.Lock(); seen[tid] = true; mu.Unlock() }
+	defer func() { threadEventHook = nil }()
+	tree, err := Open("/proc", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	// Goroutines that hold a thread each at the same time: the runtime
+	// has to start new threads for most of them.
+	const n = 16
+	tids := make(chan int)
+	release := make(chan struct{})
+	for range n {
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+			tids <- unix.Gettid()
+			<-release
+		}()
+	}
+	var threads []int
+	for range n {
+		threads = append(threads, <-tids)
+	}
+	close(release)
+	// A process forked after the threads: once it is known, the events
+	// before it have been read.
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !tree.Known(cmd.Process.Pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !tree.Known(cmd.Process.Pid) {
+		t.Fatal("the process was not recorded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	recorded := 0
+	for _, tid := range threads {
+		if tree.Known(tid) && tid != os.Getpid() {
+			t.Errorf("thread %d recorded as a process", tid)
+		}
+		if seen[tid] {
+			recorded++
+		}
+	}
+	return recorded
+}
+
 func TestPrune(t *testing.T) {
-	tr := &Tree{keep: time.Millisecond, procs: map[int]*proc{}, done: make(chan struct{})}
+	tr := &Tree{keep: time.Millisecond, procs: map[int]*proc{}, done: make(chan struct{}), closing: make(chan struct{})}
 	tr.forked(10, 1)
 	tr.forked(11, 10)
 	tr.exited(11)
