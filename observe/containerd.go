@@ -164,16 +164,14 @@ func (w *Containerd) handle(ctx context.Context, ns, topic string, payload typeu
 	return nil
 }
 
-// created adds a container whose task was just created, if it is hardened.
+// created adds a container whose task was just created, if it is hardened:
+// if the shim left its record in the bundle. No call to containerd: this
+// runs while the container starts, and containerd is on that path.
 func (w *Containerd) created(ctx context.Context, ns, id, bundle string, pid int) error {
-	c, err := w.Client.ContainerService().Get(namespaces.WithNamespace(ctx, ns), id)
-	if err != nil {
-		return fmt.Errorf("container %s/%s: %w", ns, id, err)
+	if _, err := os.Stat(filepath.Join(bundle, recordFile)); err != nil {
+		return nil // not a hardened container (or gone already)
 	}
-	if c.Runtime.Name != w.Runtime {
-		return nil
-	}
-	w.put(ns, id, c.Image, bundle, c.Labels, pid)
+	w.put(ns, id, "", bundle, nil, pid)
 	return nil
 }
 
@@ -183,11 +181,14 @@ func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string,
 	c := &Container{Container: event.Container{Namespace: ns, ID: id, Image: image,
 		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]},
 		Bundle: bundle}
-	level, err := readLevel(bundle)
+	level, recImage, err := readRecord(bundle)
 	if err != nil {
 		w.OnError(fmt.Errorf("container %s/%s: %w", ns, id, err))
 	}
 	c.Level = level
+	if c.Image == "" {
+		c.Image = recImage
+	}
 	// CRI's own annotations name the pod (the labels above are the
 	// kubelet's, which other CRI clients need not set).
 	if a, err := readAnnotations(bundle); err == nil {
@@ -235,17 +236,32 @@ func readAnnotations(bundle string) (map[string]string, error) {
 	return nil, nil
 }
 
-// readLevel reads the level from the record the shim left in the bundle.
-func readLevel(bundle string) (string, error) {
+// recordFile is the record the shim leaves in the bundle of every hardened
+// container (shim.RecordFile).
+const recordFile = "hardened.json"
+
+// readRecord reads the level and the image from the shim's record. It
+// takes the image as a name or as an object with one (the record's format
+// has had both).
+func readRecord(bundle string) (level, image string, err error) {
 	var rec struct {
-		Level string `json:"level"`
+		Level string          `json:"level"`
+		Image json.RawMessage `json:"image"`
 	}
-	data, err := os.ReadFile(filepath.Join(bundle, "hardened.json"))
+	data, err := os.ReadFile(filepath.Join(bundle, recordFile))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return "", fmt.Errorf("hardened.json: %w", err)
+		return "", "", fmt.Errorf("%s: %w", recordFile, err)
 	}
-	return rec.Level, nil
+	if json.Unmarshal(rec.Image, &image) != nil {
+		var named struct {
+			Name string `json:"name"`
+		}
+		if json.Unmarshal(rec.Image, &named) == nil {
+			image = named.Name
+		}
+	}
+	return rec.Level, image, nil
 }

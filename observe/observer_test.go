@@ -241,3 +241,22 @@ func TestReadAnnotations(t *testing.T) {
 		t.Errorf("no annotations: %v %v", a, err)
 	}
 }
+
+func TestReadRecord(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ record, level, image string }{
+		{`{"level":"restricted","image":"docker.io/library/nginx:1"}`, "restricted", "docker.io/library/nginx:1"},
+		{`{"version":2,"level":"strict","image":{"Name":"r.example/app:v1","Digest":"sha256:ab"}}`, "strict", "r.example/app:v1"},
+		{`{"level":"baseline"}`, "baseline", ""},
+	} {
+		os.WriteFile(filepath.Join(dir, "hardened.json"), []byte(tc.record), 0o644)
+		level, image, err := readRecord(dir)
+		if err != nil || level != tc.level || image != tc.image {
+			t.Errorf("readRecord(%s) = %q %q %v", tc.record, level, image, err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "hardened.json"), []byte(`{`), 0o644)
+	if _, _, err := readRecord(dir); err == nil {
+		t.Error("broken record accepted")
+	}
+}
