@@ -260,3 +260,32 @@ func TestReadRecord(t *testing.T) {
 		t.Error("broken record accepted")
 	}
 }
+
+// TestMetricsForget: the series of a container's names go once no live
+// container has them.
+func TestMetricsForget(t *testing.T) {
+	m := NewMetrics(func() Stats { return Stats{} })
+	c := event.Container{Namespace: "k8s.io", ID: "a", PodNamespace: "shop", Pod: "web", Name: "app"}
+	other := event.Container{Namespace: "k8s.io", ID: "b", PodNamespace: "shop", Pod: "db", Name: "app"}
+	m.denial(Denial{Container: c, Syscall: "ptrace", Action: "errno"})
+	m.denial(Denial{Container: c, Syscall: "ptrace", Action: "log"})
+	m.denial(Denial{Container: other, Syscall: "ptrace", Action: "errno"})
+	m.exec(&event.Event{Container: c, Exec: &event.Exec{}})
+	count := func() int {
+		fams, _ := m.Registry().Gather()
+		n := 0
+		for _, f := range fams {
+			if strings.HasPrefix(f.GetName(), "hardened_seccomp") || f.GetName() == "hardened_execs_total" {
+				n += len(f.GetMetric())
+			}
+		}
+		return n
+	}
+	if got := count(); got != 4 {
+		t.Fatalf("%d series, want 4", got)
+	}
+	m.forget(c)
+	if got := count(); got != 1 {
+		t.Errorf("%d series after forget, want the other pod's 1", got)
+	}
+}
