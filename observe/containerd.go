@@ -179,8 +179,12 @@ func (w *Containerd) created(ctx context.Context, ns, id, bundle string, pid int
 // init process say.
 func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string, pid int) {
 	c := &Container{Container: event.Container{Namespace: ns, ID: id, Image: image,
-		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]},
-		Bundle: bundle}
+		PodNamespace: labels["io.kubernetes.pod.namespace"], Pod: labels["io.kubernetes.pod.name"], Name: labels["io.kubernetes.container.name"]}}
+	annotations, profile, err := readBundleSpec(bundle)
+	if err != nil {
+		w.OnError(fmt.Errorf("container %s/%s: %w", ns, id, err))
+	}
+	c.Seccomp = profile
 	level, recImage, err := readRecord(bundle)
 	if err != nil {
 		w.OnError(fmt.Errorf("container %s/%s: %w", ns, id, err))
@@ -191,11 +195,8 @@ func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string,
 	}
 	// CRI's own annotations name the pod (the labels above are the
 	// kubelet's, which other CRI clients need not set).
-	if a, err := readAnnotations(bundle); err == nil {
-		named := execaudit.ContainerOf(ns, id, level, a)
-		if named.Pod != "" {
-			c.PodNamespace, c.Pod, c.Name = named.PodNamespace, named.Pod, named.Name
-		}
+	if named := execaudit.ContainerOf(ns, id, level, annotations); named.Pod != "" {
+		c.PodNamespace, c.Pod, c.Name = named.PodNamespace, named.Pod, named.Name
 	}
 	if pid > 0 {
 		if lines, err := cgroupLines(w.ProcRoot, pid); err == nil {
@@ -204,36 +205,6 @@ func (w *Containerd) put(ns, id, image, bundle string, labels map[string]string,
 	}
 	w.Table.Put(c)
 	w.Table.AddPid(ns, id, pid)
-}
-
-// readAnnotations reads the annotations of the bundle's config.json and
-// stops there: the seccomp profile after them is most of the file.
-func readAnnotations(bundle string) (map[string]string, error) {
-	f, err := os.Open(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dec := json.NewDecoder(f)
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, fmt.Errorf("config.json: not an object")
-	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		if key == "annotations" {
-			var a map[string]string
-			err := dec.Decode(&a)
-			return a, err
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil, err
-		}
-	}
-	return nil, nil
 }
 
 // recordFile is the record the shim leaves in the bundle of every hardened

@@ -275,7 +275,7 @@ func (o *Observer) report(r audit.Record, c *Container, how string) {
 	d.Expected = profiles.IsExpectedProbe(d.Syscall)
 	if c != nil {
 		d.Container = c.Container
-		d.Errno = errnoOf(c.profile(), d.Syscall, d.Action)
+		d.Errno = errnoOf(c.Seccomp, d.Syscall, d.Action)
 	} else {
 		o.stats.Unattributed++
 	}

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -225,20 +226,31 @@ func TestTable(t *testing.T) {
 	}
 }
 
-func TestReadAnnotations(t *testing.T) {
+func TestReadBundleSpec(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1","process":{"args":["x"]},"annotations":{"io.kubernetes.cri.sandbox-name":"web"},"linux":{"seccomp":{}}}`), 0o644)
-	a, err := readAnnotations(dir)
-	if err != nil || a["io.kubernetes.cri.sandbox-name"] != "web" {
-		t.Errorf("readAnnotations = %v, %v", a, err)
+	r, _ := profiles.Builtin(profiles.Restricted)
+	prof, _ := profiles.Seccomp(r, nil)
+	spec := &specs.Spec{Version: "1", Process: &specs.Process{Args: []string{"x"}},
+		Annotations: map[string]string{"io.kubernetes.cri.sandbox-name": "web", "x": `"seccomp":{}`}, Linux: &specs.Linux{Seccomp: prof}}
+	data, _ := json.Marshal(spec)
+	os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+	a, p, err := readBundleSpec(dir)
+	if err != nil || a["io.kubernetes.cri.sandbox-name"] != "web" || p == nil || len(p.Syscalls) != len(prof.Syscalls) {
+		t.Fatalf("readBundleSpec = %v, %v, %v", a, p, err)
+	}
+	// A second bundle with the same profile shares the decoded one.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "config.json"), data, 0o644)
+	if _, p2, _ := readBundleSpec(other); p2 != p {
+		t.Error("the same profile decoded twice")
 	}
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`[]`), 0o644)
-	if _, err := readAnnotations(dir); err == nil {
+	if _, _, err := readBundleSpec(dir); err == nil {
 		t.Error("not an object accepted")
 	}
 	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"ociVersion":"1"}`), 0o644)
-	if a, err := readAnnotations(dir); err != nil || a != nil {
-		t.Errorf("no annotations: %v %v", a, err)
+	if a, p, err := readBundleSpec(dir); err != nil || a != nil || p != nil {
+		t.Errorf("no annotations, no profile: %v %v %v", a, p, err)
 	}
 }
 

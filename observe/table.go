@@ -2,7 +2,10 @@ package observe
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,42 +21,99 @@ import (
 // Container is what the table knows of one hardened container.
 type Container struct {
 	event.Container
-	// Seccomp is the profile runc installed, for the errno of a denial;
-	// when nil it is read from Bundle's config.json at the first denial
-	// (most containers never have one, and parsing a spec on every start
-	// cost the observer more than anything else it does per container).
+	// Seccomp is the profile runc installed, for the errno of a denial
+	// (the kernel's record has the action only); nil when unknown.
 	Seccomp *specs.LinuxSeccomp
-	// Bundle is the container's bundle directory.
-	Bundle string
 	// Cgroup is the container's cgroup, as /proc/PID/cgroup shows it for
 	// one hierarchy ("pids:/default/c1" or "0::/k8s.io/c1"), for the
 	// processes the fork tree does not lead to a known pid.
 	Cgroup string
-
-	once sync.Once
 }
 
-// profile returns the container's seccomp profile, reading it from the
-// bundle the first time; nil when unknown.
-func (c *Container) profile() *specs.LinuxSeccomp {
-	c.once.Do(func() {
-		if c.Seccomp != nil || c.Bundle == "" {
-			return
-		}
-		data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+// profiles caches the seccomp profiles of bundles by the sha256 of their
+// JSON: the containers of a level share one, and decoding it (about 1 ms)
+// was most of what reading a bundle cost. Bounded: cleared when full.
+var (
+	// profilesMu guards profileCache.
+	profilesMu   sync.Mutex
+	profileCache = map[[32]byte]*specs.LinuxSeccomp{}
+)
+
+const maxProfiles = 256
+
+// readBundleSpec reads what the observer needs of a bundle's config.json:
+// the annotations (CRI's name the pod) and the seccomp profile. The bundle
+// goes with the container, often before its denials are read: so it is
+// read when the container starts.
+func readBundleSpec(bundle string) (map[string]string, *specs.LinuxSeccomp, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := annotationsOf(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := profileOf(data)
+	return a, p, err
+}
+
+// annotationsOf decodes a spec's annotations and stops there (they come
+// before the seccomp profile, most of the file).
+func annotationsOf(data []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("config.json: not an object")
+	}
+	for dec.More() {
+		key, err := dec.Token()
 		if err != nil {
-			return
+			return nil, fmt.Errorf("config.json: %w", err)
 		}
-		var s struct {
-			Linux *struct {
-				Seccomp *specs.LinuxSeccomp `json:"seccomp"`
-			} `json:"linux"`
+		if key == "annotations" {
+			var a map[string]string
+			if err := dec.Decode(&a); err != nil {
+				return nil, fmt.Errorf("config.json: annotations: %w", err)
+			}
+			return a, nil
 		}
-		if json.Unmarshal(data, &s) == nil && s.Linux != nil {
-			c.Seccomp = s.Linux.Seccomp
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, fmt.Errorf("config.json: %w", err)
 		}
-	})
-	return c.Seccomp
+	}
+	return nil, nil
+}
+
+// profileOf decodes a spec's seccomp profile, once per distinct profile.
+func profileOf(data []byte) (*specs.LinuxSeccomp, error) {
+	// JSON escapes quotes inside strings: `"seccomp":` is the key.
+	i := bytes.Index(data, []byte(`"seccomp":`))
+	if i < 0 {
+		return nil, nil
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(bytes.NewReader(data[i+len(`"seccomp":`):])).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config.json: linux.seccomp: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	profilesMu.Lock()
+	p, ok := profileCache[sum]
+	profilesMu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p = &specs.LinuxSeccomp{}
+	if err := json.Unmarshal(raw, p); err != nil {
+		return nil, fmt.Errorf("config.json: linux.seccomp: %w", err)
+	}
+	profilesMu.Lock()
+	if len(profileCache) >= maxProfiles {
+		clear(profileCache)
+	}
+	profileCache[sum] = p
+	profilesMu.Unlock()
+	return p, nil
 }
 
 type tableKey struct{ ns, id string }
