@@ -43,6 +43,7 @@ EXAMPLES:
 		Flags: []cli.Flag{containerdAddressFlag, containerdStateFlag, procFlag, windowFlag, rateFlag, burstFlag, expectedFlag,
 			&cli.StringFlag{Name: "listen", Value: ":9627", Usage: "address of the metrics endpoint (/metrics, /healthz); \"\" for none"},
 			&cli.BoolFlag{Name: "publish", Value: true, Usage: "publish the seccomp events into containerd's event stream"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGTERM or SIGINT)"},
 		},
 		Action: observeAction,
 	}
@@ -51,6 +52,11 @@ EXAMPLES:
 func observeAction(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
 	logger := log.New(c.App.Writer, "", log.LstdFlags|log.Lmicroseconds)
 	node, err := observe.NewNode(observe.NodeConfig{
 		Address: c.String("address"), State: c.String("containerd-state"), ProcRoot: c.String("proc"),
