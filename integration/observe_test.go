@@ -18,6 +18,7 @@ import (
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -351,4 +352,95 @@ func TestObserveCRI(t *testing.T) {
 	if m := w.metrics(t); !strings.Contains(m, want) {
 		t.Errorf("metrics lack %s:\n%s", want, grepLines(m, "hardened_seccomp"))
 	}
+}
+
+// TestObserveContainerdRestart: the observer keeps up with containerd
+// across a crash and restart (as systemd restarts it): a container that
+// ran before is still attributed, one started after is seen.
+func TestObserveContainerdRestart(t *testing.T) {
+	require(t)
+	shimDir, err := harness.BuildShimDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policyFile, []byte(testPolicy), 0o644)
+	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile})
+	harness.Import(t, c, ns, harness.Busybox)
+
+	var mu sync.Mutex
+	var events []*event.Event
+	node, err := observe.NewNode(observe.NodeConfig{Address: c.Address, State: c.State,
+		Limits: observe.Limits{Window: 200 * time.Millisecond},
+		Emit:   func(e *event.Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
+		Logf:   func(format string, args ...any) { t.Logf("observer: "+format, args...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-node.Ready()
+
+	nctx := namespaces.WithNamespace(t.Context(), ns)
+	start := func(name string, args ...string) containerd.Task {
+		t.Helper()
+		id := newID(name)
+		img, err := c.Client(t).GetImage(nctx, harness.Busybox) // the client of the moment
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctr, err := c.Client(t).NewContainer(nctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+			containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs(args...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := ctr.NewTask(nctx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			task.Delete(context.Background(), containerd.WithProcessKill)
+			ctr.Delete(context.Background(), containerd.WithSnapshotCleanup)
+		})
+		if err := task.Start(nctx); err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	seen := func(id string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events {
+			if e.Seccomp != nil && e.Seccomp.Syscall == "unshare" && e.Container.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	// Before: a container that loops on a denial, slowly.
+	before := start("restart-before", "sh", "-c", "while true; do unshare -U true 2>/dev/null; sleep 0.2; done")
+	waitFor(t, "the first container's denial", func() bool { return seen(before.ID()) })
+
+	if err := c.KillAndRestart(); err != nil {
+		t.Fatal(err)
+	}
+	after := start("restart-after", "sh", "-c", "unshare -U true; sleep 600")
+	waitFor(t, "the denial of a container started after the restart", func() bool { return seen(after.ID()) })
+	mu.Lock()
+	n := len(events)
+	mu.Unlock()
+	// The first container's denials keep coming, attributed.
+	waitFor(t, "the first container's denials after the restart", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range events[n:] {
+			if e.Seccomp != nil && e.Container.ID == before.ID() {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("observer stats %+v", node.Stats())
 }
