@@ -7,14 +7,14 @@
 // The shim calls, in its Exec:
 //
 //	if err := execaudit.Check(level, id, execID, requested); err != nil { // before hardening
-//		pub.Publish(ctx, execaudit.Refused(c, execID, requested, err))  // and log it
+//		pub.Publish(ctx, execaudit.Refused(c, execID, requested, err)) // the one line, and the event
 //		return nil, errgrpc.ToGRPC(err)
 //	}
-//	... hardened, changes := spec.HardenProcess(...) ...
-//	pub.Publish(ctx, execaudit.Record(c, execID, requested, hardened, changes)) // and log ev.String()
+//	... hardened, changes := spec.HardenProcess(...); runc's Exec ...
+//	pub.Publish(ctx, execaudit.Record(c, execID, requested, hardened, changes))
 //
 // with c from ContainerOf and pub a Publisher made once from the task
-// service's shim.Publisher.
+// service's shim.Publisher (Publish logs the line itself).
 package execaudit
 
 import (
