@@ -16,7 +16,7 @@ const (
 	// ones) and has the kernel log each denial: the filter carries
 	// SECCOMP_FILTER_FLAG_LOG, so every denial is an audit record of type
 	// 1326 (AUDIT_SECCOMP) that `hardenctl observe` attributes to its
-	// container. A logged denial costs the process about 20 µs more than a
+	// container. A logged denial costs the process 12-28 µs more than a
 	// silent one on the build machines (the kernel formats the record).
 	SeccompEnforce SeccompMode = "enforce"
 	// SeccompAudit is trial mode: the syscall runs and the kernel logs it
