@@ -6,7 +6,7 @@ export GOFLAGS := -buildvcs=false
 GO        ?= go
 BIN       := bin
 PURE      := ./spec/... ./profiles/... ./policy/...
-UNIT      := $(PURE) ./cmd/... ./shim/... ./verify/... ./deploy/... ./internal/...
+UNIT      := $(PURE) ./cmd/... ./shim/... ./verify/... ./deploy/... ./internal/... ./observe/...
 COVER_MIN := 85
 FUZZTIME  ?= 10m
 SOAK_N    ?= 1000
@@ -42,6 +42,8 @@ lint: ## gofmt, go vet, go mod tidy check
 
 bench: tools ## plain runc vs hardened on a private containerd, as ratios (bench/results/bench.{md,json})
 	@HARDENED_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBench$$' ./integration/ 2>&1 | grep -vE '^(=== RUN|--- PASS|PASS|ok |time=)'; exit $${PIPESTATUS[0]}
+	@echo "seeing what it denies: the cost of logging denials and of the node's observer (bench/results/observe.md):"
+	@HARDENED_BENCH=1 $(GO) test -count=1 -v -timeout 30m -run '^TestBenchObserve$$' ./integration/ 2>&1 | grep -vE '^(=== RUN|--- PASS|PASS|ok |time=)'; exit $${PIPESTATUS[0]}
 	@echo "signature verification (registry on loopback; targets: cold ≤ 50 ms, with attestations ≤ 80 ms, warm ≤ 1 ms):"
 	@$(GO) test -count=1 -run XXX -bench '^BenchmarkVerify$$' -benchtime 50x ./verify/ | grep -E '^Benchmark'
 

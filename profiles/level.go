@@ -40,6 +40,11 @@ type Level struct {
 	Scheduling   SchedulingControl `json:"scheduling" yaml:"scheduling"`
 	Cgroups      CgroupControl     `json:"cgroups" yaml:"cgroups"`
 	Checkpoint   CheckpointControl `json:"checkpoint" yaml:"checkpoint"`
+	// Exec says whether processes may be exec'd into a running container
+	// (kubectl exec, crictl exec, ctr task exec, and exec probes, which are
+	// execs too): allow or deny. Every exec is recorded either way. Default
+	// allow.
+	Exec ExecAction `json:"exec,omitempty" yaml:"exec,omitempty"`
 	// AllowPrivileged lets a container that asks for everything (all
 	// capabilities, no masked paths) past the privileged rule. The other
 	// controls still apply. Default false.
@@ -86,6 +91,12 @@ type SeccompControl struct {
 	// least as strict as the level's: fix (use the level's) or refuse.
 	// "Unconfined" counts as weaker. Default fix.
 	OnWeaker Action `json:"onWeaker,omitempty" yaml:"onWeaker,omitempty"`
+	// Mode is what the level's filter does with a syscall outside its
+	// allowlist: enforce (deny it, and log each denial to the kernel's
+	// audit records), audit (trial mode: let it run and log it, so that a
+	// workload can run under the level and show what it would deny) or
+	// silent (deny without logging). See SeccompModes. Default enforce.
+	Mode SeccompMode `json:"mode,omitempty" yaml:"mode,omitempty"`
 }
 
 // AppArmorControl picks the AppArmor profile where the host has AppArmor.
@@ -259,6 +270,12 @@ func (l *Level) SetDefaults() {
 	if l.Seccomp.OnWeaker == "" {
 		l.Seccomp.OnWeaker = Fix
 	}
+	if l.Seccomp.Mode == "" {
+		l.Seccomp.Mode = SeccompEnforce
+	}
+	if l.Exec == "" {
+		l.Exec = ExecAllow
+	}
 	if l.AppArmor.Profile == "" {
 		l.AppArmor.Profile = DefaultAppArmorProfile
 	}
@@ -295,6 +312,12 @@ func (l *Level) Validate() error {
 		bad("seccomp.profile", "%q is not one of %s, %s", l.Seccomp.Profile, SeccompRuntimeDefault, SeccompStrict)
 	}
 	checkAction("seccomp.onWeaker", l.Seccomp.OnWeaker)
+	if !slices.Contains(SeccompModes, l.Seccomp.Mode) {
+		bad("seccomp.mode", "%q is not one of %s", l.Seccomp.Mode, joinModes(SeccompModes))
+	}
+	if l.Exec != ExecAllow && l.Exec != ExecDeny {
+		bad("exec", "%q is not one of %s, %s", l.Exec, ExecAllow, ExecDeny)
+	}
 	for _, p := range l.Seccomp.Packs {
 		if _, ok := Packs[p]; !ok {
 			bad("seccomp.packs", "unknown pack %q (known: %s)", p, strings.Join(PackNames(), ", "))

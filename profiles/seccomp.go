@@ -54,6 +54,7 @@ type seccompKey struct {
 	compat  bool
 	packs   string
 	caps    string
+	mode    SeccompMode
 }
 
 // seccompEntry is a computed profile and the syscall sets it allows, so that
@@ -82,7 +83,9 @@ var (
 //     back from new syscalls (clone3, faccessat2, ...);
 //   - fails the known privileged syscalls the capabilities exclude with
 //     EPERM, which is what users expect from mount or unshare;
-//   - removes StrictRemoved for the strict profile and adds the level's packs.
+//   - removes StrictRemoved for the strict profile and adds the level's packs;
+//   - logs or only logs its denials as the level's seccomp.mode says
+//     (applySeccompMode).
 func Seccomp(l *Level, bounding []string) (*specs.LinuxSeccomp, error) {
 	e, err := seccompFor(l, bounding)
 	if err != nil {
@@ -103,7 +106,7 @@ func SeccompAllows(l *Level, bounding []string) (some, all map[string]bool, err 
 }
 
 func seccompFor(l *Level, bounding []string) (*seccompEntry, error) {
-	key := seccompKey{l.Seccomp.Profile, l.Seccomp.CompatArches, strings.Join(l.Seccomp.Packs, ","), capsKey(bounding)}
+	key := seccompKey{l.Seccomp.Profile, l.Seccomp.CompatArches, strings.Join(l.Seccomp.Packs, ","), capsKey(bounding), l.Seccomp.Mode}
 	mu.Lock()
 	defer mu.Unlock()
 	if e, ok := seccompCache[key]; ok {
@@ -115,6 +118,7 @@ func seccompFor(l *Level, bounding []string) (*seccompEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	applySeccompMode(p, key.mode)
 	e := &seccompEntry{profile: p}
 	e.some, e.all = AllowedSyscalls(p)
 	seccompCache[key] = e

@@ -59,7 +59,7 @@ EXAMPLES:
 			outputFlag, apparmorFlag, portSysctlFlag,
 		},
 		Before:   checkOutput,
-		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand(), verifyCommand()},
+		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand(), verifyCommand(), eventsCommand(), observeCommand()},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err.Error()}
 		},

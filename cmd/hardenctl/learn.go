@@ -25,8 +25,8 @@ import (
 func learnCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "learn",
-		Usage:     "run a workload once and write a seccomp profile of the syscalls it made",
-		ArgsUsage: "IMAGE-LAYOUT|IMAGE.tar|ROOTFS [-- CMD ARGS...]",
+		Usage:     "run a workload once and write a seccomp profile of the syscalls it made; or turn what an observer saw into a policy change",
+		ArgsUsage: "IMAGE-LAYOUT|IMAGE.tar|ROOTFS [-- CMD ARGS...]  |  --events FILE|--metrics URL",
 		Description: `Runs the workload like ` + "`hardenctl run`" + ` (hardened by the level, so it runs as
 it will in production), with a seccomp filter that hands every syscall to
 hardenctl (seccomp user notification: the spec's linux.seccomp.listenerPath,
@@ -46,11 +46,24 @@ Use it with ` + "`hardenctl run --seccomp`" + `, as a level's profile, or as a K
 Localhost profile. Exercise every code path of the workload while learning:
 what it did not do is refused later.
 
+With --events or --metrics, learn runs nothing: it reads what the level
+denied in production, or would have denied in trial mode (seccomp.mode:
+audit), from the events of ` + "`hardenctl events --output json`" + ` or the counters of
+` + "`hardenctl observe`" + `, and proposes a change to the node policy: a level that
+extends the observed one, enforcing, with the seccomp packs that allow what
+was seen, and a rule that gives it to the workload (by image where the events
+name one). Syscalls no pack allows are listed; --out writes the level's
+profile plus them, to try with ` + "`hardenctl run --seccomp`" + `. Expected probes (clone3)
+are left out.
+
 EXAMPLES:
    hardenctl learn --out sh.json ./busybox-layout -- sh -c 'ls /; cat /etc/passwd'
    hardenctl learn --explain --out app.json ./app.tar
-   hardenctl run --seccomp sh.json ./busybox-layout -- sh -c 'ls /; cat /etc/passwd'`,
-		Flags: append(levelFlags,
+   hardenctl run --seccomp sh.json ./busybox-layout -- sh -c 'ls /; cat /etc/passwd'
+   hardenctl events --output json > seen.jsonl      # a day under a level with seccomp.mode: audit
+   hardenctl learn --events seen.jsonl --pod shop/web-1
+   hardenctl learn --metrics http://node1:9627/metrics --pod shop/web-1 --level trial`,
+		Flags: append(append(levelFlags, learnSeenFlags...),
 			&cli.StringFlag{Name: "out", Usage: "write the profile here (default: stdout)"},
 			&cli.BoolFlag{Name: "explain", Usage: "print the recorded syscalls with their counts (stderr)"},
 			&cli.StringFlag{Name: "runc", Value: "runc", Usage: "the runc binary"},
@@ -71,6 +84,12 @@ var alwaysAllowed = []string{"write", "exit", "exit_group", "rt_sigreturn",
 	"close", "fcntl", "openat", "read", "epoll_pwait", "epoll_ctl", "fstat", "newfstatat", "execve"}
 
 func learnAction(c *cli.Context) error {
+	if c.String("events") != "" || c.String("metrics") != "" {
+		if c.NArg() > 0 {
+			return usageError{"learn --events/--metrics runs nothing: give no image"}
+		}
+		return learnFromSeen(c)
+	}
 	if c.NArg() < 1 {
 		return usageError{"learn: give an image layout, an image .tar or a root filesystem"}
 	}

@@ -54,11 +54,13 @@ EXAMPLES:
    hardenctl run ./busybox-layout -- id
    hardenctl run --level strict --explain ./app.tar
    hardenctl run --compare ./busybox-layout -- cat /proc/self/status
-   hardenctl run --seccomp learned.json ./rootfs -- /bin/app`,
+   hardenctl run --seccomp learned.json ./rootfs -- /bin/app
+   hardenctl run --seccomp-mode audit --denials ./app.tar      # trial: what the level would deny`,
 		Flags: append(levelFlags,
 			&cli.BoolFlag{Name: "explain", Usage: "print the changes and their reasons (stderr) before running"},
 			&cli.BoolFlag{Name: "compare", Usage: "run plain and hardened; print both outputs side by side"},
 			&cli.StringFlag{Name: "seccomp", Usage: "a seccomp profile (OCI JSON, e.g. from hardenctl learn) to use instead of the level's"},
+			seccompModeFlag, denialsFlag,
 			&cli.StringFlag{Name: "runc", Value: "runc", Usage: "the runc binary"},
 		),
 		Before: checkOutput,
@@ -72,6 +74,9 @@ type workload struct {
 	rootfs string
 	config v1.Config
 	name   string
+	// started, when set, gets the pid of each container's init process
+	// as soon as runc has created it.
+	started func(id string, pid int)
 }
 
 // loadWorkload unpacks src into a temp dir.
@@ -327,6 +332,13 @@ func runAction(c *cli.Context) error {
 	if c.Bool("explain") {
 		printChanges(c.App.ErrWriter, res.Changes)
 	}
+	if c.Bool("denials") {
+		d, err := watchDenials(ctx, w, res.Level, hardened)
+		if err != nil {
+			return err
+		}
+		defer d.report(c)
+	}
 	runc := c.String("runc")
 	if !c.Bool("compare") {
 		code, err := w.runc(ctx, runc, id, hardened, os.Stdin, c.App.Writer, c.App.ErrWriter)
@@ -352,6 +364,9 @@ func runAction(c *cli.Context) error {
 func (w *workload) harden(c *cli.Context, s *specs.Spec) (*specs.Spec, *spec.Result, error) {
 	level, _, err := pickLevel(c, s)
 	if err != nil {
+		return nil, nil, err
+	}
+	if level, err = withSeccompMode(c, level); err != nil {
 		return nil, nil, err
 	}
 	host, err := hostFacts(c)
@@ -411,7 +426,13 @@ func (w *workload) runc(ctx context.Context, runc, id string, s *specs.Spec, std
 	}
 	// A non-root user must be able to reach the root filesystem.
 	os.Chmod(w.dir, 0o711)
-	cmd := exec.Command(runc, "--root", state, "run", "--bundle", bundle, id)
+	args := []string{"--root", state, "run", "--bundle", bundle}
+	var pidFile string
+	if w.started != nil {
+		pidFile = filepath.Join(w.dir, id+".pid")
+		args = append(args, "--pid-file", pidFile)
+	}
+	cmd := exec.Command(runc, append(args, id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	// runc in a process group of its own: hardenctl forwards the signals
 	// itself, once (forwardSignals).
@@ -420,6 +441,9 @@ func (w *workload) runc(ctx context.Context, runc, id string, s *specs.Spec, std
 		return 0, fmt.Errorf("start %s: %w", runc, err)
 	}
 	setRunning(&running{cmd: cmd, runc: runc, state: state, id: id})
+	if pidFile != "" {
+		go watchPidFile(pidFile, id, w.started)
+	}
 	err = cmd.Wait()
 	setRunning(nil)
 	// runc run deletes the container when it exits; make sure of it.
