@@ -165,7 +165,7 @@ func TestListedHookRuns(t *testing.T) {
 	withHook := withSpec(func(s *specs.Spec) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: hookScript, Args: []string{hookScript, "createRuntime"}}}}
 	})
-	res, err := runContainerWith(t, &runtimeoptions.Options{ConfigPath: policyFile}, []string{"echo", "ran"}, withHook)
+	res, err := runWithRuntimeOptions(t, &runtimeoptions.Options{ConfigPath: policyFile}, []string{"echo", "ran"}, withHook)
 	if err != nil {
 		t.Fatalf("container with a listed hook: %v", err)
 	}
@@ -296,7 +296,7 @@ func writeHook(t *testing.T, marker string) string {
 
 // runContainerWith is runContainer (namespace ns, the hardened runtime,
 // busybox) with runtime options, such as a policy of the test's own.
-func runContainerWith(t *testing.T, runtimeOpts any, args []string, opts ...oci.SpecOpts) (result, error) {
+func runWithRuntimeOptions(t *testing.T, runtimeOpts any, args []string, opts ...oci.SpecOpts) (result, error) {
 	t.Helper()
 	ctx, cancel := ctxFor(ns)
 	defer cancel()

@@ -159,7 +159,7 @@ func (d *denials) report(c *cli.Context) {
 	tw.Flush()
 }
 
-func keys(m map[string]bool) []string {
+func keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
