@@ -227,4 +227,3 @@ func TestInstallPullGate(t *testing.T) {
 		t.Errorf("--pull-gate with another policy path: %d %s", code, errOut)
 	}
 }
-
