@@ -186,14 +186,18 @@ func TestRefusals(t *testing.T) {
 }
 
 // TestGroupingNeverFallsBackToRunc: a hardened container that names the
-// group of a plain runc container (the CRI sandbox id annotation) gets its
-// own, hardened shim.
+// group of a plain runc container gets its own, hardened shim: with runc's
+// group annotation it runs hardened; with the CRI sandbox id annotation
+// (a pod claim containerd's records do not confirm) it is refused, and
+// never runs in the runc shim.
 func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	group := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-group"})
+	group := oci.WithAnnotations(map[string]string{"io.containerd.runc.v2.group": "shared-group"})
+	claim := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-sandbox"})
 	_, task := startTask(t, ctx, newID("runc-group-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), group)
+	_, task2 := startTask(t, ctx, newID("runc-sandbox-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), claim)
 	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +205,14 @@ func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	if strings.TrimSpace(res.Stdout) != "65534" {
 		t.Errorf("hardened container in a runc group runs as %q: it went to the runc shim", res.Stdout)
 	}
+	res, err = runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, claim)
+	if err == nil {
+		t.Errorf("hardened container claiming a runc container's sandbox ran (as %q); want it refused", res.Stdout)
+	} else if !strings.Contains(err.Error(), "containerd's records do not confirm") {
+		t.Errorf("refusal %q does not say the pod claim is unconfirmed", err)
+	}
 	task.Kill(ctx, syscall.SIGKILL)
+	task2.Kill(ctx, syscall.SIGKILL)
 }
 
 // TestAuditMode: in the audit namespace the root container runs unchanged
