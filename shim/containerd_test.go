@@ -202,7 +202,7 @@ func (f sandboxesFake) Get(ctx context.Context, r *sandboxapi.StoreGetRequest) (
 }
 
 // serve starts the fake on a unix socket and returns its address.
-func (f *fakeContainerd) serve(t *testing.T) string {
+func (f *fakeContainerd) serve(t testing.TB) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "containerd.sock")
 	l, err := net.Listen("unix", sock)
@@ -239,7 +239,7 @@ type testImage struct {
 
 // addImage adds an image (user, volumes, one layer) under name, and
 // returns it; withIndex wraps the manifest in an index for this platform.
-func (f *fakeContainerd) addImage(t *testing.T, name, user string, volumes []string, withIndex bool) testImage {
+func (f *fakeContainerd) addImage(t testing.TB, name, user string, volumes []string, withIndex bool) testImage {
 	t.Helper()
 	cfg := ocispec.Image{Config: ocispec.ImageConfig{User: user, Volumes: map[string]struct{}{}},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromString(name + " layer")}}}

@@ -39,7 +39,7 @@ const testNS = "k8s.io"
 // unix socket), a containerd root and state laid out as containerd lays
 // them out, and a node policy.
 type testEnv struct {
-	t           *testing.T
+	t           testing.TB
 	fake        *fakeContainerd
 	address     string
 	root, state string
@@ -66,7 +66,7 @@ rules:
     mode: audit
 `
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	t.Setenv(CacheDirEnv, filepath.Join(t.TempDir(), "images"))
 	dir := t.TempDir()
@@ -119,7 +119,7 @@ func (e *testEnv) bundle(ns, id string, img testImage, edit func(*specs.Spec)) s
 	return bundle
 }
 
-func loadTestSpec(t *testing.T) *specs.Spec {
+func loadTestSpec(t testing.TB) *specs.Spec {
 	t.Helper()
 	data, err := os.ReadFile("../spec/testdata/ctr-run.in.json")
 	if err != nil {
@@ -132,7 +132,7 @@ func loadTestSpec(t *testing.T) *specs.Spec {
 	return &s
 }
 
-func writeTestSpec(t *testing.T, bundle string, s *specs.Spec) {
+func writeTestSpec(t testing.TB, bundle string, s *specs.Spec) {
 	t.Helper()
 	data, _ := json.Marshal(s)
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
@@ -159,7 +159,7 @@ func (f *fakeVerifier) run(_ context.Context, cmd *exec.Cmd) ([]byte, []byte, in
 	return []byte(f.stdout), []byte(f.stderr), f.code, f.err
 }
 
-func readBundleSpec(t *testing.T, bundle string) *specs.Spec {
+func readBundleSpec(t testing.TB, bundle string) *specs.Spec {
 	t.Helper()
 	s, err := readSpec(bundle)
 	if err != nil {

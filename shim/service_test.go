@@ -146,7 +146,12 @@ func TestCreateRunsThePipeline(t *testing.T) {
 	if !ok || rec.By != "create" || readBundleSpec(t, bundle).Process.User.UID != 65534 {
 		t.Fatalf("record %+v %v", rec, ok)
 	}
+	// The record is logged beside runc's create.
 	for _, want := range []string{"hardened: 0 -> 65534", "IMAGE SIGNATURES ARE NOT VERIFIED", `by=create`} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(logs.String(), want) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -45,7 +46,7 @@ func verdictCacheDir() string {
 // Create checks the task's rootfs mounts against the snapshot's
 // (checkTask). So a container record cannot name a signed image and run
 // another.
-func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, policyPath string, img imageRecord, rootPath, bundle string) (*verdict.Verdict, error) {
+func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, req request, img imageRecord, rootPath string) (*verdict.Verdict, error) {
 	sigs := pol.Signatures
 	if sigs == nil || sigs.Builtin {
 		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, Scope: "default", Builtin: true,
@@ -74,7 +75,7 @@ func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, poli
 	// What runs must be the image the record names, whatever its scope
 	// requires: its rootfs (Create checks the task's mounts against the
 	// snapshot's), no other root path.
-	if rootPath != "rootfs" && filepath.Clean(rootPath) != filepath.Join(bundle, "rootfs") {
+	if rootPath != "rootfs" && filepath.Clean(rootPath) != filepath.Join(req.Bundle, "rootfs") {
 		return nil, refuseFix(sc.Name, verdict.BindingFix, "root.path is %q, not the bundle's rootfs: the container would not run its image", rootPath)
 	}
 	if img.SnapshotKey == "" {
@@ -91,7 +92,10 @@ func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, poli
 	if v, ok := cache.Load(sigs.Hash, img.Name, img.Digest, img.PlatformDigest); ok {
 		return v, nil
 	}
-	return p.runVerifier(ctx, policyPath, sigs.Hash, img)
+	if req.DryRun {
+		return nil, errors.New("dry run: the signature is not verified")
+	}
+	return p.runVerifier(ctx, req.Policy.Path, sigs.Hash, img)
 }
 
 func allAccept(sc policy.Scope) bool {
