@@ -375,3 +375,47 @@ func TestShimRemovesItsSocket(t *testing.T) {
 	}
 	t.Errorf("shim socket %s left behind after its container was deleted", socket)
 }
+
+// TestUpdateCannotLiftLimits: a task update that would lift the pids limit
+// the level set (to unlimited) is refused, and the limit inside the
+// container is unchanged; an update within the level goes through.
+func TestUpdateCannotLiftLimits(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	id := newID("update")
+	_, task := startTask(t, ctx, id, hardenedRT, oci.WithProcessArgs("sleep", "600"))
+	// The container's pids cgroup, as runc set it up (cgroup v1 here;
+	// containerd's default cgroups path /<namespace>/<id>).
+	pidsMax := func() string {
+		t.Helper()
+		for _, f := range []string{filepath.Join("/sys/fs/cgroup/pids", ns, id, "pids.max"), filepath.Join("/sys/fs/cgroup", ns, id, "pids.max")} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		t.Fatal("no pids cgroup for the container")
+		return ""
+	}
+	if got := pidsMax(); got != "4096" {
+		t.Fatalf("pids.max = %q, want the level's 4096", got)
+	}
+	unlimited := int64(-1)
+	err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &unlimited}}))
+	if err == nil || !strings.Contains(err.Error(), "rule limits") || !strings.Contains(err.Error(), "may not lift the pids limit") {
+		t.Errorf("update to an unlimited pids limit: %v, want a refusal by rule limits", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+	if got := pidsMax(); got != "4096" {
+		t.Errorf("pids.max = %q after the refused update, want 4096", got)
+	}
+	lower := int64(2048)
+	if err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &lower}})); err != nil {
+		t.Fatalf("update to a lower pids limit: %v", err)
+	}
+	if got := pidsMax(); got != "2048" {
+		t.Errorf("pids.max = %q after the update, want 2048", got)
+	}
+	task.Kill(ctx, syscall.SIGKILL)
+}
