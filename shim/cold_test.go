@@ -58,7 +58,7 @@ func TestColdLookupChild(t *testing.T) {
 	if err := p.image(ctx, testNS, &img); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.sandbox(ctx, testNS, "sb1"); err != nil {
+	if _, err := r.sandboxContainer(ctx, testNS, "sb1"); err != nil {
 		t.Fatal(err)
 	}
 	r.close()

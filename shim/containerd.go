@@ -12,7 +12,6 @@ import (
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	contentapi "github.com/containerd/containerd/api/services/content/v1"
 	imagesapi "github.com/containerd/containerd/api/services/images/v1"
-	sandboxapi "github.com/containerd/containerd/api/services/sandbox/v1"
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/dialer"
@@ -191,33 +190,13 @@ func (r *records) snapshot(ctx context.Context, ns, snapshotter, key string) (st
 	return info.GetInfo().GetParent(), mounts, nil
 }
 
-// sandbox returns containerd's sandbox store record of sandbox id, or nil
-// when there is none.
-func (r *records) sandbox(ctx context.Context, ns, id string) (*sandboxRecord, error) {
-	resp, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) (*sandboxapi.StoreGetResponse, error) {
-		return sandboxapi.NewStoreClient(c).Get(ctx, &sandboxapi.StoreGetRequest{SandboxID: id})
-	})
-	if err != nil {
-		if errdefs.IsNotFound(errgrpc.ToNative(err)) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read sandbox %s/%s from containerd: %w", ns, id, err)
-	}
-	sb := resp.GetSandbox()
-	if sb == nil {
+// sandboxContainer returns containerd's record of the container of CRI
+// sandbox id (its pause container: the CRI plugin's podsandbox controller
+// gives it the sandbox's id), or nil when there is none.
+func (r *records) sandboxContainer(ctx context.Context, ns, id string) (*containersapi.Container, error) {
+	c, err := r.container(ctx, ns, id)
+	if errdefs.IsNotFound(errgrpc.ToNative(errors.Unwrap(err))) {
 		return nil, nil
 	}
-	rec := &sandboxRecord{ID: sb.SandboxID}
-	if md := sb.GetExtensions()[criSandboxMetadataKey]; md != nil {
-		rec.MetadataType, rec.Metadata = md.GetTypeUrl(), md.GetValue()
-	}
-	return rec, nil
-}
-
-// sandboxRecord is what the shim reads of a sandbox store record: its id
-// and the CRI plugin's metadata extension, as it came.
-type sandboxRecord struct {
-	ID           string
-	MetadataType string
-	Metadata     []byte
+	return c, err
 }

@@ -13,7 +13,6 @@ import (
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	contentapi "github.com/containerd/containerd/api/services/content/v1"
 	imagesapi "github.com/containerd/containerd/api/services/images/v1"
-	sandboxapi "github.com/containerd/containerd/api/services/sandbox/v1"
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -40,7 +39,6 @@ type fakeContainerd struct {
 	blobs      map[digest.Digest][]byte
 	snapshots  map[string]*snapshotsapi.Info // by snapshotter/key
 	mounts     map[string][]*types.Mount
-	sandboxes  map[string]*types.Sandbox
 	// corrupt makes Read answer other bytes, gap skip a chunk, extra send
 	// more than asked.
 	corrupt, gap, extra bool
@@ -51,8 +49,7 @@ type fakeContainerd struct {
 
 func newFakeContainerd(ns string) *fakeContainerd {
 	return &fakeContainerd{ns: ns, containers: map[string]*containersapi.Container{}, images: map[string]*imagesapi.Image{},
-		blobs: map[digest.Digest][]byte{}, snapshots: map[string]*snapshotsapi.Info{}, mounts: map[string][]*types.Mount{},
-		sandboxes: map[string]*types.Sandbox{}}
+		blobs: map[digest.Digest][]byte{}, snapshots: map[string]*snapshotsapi.Info{}, mounts: map[string][]*types.Mount{}}
 }
 
 type (
@@ -70,10 +67,6 @@ type (
 	}
 	snapshotsFake struct {
 		snapshotsapi.UnimplementedSnapshotsServer
-		*fakeContainerd
-	}
-	sandboxesFake struct {
-		sandboxapi.UnimplementedStoreServer
 		*fakeContainerd
 	}
 )
@@ -188,19 +181,6 @@ func (f snapshotsFake) Mounts(ctx context.Context, r *snapshotsapi.MountsRequest
 	return &snapshotsapi.MountsResponse{Mounts: m}, nil
 }
 
-func (f sandboxesFake) Get(ctx context.Context, r *sandboxapi.StoreGetRequest) (*sandboxapi.StoreGetResponse, error) {
-	if err := f.enter(ctx, "sandboxes.Get"); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	sb, ok := f.sandboxes[r.SandboxID]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "sandbox %q: not found", r.SandboxID)
-	}
-	return &sandboxapi.StoreGetResponse{Sandbox: sb}, nil
-}
-
 // serve starts the fake on a unix socket and returns its address.
 func (f *fakeContainerd) serve(t testing.TB) string {
 	t.Helper()
@@ -214,7 +194,6 @@ func (f *fakeContainerd) serve(t testing.TB) string {
 	imagesapi.RegisterImagesServer(s, imagesFake{fakeContainerd: f})
 	contentapi.RegisterContentServer(s, contentFake{fakeContainerd: f})
 	snapshotsapi.RegisterSnapshotsServer(s, snapshotsFake{fakeContainerd: f})
-	sandboxapi.RegisterStoreServer(s, sandboxesFake{fakeContainerd: f})
 	go s.Serve(l)
 	t.Cleanup(s.Stop)
 	return sock
@@ -288,15 +267,21 @@ func (f *fakeContainerd) addContainer(id string, img testImage, parent string) *
 	return c
 }
 
-// addSandbox records a CRI sandbox (as the CRI plugin's RunPodSandbox
-// does) of pod uid in Kubernetes namespace kns.
+// addSandbox makes container id (recorded already or not) a CRI sandbox
+// of pod uid in Kubernetes namespace kns, as the CRI plugin's podsandbox
+// controller records its pause container.
 func (f *fakeContainerd) addSandbox(id, uid, kns string) {
 	md, _ := json.Marshal(map[string]any{"Version": "v1", "Metadata": map[string]any{"ID": id, "Name": "pod",
 		"Config": map[string]any{"metadata": map[string]any{"name": "pod", "uid": uid, "namespace": kns}}}})
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.sandboxes[id] = &types.Sandbox{SandboxID: id, Sandboxer: "podsandbox",
-		Extensions: map[string]*anypb.Any{criSandboxMetadataKey: {TypeUrl: criSandboxMetadataType, Value: md}}}
+	c := f.containers[id]
+	if c == nil {
+		c = &containersapi.Container{ID: id, Runtime: &containersapi.Container_Runtime{Name: RuntimeName}}
+		f.containers[id] = c
+	}
+	c.Labels = map[string]string{criKindLabel: "sandbox"}
+	c.Extensions = map[string]*anypb.Any{criSandboxMetadataKey: {TypeUrl: criSandboxMetadataType, Value: md}}
 }
 
 func TestRecordsReadContainerdRecords(t *testing.T) {
@@ -332,12 +317,12 @@ func TestRecordsReadContainerdRecords(t *testing.T) {
 		t.Error("snapshot(other) succeeded")
 	}
 	fake.addSandbox("sb", "uid-1", "web")
-	sb, err := r.sandbox(ctx, "k8s.io", "sb")
-	if err != nil || sb == nil || sb.ID != "sb" || sb.MetadataType != criSandboxMetadataType || !bytes.Contains(sb.Metadata, []byte("uid-1")) {
-		t.Fatalf("sandbox(sb) = %+v, %v", sb, err)
+	sb, err := r.sandboxContainer(ctx, "k8s.io", "sb")
+	if err != nil || sb == nil || sb.Labels[criKindLabel] != "sandbox" || !bytes.Contains(sb.Extensions[criSandboxMetadataKey].GetValue(), []byte("uid-1")) {
+		t.Fatalf("sandboxContainer(sb) = %+v, %v", sb, err)
 	}
-	if sb, err := r.sandbox(ctx, "k8s.io", "none"); sb != nil || err != nil {
-		t.Errorf("sandbox(none) = %+v, %v; want nothing and no error", sb, err)
+	if sb, err := r.sandboxContainer(ctx, "k8s.io", "none"); sb != nil || err != nil {
+		t.Errorf("sandboxContainer(none) = %+v, %v; want nothing and no error", sb, err)
 	}
 
 	// Another namespace is sent as such, to every service.
@@ -346,7 +331,7 @@ func TestRecordsReadContainerdRecords(t *testing.T) {
 		"image":     func() error { _, err := r.imageTarget(ctx, "default", img.name); return err },
 		"blob":      func() error { _, err := r.readBlob(ctx, "default", img.manifest); return err },
 		"snapshot":  func() error { _, _, err := r.snapshot(ctx, "default", "overlayfs", "c1-snap"); return err },
-		"sandbox":   func() error { _, err := r.sandbox(ctx, "default", "sb"); return err },
+		"sandbox":   func() error { _, err := r.sandboxContainer(ctx, "default", "sb"); return err },
 	} {
 		if err := call(); err == nil || !strings.Contains(err.Error(), `namespace "default"`) {
 			t.Errorf("%s in namespace default = %v, want the fake's namespace refusal", name, err)
@@ -354,7 +339,7 @@ func TestRecordsReadContainerdRecords(t *testing.T) {
 	}
 	// A failing containerd fails the look-up (no nil records).
 	fake.fail = codes.Unavailable
-	if _, err := r.sandbox(ctx, "k8s.io", "sb"); err == nil {
+	if _, err := r.sandboxContainer(ctx, "k8s.io", "sb"); err == nil {
 		t.Error("sandbox look-up with containerd failing succeeded")
 	}
 }

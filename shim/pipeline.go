@@ -9,6 +9,7 @@ import (
 	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -106,7 +107,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		in      *specs.Spec
 		claim   podClaim
 		claimed bool
-		sandbox *sandboxRecord
+		sandbox *containersapi.Container
 		sbErr   error
 		err     error
 	}
@@ -124,8 +125,9 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 			return
 		}
 		lt.mark("spec")
-		if l.claim, l.claimed = podClaimOf(l.in.Annotations); l.claimed && l.claim.SandboxID != "" {
-			l.sandbox, l.sbErr = p.records.sandbox(ctx, req.Namespace, l.claim.SandboxID)
+		// A container of a pod: its sandbox's record, beside its own.
+		if l.claim, l.claimed = podClaimOf(l.in.Annotations); l.claimed && l.claim.SandboxID != "" && l.claim.SandboxID != req.ID {
+			l.sandbox, l.sbErr = p.records.sandboxContainer(ctx, req.Namespace, l.claim.SandboxID)
 			lt.mark("sandbox")
 		}
 	}()
@@ -152,7 +154,11 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		if l.sbErr != nil {
 			return nil, l.sbErr
 		}
-		if err := checkPodClaim(l.claim, ctr, l.sandbox); err != nil {
+		sb := l.sandbox
+		if l.claim.SandboxID == req.ID {
+			sb = ctr // a pod's sandbox container is its own record
+		}
+		if err := checkPodClaim(l.claim, ctr, sb); err != nil {
 			return nil, refuse(errFailedPrecondition, "the spec's annotations claim CRI pod %s (uid %q, Kubernetes namespace %q), which containerd's records do not confirm: %v; fix: create the container through the CRI plugin, or leave out the io.kubernetes.cri.* annotations",
 				l.claim.SandboxID, l.claim.PodUID, l.claim.Namespace, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/verify/verdict"
@@ -427,11 +428,12 @@ func criSpec(typ, sandbox, uid, kns string) func(*specs.Spec) {
 // from it.
 func TestPipelinePodClaims(t *testing.T) {
 	e := newTestEnv(t)
-	e.fake.addSandbox("sb1", "uid-1", "web")
 	e.fake.addSandbox("sb2", "uid-2", "vault")
+	e.fake.addContainer("c0", e.image, e.image.chainID)
 
 	// The pod's sandbox (pause) container and a container of the pod.
 	sb := e.bundle(testNS, "sb1", e.image, criSpec("sandbox", "sb1", "uid-1", "web"))
+	e.fake.addSandbox("sb1", "uid-1", "web")
 	rec, err := e.run(e.pipeline("shim start"), testNS, "sb1", sb)
 	if err != nil || rec.Level != "baseline" || rec.Container.SandboxID != "sb1" || rec.Container.PodUID != "uid-1" || rec.Container.KubernetesNamespace != "web" {
 		t.Fatalf("sandbox: %+v %v", rec, err)
@@ -450,7 +452,8 @@ func TestPipelinePodClaims(t *testing.T) {
 		want     string
 	}{
 		{"namespace only (ctr --annotation)", "x1", func(s *specs.Spec) { s.Annotations = map[string]string{criSandboxNamespace: "web"} }, "", "must all be set"},
-		{"sandbox that does not exist", "x2", criSpec("container", "nope", "uid-1", "web"), "nope", "no sandbox nope"},
+		{"sandbox that does not exist", "x2", criSpec("container", "nope", "uid-1", "web"), "nope", "no sandbox container nope"},
+		{"sandbox that is a plain container", "x8", criSpec("container", "c0", "uid-1", "web"), "c0", "not a CRI sandbox"},
 		{"other pod's uid", "x3", criSpec("container", "sb1", "uid-2", "web"), "sb1", `pod uid "uid-1", not "uid-2"`},
 		{"other Kubernetes namespace", "x4", criSpec("container", "sb2", "uid-2", "web"), "sb2", `Kubernetes namespace "vault", not "web"`},
 		{"record of another sandbox", "x5", criSpec("container", "sb1", "uid-1", "web"), "sb2", `names sandbox "sb2", not sb1`},
@@ -470,9 +473,6 @@ func TestPipelinePodClaims(t *testing.T) {
 		b := e.bundle(testNS, "x9", e.image, criSpec("container", "sb1", "uid-1", "web"))
 		e.fake.containers["x9"].Sandbox = "sb1"
 		p := e.pipeline("create")
-		e.fake.mu.Lock()
-		delete(e.fake.sandboxes, "sb1")
-		e.fake.mu.Unlock()
 		p.records.address = filepath.Join(t.TempDir(), "gone.sock")
 		if _, err := e.run(p, testNS, "x9", b); err == nil {
 			t.Error("a pod claim was accepted without containerd")
@@ -485,15 +485,20 @@ func TestCheckPodClaimMetadata(t *testing.T) {
 	claim := podClaim{Type: "sandbox", SandboxID: "sb", PodUID: "u", Namespace: "n"}
 	good := `{"Version":"v1","Metadata":{"ID":"sb","Config":{"metadata":{"uid":"u","namespace":"n"}}}}`
 	for _, tc := range []struct {
-		name, typ, data, want string
+		name, kind, typ, data, want string
 	}{
-		{"good", criSandboxMetadataType, good, ""},
-		{"no CRI metadata", "", "", "no CRI metadata"},
-		{"not JSON", criSandboxMetadataType, "{", "CRI metadata"},
-		{"other version", criSandboxMetadataType, strings.Replace(good, `"v1"`, `"v9"`, 1), "version"},
-		{"other id", criSandboxMetadataType, strings.Replace(good, `"ID":"sb"`, `"ID":"x"`, 1), `of sandbox "x"`},
+		{"good", "sandbox", criSandboxMetadataType, good, ""},
+		{"not labelled a sandbox", "container", criSandboxMetadataType, good, "not a CRI sandbox"},
+		{"no CRI metadata", "sandbox", "", "", "no CRI metadata"},
+		{"not JSON", "sandbox", criSandboxMetadataType, "{", "CRI metadata"},
+		{"other version", "sandbox", criSandboxMetadataType, strings.Replace(good, `"v1"`, `"v9"`, 1), "version"},
+		{"other id", "sandbox", criSandboxMetadataType, strings.Replace(good, `"ID":"sb"`, `"ID":"x"`, 1), `of sandbox "x"`},
 	} {
-		err := checkPodClaim(claim, ctr, &sandboxRecord{ID: "sb", MetadataType: tc.typ, Metadata: []byte(tc.data)})
+		sb := &containersapi.Container{ID: "sb", Labels: map[string]string{criKindLabel: tc.kind}}
+		if tc.typ != "" {
+			sb.Extensions = map[string]*anypb.Any{criSandboxMetadataKey: {TypeUrl: tc.typ, Value: []byte(tc.data)}}
+		}
+		err := checkPodClaim(claim, ctr, sb)
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}

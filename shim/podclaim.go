@@ -8,16 +8,19 @@ import (
 )
 
 // The CRI annotations of a container's spec that say which pod it belongs
-// to (containerd v2.4.2, internal/cri/annotations), and the CRI plugin's
-// extension of a sandbox store record that describes the pod
-// (internal/cri/server/sandbox_run.go: the sandbox store record's
-// "metadata" extension, sandboxstore.Metadata as JSON).
+// to (containerd v2.4.2, internal/cri/annotations), and what the CRI
+// plugin's podsandbox controller records on a pod's sandbox (pause)
+// container (internal/cri/server/podsandbox/sandbox_run.go): the label
+// io.cri-containerd.kind=sandbox and the extension
+// io.cri-containerd.sandbox.metadata, the pod's sandboxstore.Metadata as
+// JSON (its id, and the PodSandboxConfig the kubelet sent).
 const (
 	criContainerType       = "io.kubernetes.cri.container-type"
 	criSandboxID           = "io.kubernetes.cri.sandbox-id"
 	criSandboxUID          = "io.kubernetes.cri.sandbox-uid"
 	criSandboxNamespace    = "io.kubernetes.cri.sandbox-namespace"
-	criSandboxMetadataKey  = "metadata"
+	criKindLabel           = "io.cri-containerd.kind"
+	criSandboxMetadataKey  = "io.cri-containerd.sandbox.metadata"
 	criSandboxMetadataType = "github.com/containerd/cri/pkg/store/sandbox/Metadata"
 )
 
@@ -48,17 +51,19 @@ func podClaimOf(annotations map[string]string) (c podClaim, ok bool) {
 //   - for a sandbox (pause) container, the sandbox id is its own id; for
 //     any other container, containerd's record of the container names that
 //     sandbox (the record's sandbox field, which the CRI plugin sets);
-//   - containerd's sandbox store has a record of that sandbox in the same
-//     containerd namespace, with the CRI plugin's metadata extension, whose
-//     id, pod uid and Kubernetes namespace are those claimed.
+//   - containerd has, in the same namespace, a record of the sandbox's
+//     container (sb; the container itself for a sandbox) that the CRI
+//     plugin made a sandbox: labelled io.cri-containerd.kind=sandbox, with
+//     the CRI plugin's metadata of the pod, whose id, pod uid and
+//     Kubernetes namespace are those claimed.
 //
-// sb is that sandbox store record (nil when there is none).
+// sb is nil when containerd has no such container.
 //
 // These records are what the CRI plugin writes; any client of
 // containerd's API can write them too, so a claim that checks out is
 // consistent with containerd's records, not proof that the kubelet made
 // the pod.
-func checkPodClaim(c podClaim, ctr *containersapi.Container, sb *sandboxRecord) error {
+func checkPodClaim(c podClaim, ctr, sb *containersapi.Container) error {
 	if c.SandboxID == "" || c.PodUID == "" || c.Namespace == "" {
 		return fmt.Errorf("annotations %s, %s and %s must all be set", criSandboxID, criSandboxUID, criSandboxNamespace)
 	}
@@ -75,12 +80,16 @@ func checkPodClaim(c podClaim, ctr *containersapi.Container, sb *sandboxRecord) 
 		return fmt.Errorf("annotation %s is %q, not sandbox or container", criContainerType, c.Type)
 	}
 	if sb == nil {
-		return fmt.Errorf("containerd has no sandbox %s in this namespace", c.SandboxID)
+		return fmt.Errorf("containerd has no sandbox container %s in this namespace", c.SandboxID)
 	}
-	if sb.MetadataType != criSandboxMetadataType {
+	if sb.GetLabels()[criKindLabel] != "sandbox" {
+		return fmt.Errorf("container %s is not a CRI sandbox (label %s)", c.SandboxID, criKindLabel)
+	}
+	md := sb.GetExtensions()[criSandboxMetadataKey]
+	if md.GetTypeUrl() != criSandboxMetadataType {
 		return fmt.Errorf("sandbox %s has no CRI metadata", c.SandboxID)
 	}
-	var md struct {
+	var meta struct {
 		Version  string
 		Metadata struct {
 			ID     string
@@ -92,15 +101,15 @@ func checkPodClaim(c podClaim, ctr *containersapi.Container, sb *sandboxRecord) 
 			}
 		}
 	}
-	if err := json.Unmarshal(sb.Metadata, &md); err != nil {
+	if err := json.Unmarshal(md.GetValue(), &meta); err != nil {
 		return fmt.Errorf("sandbox %s: CRI metadata: %w", c.SandboxID, err)
 	}
-	pod := md.Metadata.Config.Metadata
+	pod := meta.Metadata.Config.Metadata
 	switch {
-	case md.Version != "v1":
-		return fmt.Errorf("sandbox %s: CRI metadata of version %q", c.SandboxID, md.Version)
-	case md.Metadata.ID != c.SandboxID:
-		return fmt.Errorf("sandbox %s: CRI metadata of sandbox %q", c.SandboxID, md.Metadata.ID)
+	case meta.Version != "v1":
+		return fmt.Errorf("sandbox %s: CRI metadata of version %q", c.SandboxID, meta.Version)
+	case meta.Metadata.ID != c.SandboxID:
+		return fmt.Errorf("sandbox %s: CRI metadata of sandbox %q", c.SandboxID, meta.Metadata.ID)
 	case pod.UID != c.PodUID:
 		return fmt.Errorf("sandbox %s is pod uid %q, not %q", c.SandboxID, pod.UID, c.PodUID)
 	case pod.Namespace != c.Namespace:
