@@ -62,10 +62,6 @@ func newPipeline(by, address string, run commandRunner) *pipeline {
 type request struct {
 	Namespace, ID, Bundle string
 	Policy                policySource
-	// DryRun runs the steps for their side effects on this process only
-	// (a connection, caches; see service.prewarm): no verifier runs and
-	// nothing is written.
-	DryRun bool
 }
 
 // run hardens the container of req and returns its record, as written to
@@ -75,9 +71,6 @@ func (p *pipeline) run(ctx context.Context, req request) (*record, error) {
 	rec := &record{Version: recordVersion, By: p.by, PolicyPath: req.Policy.Path,
 		Container: containerFacts{ID: req.ID, Namespace: req.Namespace}}
 	out, err := p.harden(ctx, req, rec, t)
-	if req.DryRun {
-		return rec, err
-	}
 	var r *refusal
 	if errors.As(err, &r) {
 		// The policy's decision: recorded, so that Create returns it as

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -51,12 +50,6 @@ type service struct {
 type hardenedContainer struct {
 	bundle string
 	rec    *record
-	// warm is set for a CRI sandbox whose `shim start` ran the pipeline:
-	// once it has started, the shim warms up for the pod's containers,
-	// which join it (prewarm).
-	warm bool
-	ns   string
-	src  policySource
 }
 
 var _ taskAPI.TTRPCTaskService = (*service)(nil)
@@ -138,48 +131,9 @@ func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*rec
 		return nil, err
 	}
 	s.mu.Lock()
-	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec, ns: ns, src: src,
-		warm: rec.By == "shim start" && rec.Container.SandboxID == r.ID}
+	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
 	s.mu.Unlock()
 	return rec, nil
-}
-
-// PrewarmEnv set to "off" stops a pod's shim from warming up for the
-// pod's containers (prewarm), for measurements.
-const PrewarmEnv = "HARDENED_PREWARM"
-
-// Start starts the task; a CRI sandbox's shim then warms up for the pod's
-// containers (prewarm).
-func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
-	resp, err := s.TTRPCTaskService.Start(ctx, r)
-	if err != nil || r.ExecID != "" {
-		return resp, err
-	}
-	s.mu.Lock()
-	c := s.containers[r.ID]
-	warm := c != nil && c.warm
-	if warm {
-		c.warm = false
-	}
-	s.mu.Unlock()
-	if warm && os.Getenv(PrewarmEnv) != "off" {
-		go s.prewarm(c, r.ID)
-	}
-	return resp, err
-}
-
-// prewarm runs the pipeline once, dry, for a pod's sandbox container in
-// the pod's long-running shim, after the sandbox has started: the pod's
-// containers join this shim (containerd runs no `shim start` for them),
-// so their Create runs the pipeline here, and the first one would
-// otherwise pay for a cold process: the connection to containerd, the
-// protobuf and JSON type tables, the policy parser and the seccomp
-// profile's first build. Nothing is written; the memory is released as
-// after a Create.
-func (s *service) prewarm(c *hardenedContainer, id string) {
-	ctx := namespaces.WithNamespace(context.Background(), c.ns)
-	_, _ = s.pipeline.run(ctx, request{Namespace: c.ns, ID: id, Bundle: c.bundle, Policy: c.src, DryRun: true})
-	s.idleSoon()
 }
 
 // logRecord puts what was changed (or, in audit mode, found) in the log.
