@@ -200,6 +200,11 @@ func TestBench(t *testing.T) {
 			figs = append(figs, newFigure(fmt.Sprintf("CRI pod: RunPodSandbox + 3 containers started, %s of %d", p.name, len(pods["runc"])), "ms",
 				ms(quantile(pods["runc"], p.q)), ms(quantile(pods["hardened"], p.q)), target, p.max))
 		}
+		figs = append(figs,
+			newFigure("CRI pod median: runc with the level's seccomp profile, against plain runc (the filter's cost)", "ms",
+				ms(quantile(pods["runc"], 0.5)), ms(quantile(pods[criRuncSeccomp], 0.5)), "", 0),
+			newFigure("CRI pod median: hardened, against runc with the level's seccomp profile (the shim's and the rest of the spec's cost)", "ms",
+				ms(quantile(pods[criRuncSeccomp], 0.5)), ms(quantile(pods["hardened"], 0.5)), "", 0))
 	}
 
 	// 4. In-container syscall cost: 10 million getppid.
@@ -349,7 +354,7 @@ func rssOf(pid int) float64 {
 
 // benchPod starts a host-network pod with the handler, as the kubelet
 // does, and returns its id, its config and a function that removes it.
-func benchPod(t *testing.T, rs runtime.RuntimeServiceClient, handler, name string) (string, *runtime.PodSandboxConfig, func()) {
+func benchPod(t *testing.T, rs runtime.RuntimeServiceClient, handler, name string, seccomp *runtime.SecurityProfile) (string, *runtime.PodSandboxConfig, func()) {
 	t.Helper()
 	ctx := context.Background()
 	cfg := &runtime.PodSandboxConfig{
@@ -357,6 +362,7 @@ func benchPod(t *testing.T, rs runtime.RuntimeServiceClient, handler, name strin
 		LogDirectory: t.TempDir(),
 		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
+			Seccomp:          seccomp,
 		}},
 	}
 	p, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
@@ -375,7 +381,7 @@ func podRSS(t *testing.T, handler string) float64 {
 	t.Helper()
 	rs, _ := cd.CRI(t)
 	before := cd.ShimPIDs()
-	podID, cfg, remove := benchPod(t, rs, handler, "bench-rss-"+handler)
+	podID, cfg, remove := benchPod(t, rs, handler, "bench-rss-"+handler, nil)
 	defer remove()
 	for i := range 5 {
 		if _, err := startContainer(t, rs, podID, cfg, fmt.Sprintf("c%d", i), nil); err != nil {
@@ -404,23 +410,14 @@ func criJoins(t *testing.T, n int) map[string][]time.Duration {
 	t.Helper()
 	rs, _ := cd.CRI(t)
 	ctx := context.Background()
-	level, _ := profiles.Builtin(profiles.DefaultLevel)
-	prof, err := profiles.Seccomp(level, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(prof)
-	profPath := filepath.Join(t.TempDir(), "restricted-seccomp.json")
-	if err := os.WriteFile(profPath, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	levelProfile := levelSeccomp(t)
 	type pod struct {
 		id  string
 		cfg *runtime.PodSandboxConfig
 	}
 	pods := map[string]pod{}
 	for _, h := range []string{"runc", "hardened"} {
-		id, cfg, remove := benchPod(t, rs, h, "bench-join-"+h)
+		id, cfg, remove := benchPod(t, rs, h, "bench-join-"+h, nil)
 		defer remove()
 		pods[h] = pod{id, cfg}
 		// The pod's first container, as a running pod has.
@@ -436,7 +433,7 @@ func criJoins(t *testing.T, n int) map[string][]time.Duration {
 			h, sc := v, (*runtime.LinuxContainerSecurityContext)(nil)
 			if v == criRuncSeccomp {
 				h = "runc"
-				sc = &runtime.LinuxContainerSecurityContext{Seccomp: &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: profPath}}
+				sc = &runtime.LinuxContainerSecurityContext{Seccomp: levelProfile}
 			}
 			t0 := time.Now()
 			id, err := startContainer(t, rs, pods[h].id, pods[h].cfg, fmt.Sprintf("j%d-%d", i, k), sc)
@@ -455,31 +452,53 @@ func criJoins(t *testing.T, n int) map[string][]time.Duration {
 // level's seccomp profile.
 const criRuncSeccomp = "runc+restricted-seccomp"
 
-// criPods times n whole pods of each handler, interleaved: RunPodSandbox
+// criPods times n whole pods of each variant, interleaved: RunPodSandbox
 // and 3 containers created and started one after the other, as the
-// kubelet starts a pod.
+// kubelet starts a pod; the runc variant with the level's seccomp profile
+// gives it to the sandbox and to each container.
 func criPods(t *testing.T, n int) map[string][]time.Duration {
 	t.Helper()
 	rs, _ := cd.CRI(t)
+	levelProfile := levelSeccomp(t)
+	variants := []string{"runc", criRuncSeccomp, "hardened"}
 	out := map[string][]time.Duration{}
 	for i := range n {
-		order := []string{"runc", "hardened"}
-		if i%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, h := range order {
+		for k := range variants {
+			v := variants[(i+k)%len(variants)]
+			h, prof, sc := v, (*runtime.SecurityProfile)(nil), (*runtime.LinuxContainerSecurityContext)(nil)
+			if v == criRuncSeccomp {
+				h, prof, sc = "runc", levelProfile, &runtime.LinuxContainerSecurityContext{Seccomp: levelProfile}
+			}
 			t0 := time.Now()
-			id, cfg, remove := benchPod(t, rs, h, fmt.Sprintf("bench-pod-%s-%d", h, i))
+			id, cfg, remove := benchPod(t, rs, h, fmt.Sprintf("bench-pod-%d-%d", i, k), prof)
 			for c := range 3 {
-				if _, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), nil); err != nil {
-					t.Fatalf("%s: %v", h, err)
+				if _, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), sc); err != nil {
+					t.Fatalf("%s: %v", v, err)
 				}
 			}
-			out[h] = append(out[h], time.Since(t0))
+			out[v] = append(out[v], time.Since(t0))
 			remove()
 		}
 	}
 	return out
+}
+
+// levelSeccomp writes the restricted level's seccomp profile (for a
+// container without capabilities) where the CRI plugin reads Localhost
+// profiles from, and returns it as a CRI security profile.
+func levelSeccomp(t *testing.T) *runtime.SecurityProfile {
+	t.Helper()
+	level, _ := profiles.Builtin(profiles.DefaultLevel)
+	prof, err := profiles.Seccomp(level, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(prof)
+	path := filepath.Join(t.TempDir(), "restricted-seccomp.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: path}
 }
 
 func buildGetppid(t *testing.T) string {

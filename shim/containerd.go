@@ -38,9 +38,11 @@ const lookupTimeout = 10 * time.Second
 type records struct {
 	address string
 
-	// mu guards conn.
+	// mu guards conn and inflight.
 	mu   sync.Mutex
 	conn *grpc.ClientConn
+	// inflight counts the calls under way on conn.
+	inflight int
 }
 
 func newRecords(address string) *records {
@@ -48,11 +50,12 @@ func newRecords(address string) *records {
 }
 
 // client returns the connection, creating it on first use (grpc.NewClient
-// connects on the first call).
+// connects on the first call), for one call: done must follow.
 func (r *records) client() (*grpc.ClientConn, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn != nil {
+		r.inflight++
 		return r.conn, nil
 	}
 	if r.address == "" {
@@ -70,14 +73,24 @@ func (r *records) client() (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
 	}
 	r.conn = conn
+	r.inflight++
 	return conn, nil
 }
 
-// close closes the connection; the next look-up dials again.
+// done ends a call client began.
+func (r *records) done() {
+	r.mu.Lock()
+	r.inflight--
+	r.mu.Unlock()
+}
+
+// close closes the connection unless a call is under way on it (the
+// long-running shim closes it when idle, which a Create may have ended
+// meanwhile); the next look-up dials again.
 func (r *records) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.conn != nil {
+	if r.conn != nil && r.inflight == 0 {
 		r.conn.Close()
 		r.conn = nil
 	}
@@ -90,6 +103,7 @@ func call[T any](ctx context.Context, r *records, ns string, fn func(context.Con
 	if err != nil {
 		return zero, err
 	}
+	defer r.done()
 	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
 	defer cancel()
 	return fn(ctx, conn)

@@ -438,3 +438,32 @@ func TestImageConfig(t *testing.T) {
 		t.Error("a broken manifest was accepted")
 	}
 }
+
+// TestRecordsCloseSparesCallsUnderWay: the idle close of the long-running
+// shim never cuts a look-up a Create has under way.
+func TestRecordsCloseSparesCallsUnderWay(t *testing.T) {
+	fake := newFakeContainerd("k8s.io")
+	r := newRecords(fake.serve(t))
+	conn, err := r.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	if r.conn != conn {
+		t.Fatal("close closed the connection of a call under way")
+	}
+	r.done()
+	r.close()
+	if r.conn != nil {
+		t.Fatal("close left an idle connection open")
+	}
+	img := fake.addImage(t, "example.com/a:1", "", nil, false)
+	fake.addContainer("c", img, img.chainID)
+	if _, err := r.container(context.Background(), "k8s.io", "c"); err != nil {
+		t.Fatalf("a look-up after close: %v", err)
+	}
+	if r.inflight != 0 {
+		t.Errorf("%d calls under way after the look-up", r.inflight)
+	}
+	r.close()
+}
