@@ -76,6 +76,13 @@ func TestAdversarial(t *testing.T) {
 		refuse []string // the error must say these; nil: it must start
 	}{
 		{"privileged", []oci.SpecOpts{oci.WithPrivileged}, []string{"rule privileged"}},
+		// Issue 16.6: `ctr run --annotation io.kubernetes.cri.sandbox-namespace=kube-system
+		// --privileged`: a pod claim containerd's records do not confirm.
+		{"kubernetes-namespace-claim", []oci.SpecOpts{oci.WithPrivileged, oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-namespace": "kube-system"})},
+			[]string{"claim CRI pod", "containerd's records do not confirm"}},
+		{"forged-pod-claim", []oci.SpecOpts{oci.WithAnnotations(map[string]string{"io.kubernetes.cri.container-type": "container",
+			"io.kubernetes.cri.sandbox-id": "forged", "io.kubernetes.cri.sandbox-uid": "u", "io.kubernetes.cri.sandbox-namespace": "kube-system"})},
+			[]string{"containerd's records do not confirm", `names sandbox ""`}},
 		{"cap-sys-admin-all-sets", []oci.SpecOpts{allCaps("CAP_SYS_ADMIN")}, []string{"rule capabilities", "process.capabilities.ambient", "CAP_SYS_ADMIN"}},
 		{"cap-net-raw-all-sets", []oci.SpecOpts{allCaps("CAP_NET_RAW")}, nil},
 		{"cap-sys-ptrace-all-sets", []oci.SpecOpts{allCaps("CAP_SYS_PTRACE")}, []string{"rule capabilities", "process.capabilities.ambient", "CAP_SYS_PTRACE"}},

@@ -24,6 +24,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/profiles"
 )
 
 // figure is one line of the benchmark table: plain runc, hardened, ratio.
@@ -58,7 +59,7 @@ func TestBench(t *testing.T) {
 	}
 	require(t)
 	runs := envInt("BENCH_RUNS", 100)
-	// BENCH_ONLY=lifecycle,concurrent,rss,syscalls,harden runs some figures
+	// BENCH_ONLY=lifecycle,concurrent,rss,cri,syscalls,harden runs some figures
 	// and prints them without touching bench/results.
 	only := os.Getenv("BENCH_ONLY")
 	want := func(part string) bool { return only == "" || strings.Contains(only, part) }
@@ -159,13 +160,50 @@ func TestBench(t *testing.T) {
 		}
 		figs = append(figs, newFigure("shim RSS, one container", "MiB", rss[runcRT], rss[hardenedRT], "≤ runc + 2 MiB", 0))
 		figs[len(figs)-1].Met = ptr(rss[hardenedRT] <= rss[runcRT]+2)
-		pod, join := map[string]float64{}, map[string]float64{}
+		pod := map[string]float64{}
 		for _, handler := range []string{"runc", "hardened"} {
-			pod[handler], join[handler] = podRSS(t, handler)
+			pod[handler] = podRSS(t, handler)
 		}
 		figs = append(figs, newFigure("shim RSS, CRI pod of 5 containers (one shim)", "MiB", pod["runc"], pod["hardened"], "≤ runc + 2 MiB", 0))
 		figs[len(figs)-1].Met = ptr(pod["hardened"] <= pod["runc"]+2)
-		figs = append(figs, newFigure("CRI create+start of a container joining a running pod (median of 5)", "ms", join["runc"], join["hardened"], "", 0))
+	}
+
+	// 3b. The Kubernetes path, interleaved: a container joining a running
+	// pod (CreateContainer + StartContainer, as the kubelet does; no `shim
+	// start` for it), and a whole pod (RunPodSandbox + 3 containers).
+	if want("cri") {
+		n := envInt("BENCH_CRI_RUNS", 30)
+		join := criJoins(t, n)
+		for _, p := range []struct {
+			name string
+			q    float64
+		}{{"median", 0.5}, {"p90", 0.9}} {
+			figs = append(figs, newFigure(fmt.Sprintf("CRI create+start of a container joining a running pod, %s of %d", p.name, n), "ms",
+				ms(quantile(join["runc"], p.q)), ms(quantile(join["hardened"], p.q)), "≤ 1.10×", 1.10))
+		}
+		figs = append(figs,
+			newFigure("CRI join median: runc with the restricted level's seccomp profile, against plain runc (the filter's cost)", "ms",
+				ms(quantile(join["runc"], 0.5)), ms(quantile(join[criRuncSeccomp], 0.5)), "", 0),
+			newFigure("CRI join median: hardened, against runc with the level's seccomp profile (the shim's and the rest of the spec's cost)", "ms",
+				ms(quantile(join[criRuncSeccomp], 0.5)), ms(quantile(join["hardened"], 0.5)), "", 0))
+		pods := criPods(t, envInt("BENCH_POD_RUNS", 15))
+		for _, p := range []struct {
+			name string
+			q    float64
+			max  float64
+		}{{"median", 0.5, 1.10}, {"p90", 0.9, 0}} {
+			target := ""
+			if p.max > 0 {
+				target = "≤ 1.10×"
+			}
+			figs = append(figs, newFigure(fmt.Sprintf("CRI pod: RunPodSandbox + 3 containers started, %s of %d", p.name, len(pods["runc"])), "ms",
+				ms(quantile(pods["runc"], p.q)), ms(quantile(pods["hardened"], p.q)), target, p.max))
+		}
+		figs = append(figs,
+			newFigure("CRI pod median: runc with the level's seccomp profile, against plain runc (the filter's cost)", "ms",
+				ms(quantile(pods["runc"], 0.5)), ms(quantile(pods[criRuncSeccomp], 0.5)), "", 0),
+			newFigure("CRI pod median: hardened, against runc with the level's seccomp profile (the shim's and the rest of the spec's cost)", "ms",
+				ms(quantile(pods[criRuncSeccomp], 0.5)), ms(quantile(pods["hardened"], 0.5)), "", 0))
 	}
 
 	// 4. In-container syscall cost: 10 million getppid.
@@ -314,34 +352,41 @@ func rssOf(pid int) float64 {
 	return 0
 }
 
-// podRSS starts a host-network pod of 5 containers with the handler and
-// returns the RSS of its shim, and the median time to create and start
-// one of the containers.
-func podRSS(t *testing.T, handler string) (float64, float64) {
+// benchPod starts a host-network pod with the handler, as the kubelet
+// does, and returns its id, its config and a function that removes it.
+func benchPod(t *testing.T, rs runtime.RuntimeServiceClient, handler, name string, seccomp *runtime.SecurityProfile) (string, *runtime.PodSandboxConfig, func()) {
 	t.Helper()
-	rs, _ := cd.CRI(t)
 	ctx := context.Background()
-	before := cd.ShimPIDs()
 	cfg := &runtime.PodSandboxConfig{
-		Metadata:     &runtime.PodSandboxMetadata{Name: "bench-" + handler, Uid: "bench-" + handler, Namespace: "hostnet-bench"},
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Uid: name + "-uid", Namespace: "hostnet-bench"},
 		LogDirectory: t.TempDir(),
 		Linux: &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
 			NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
+			Seccomp:          seccomp,
 		}},
 	}
 	p, err := rs.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s pod: %v", handler, err)
 	}
-	defer rs.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.PodSandboxId})
-	defer rs.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.PodSandboxId})
-	var joins []time.Duration
+	return p.PodSandboxId, cfg, func() {
+		rs.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.PodSandboxId})
+		rs.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.PodSandboxId})
+	}
+}
+
+// podRSS starts a host-network pod of 5 containers with the handler and
+// returns the RSS of its shim.
+func podRSS(t *testing.T, handler string) float64 {
+	t.Helper()
+	rs, _ := cd.CRI(t)
+	before := cd.ShimPIDs()
+	podID, cfg, remove := benchPod(t, rs, handler, "bench-rss-"+handler, nil)
+	defer remove()
 	for i := range 5 {
-		t0 := time.Now()
-		if _, err := startContainer(t, rs, p.PodSandboxId, cfg, fmt.Sprintf("c%d", i), nil); err != nil {
+		if _, err := startContainer(t, rs, podID, cfg, fmt.Sprintf("c%d", i), nil); err != nil {
 			t.Fatal(err)
 		}
-		joins = append(joins, time.Since(t0))
 	}
 	time.Sleep(2 * time.Second)
 	var shims []int
@@ -353,7 +398,107 @@ func podRSS(t *testing.T, handler string) (float64, float64) {
 	if len(shims) != 1 {
 		t.Fatalf("pod %s has %d shims, want 1", handler, len(shims))
 	}
-	return rssOf(shims[0]), ms(quantile(joins, 0.5))
+	return rssOf(shims[0])
+}
+
+// criJoins times n containers joining a running pod of each handler,
+// interleaved; each is removed before the next. A third variant, runc
+// given the restricted level's own seccomp profile (as a Localhost
+// profile), splits the difference as the lifecycle's third variant does:
+// what the filter costs runc, what the shim and the rest of the spec cost.
+func criJoins(t *testing.T, n int) map[string][]time.Duration {
+	t.Helper()
+	rs, _ := cd.CRI(t)
+	ctx := context.Background()
+	levelProfile := levelSeccomp(t)
+	type pod struct {
+		id  string
+		cfg *runtime.PodSandboxConfig
+	}
+	pods := map[string]pod{}
+	for _, h := range []string{"runc", "hardened"} {
+		id, cfg, remove := benchPod(t, rs, h, "bench-join-"+h, nil)
+		defer remove()
+		pods[h] = pod{id, cfg}
+		// The pod's first container, as a running pod has.
+		if _, err := startContainer(t, rs, id, cfg, "first", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	variants := []string{"runc", criRuncSeccomp, "hardened"}
+	out := map[string][]time.Duration{}
+	for i := range n {
+		for k := range variants {
+			v := variants[(i+k)%len(variants)]
+			h, sc := v, (*runtime.LinuxContainerSecurityContext)(nil)
+			if v == criRuncSeccomp {
+				h = "runc"
+				sc = &runtime.LinuxContainerSecurityContext{Seccomp: levelProfile}
+			}
+			t0 := time.Now()
+			id, err := startContainer(t, rs, pods[h].id, pods[h].cfg, fmt.Sprintf("j%d-%d", i, k), sc)
+			if err != nil {
+				t.Fatalf("%s: %v", v, err)
+			}
+			out[v] = append(out[v], time.Since(t0))
+			rs.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id})
+			rs.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id})
+		}
+	}
+	return out
+}
+
+// criRuncSeccomp names the CRI join variant of runc given the restricted
+// level's seccomp profile.
+const criRuncSeccomp = "runc+restricted-seccomp"
+
+// criPods times n whole pods of each variant, interleaved: RunPodSandbox
+// and 3 containers created and started one after the other, as the
+// kubelet starts a pod; the runc variant with the level's seccomp profile
+// gives it to the sandbox and to each container.
+func criPods(t *testing.T, n int) map[string][]time.Duration {
+	t.Helper()
+	rs, _ := cd.CRI(t)
+	levelProfile := levelSeccomp(t)
+	variants := []string{"runc", criRuncSeccomp, "hardened"}
+	out := map[string][]time.Duration{}
+	for i := range n {
+		for k := range variants {
+			v := variants[(i+k)%len(variants)]
+			h, prof, sc := v, (*runtime.SecurityProfile)(nil), (*runtime.LinuxContainerSecurityContext)(nil)
+			if v == criRuncSeccomp {
+				h, prof, sc = "runc", levelProfile, &runtime.LinuxContainerSecurityContext{Seccomp: levelProfile}
+			}
+			t0 := time.Now()
+			id, cfg, remove := benchPod(t, rs, h, fmt.Sprintf("bench-pod-%d-%d", i, k), prof)
+			for c := range 3 {
+				if _, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), sc); err != nil {
+					t.Fatalf("%s: %v", v, err)
+				}
+			}
+			out[v] = append(out[v], time.Since(t0))
+			remove()
+		}
+	}
+	return out
+}
+
+// levelSeccomp writes the restricted level's seccomp profile (for a
+// container without capabilities) where the CRI plugin reads Localhost
+// profiles from, and returns it as a CRI security profile.
+func levelSeccomp(t *testing.T) *runtime.SecurityProfile {
+	t.Helper()
+	level, _ := profiles.Builtin(profiles.DefaultLevel)
+	prof, err := profiles.Seccomp(level, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(prof)
+	path := filepath.Join(t.TempDir(), "restricted-seccomp.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_Localhost, LocalhostRef: path}
 }
 
 func buildGetppid(t *testing.T) string {

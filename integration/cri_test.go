@@ -2,11 +2,15 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
@@ -124,6 +128,27 @@ func TestCRI(t *testing.T) {
 	out, err = rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "grep -E '^(Uid|CapEff|Seccomp):' /proc/1/status"}, Timeout: 30})
 	if err != nil || !strings.Contains(string(out.Stdout), "Uid:\t65534") || !strings.Contains(string(out.Stdout), "Seccomp:\t2") {
 		t.Errorf("container process: %v\n%s", err, out.GetStdout())
+	}
+
+	// The image declares VOLUME /data: the CRI plugin bind-mounts a
+	// directory of its own below containerd's root, which the container
+	// may have (the mounts rule judges it with the root computed from the
+	// bundle, and the pod's identity checked against containerd's records).
+	data, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", harness.CRINamespace, id, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		t.Fatal(err)
+	}
+	volumes := filepath.Join(cd.Root, "io.containerd.grpc.v1.cri", "containers", id, "volumes") + "/"
+	found := false
+	for _, m := range spec.Mounts {
+		found = found || m.Destination == "/data" && strings.HasPrefix(m.Source, volumes)
+	}
+	if !found {
+		t.Errorf("no bind mount of the image's VOLUME /data from %s*: %+v", volumes, spec.Mounts)
 	}
 
 	// A container asking for CAP_SYS_ADMIN is refused with the reason.

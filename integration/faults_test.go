@@ -199,9 +199,10 @@ func TestFaultRuncMissing(t *testing.T) {
 }
 
 // TestFaultPolicyChanges: the policy file made invalid while containers
-// run refuses new containers with the validation error; deleted, the
-// built-in default (restricted) applies; running containers are not
-// touched.
+// run refuses new containers with the validation error; deleted (the
+// runtime's ConfigPath names it), it refuses them with the path and the
+// fix, never falling back to the built-in default; running containers
+// are not touched.
 func TestFaultPolicyChanges(t *testing.T) {
 	require(t)
 	file := filepath.Join(t.TempDir(), "policy.yaml")
@@ -220,10 +221,15 @@ func TestFaultPolicyChanges(t *testing.T) {
 	}
 	os.Remove(file)
 	task, err := newTaskWith(t, ctx, newID("policy-deleted"), opts)
-	if err != nil {
-		t.Fatalf("container with the policy file deleted: %v", err)
+	if err == nil {
+		task.Delete(ctx, containerd.WithProcessKill)
+		t.Fatal("a container started with its policy file deleted")
 	}
-	task.Delete(ctx, containerd.WithProcessKill)
+	for _, want := range []string{file + " does not exist", "fix: restore it", "never falls back to the built-in default"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
 	if st, err := running.Status(ctx); err != nil || st.Status != containerd.Running {
 		t.Errorf("the running container is %v (%v) after the policy changes", st.Status, err)
 	}

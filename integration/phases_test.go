@@ -1,11 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +52,9 @@ func TestPhases(t *testing.T) {
 			}
 			t2 := time.Now()
 			if rt == hardenedRT {
-				if b, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, id, "hardened-start-timing.txt")); err == nil {
-					starts = append(starts, strings.TrimSpace(string(b)))
+				var rec struct{ By, Timing string }
+				if b, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, id, shim.RecordFile)); err == nil && json.Unmarshal(b, &rec) == nil {
+					starts = append(starts, rec.By+": "+rec.Timing)
 				}
 			}
 			ch, _ := task.Wait(ctx)
@@ -79,55 +79,6 @@ func TestPhases(t *testing.T) {
 		fmt.Println(line)
 	}
 	for _, st := range starts {
-		fmt.Println("shim start:", st)
+		fmt.Println("pipeline:", st)
 	}
-}
-
-// TestPhasesPrepare times shim.Prepare, the image look-up `shim start`
-// makes for each container, against the harness's containerd.
-func TestPhasesPrepare(t *testing.T) {
-	if os.Getenv("HARDENED_PHASES") != "1" {
-		t.Skip("skipping: a diagnostic, HARDENED_PHASES=1 runs it")
-	}
-	require(t)
-	ctx, cancel := ctxFor(ns)
-	defer cancel()
-	c := cd.Client(t)
-	img, _ := c.GetImage(ctx, harness.Busybox)
-	id := newID("prepare")
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img), containerd.WithNewSpec(oci.WithImageConfig(img)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctr.Delete(ctx, containerd.WithSnapshotCleanup)
-	bundle := t.TempDir()
-	var ds []time.Duration
-	for range 20 {
-		t0 := time.Now()
-		if err := shim.Prepare(ctx, cd.Address, ns, id, bundle); err != nil {
-			t.Fatal(err)
-		}
-		ds = append(ds, time.Since(t0))
-	}
-	fmt.Printf("Prepare: first %.1f ms, median %.1f ms\n", ms(ds[0]), ms(quantile(ds, 0.5)))
-	// The same in a new process each time, as `shim start` does it, next to
-	// a process that only starts and exits.
-	shimBin := filepath.Join(shimDirForPhases(t), "containerd-shim-hardened-v2")
-	for _, args := range [][]string{{shim.PrepareCommand}, {shim.PrepareCommand, "--address", cd.Address, "--namespace", ns, "--id", id, "--bundle", bundle}} {
-		var ds []time.Duration
-		for range 15 {
-			t0 := time.Now()
-			exec.Command(shimBin, args...).Run()
-			ds = append(ds, time.Since(t0))
-		}
-		fmt.Printf("process %v: median %.1f ms\n", len(args) > 1, ms(quantile(ds, 0.5)))
-	}
-}
-
-func shimDirForPhases(t *testing.T) string {
-	dir, err := harness.BuildShimDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }

@@ -186,14 +186,18 @@ func TestRefusals(t *testing.T) {
 }
 
 // TestGroupingNeverFallsBackToRunc: a hardened container that names the
-// group of a plain runc container (the CRI sandbox id annotation) gets its
-// own, hardened shim.
+// group of a plain runc container gets its own, hardened shim: with runc's
+// group annotation it runs hardened; with the CRI sandbox id annotation
+// (a pod claim containerd's records do not confirm) it is refused, and
+// never runs in the runc shim.
 func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	group := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-group"})
+	group := oci.WithAnnotations(map[string]string{"io.containerd.runc.v2.group": "shared-group"})
+	claim := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-sandbox"})
 	_, task := startTask(t, ctx, newID("runc-group-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), group)
+	_, task2 := startTask(t, ctx, newID("runc-sandbox-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), claim)
 	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +205,14 @@ func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	if strings.TrimSpace(res.Stdout) != "65534" {
 		t.Errorf("hardened container in a runc group runs as %q: it went to the runc shim", res.Stdout)
 	}
+	res, err = runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, claim)
+	if err == nil {
+		t.Errorf("hardened container claiming a runc container's sandbox ran (as %q); want it refused", res.Stdout)
+	} else if !strings.Contains(err.Error(), "containerd's records do not confirm") {
+		t.Errorf("refusal %q does not say the pod claim is unconfirmed", err)
+	}
 	task.Kill(ctx, syscall.SIGKILL)
+	task2.Kill(ctx, syscall.SIGKILL)
 }
 
 // TestAuditMode: in the audit namespace the root container runs unchanged
@@ -363,4 +374,48 @@ func TestShimRemovesItsSocket(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("shim socket %s left behind after its container was deleted", socket)
+}
+
+// TestUpdateCannotLiftLimits: a task update that would lift the pids limit
+// the level set (to unlimited) is refused, and the limit inside the
+// container is unchanged; an update within the level goes through.
+func TestUpdateCannotLiftLimits(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	id := newID("update")
+	_, task := startTask(t, ctx, id, hardenedRT, oci.WithProcessArgs("sleep", "600"))
+	// The container's pids cgroup, as runc set it up (cgroup v1 here;
+	// containerd's default cgroups path /<namespace>/<id>).
+	pidsMax := func() string {
+		t.Helper()
+		for _, f := range []string{filepath.Join("/sys/fs/cgroup/pids", ns, id, "pids.max"), filepath.Join("/sys/fs/cgroup", ns, id, "pids.max")} {
+			if b, err := os.ReadFile(f); err == nil {
+				return strings.TrimSpace(string(b))
+			}
+		}
+		t.Fatal("no pids cgroup for the container")
+		return ""
+	}
+	if got := pidsMax(); got != "4096" {
+		t.Fatalf("pids.max = %q, want the level's 4096", got)
+	}
+	unlimited := int64(-1)
+	err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &unlimited}}))
+	if err == nil || !strings.Contains(err.Error(), "rule limits") || !strings.Contains(err.Error(), "may not lift the pids limit") {
+		t.Errorf("update to an unlimited pids limit: %v, want a refusal by rule limits", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+	if got := pidsMax(); got != "4096" {
+		t.Errorf("pids.max = %q after the refused update, want 4096", got)
+	}
+	lower := int64(2048)
+	if err := task.Update(ctx, containerd.WithResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &lower}})); err != nil {
+		t.Fatalf("update to a lower pids limit: %v", err)
+	}
+	if got := pidsMax(); got != "2048" {
+		t.Errorf("pids.max = %q after the update, want 2048", got)
+	}
+	task.Kill(ctx, syscall.SIGKILL)
 }

@@ -32,6 +32,20 @@ const (
 // DefaultPath is where the shim looks for the policy file.
 const DefaultPath = "/etc/hardened/policy.yaml"
 
+// MarkerPath records that a node policy was configured on this node:
+// `hardenctl install` writes it with the policy, the shim the first time
+// it reads a policy from DefaultPath. While it exists a missing
+// DefaultPath refuses every container instead of falling back to the
+// built-in default. It lives outside /etc/hardened, so that removing the
+// policy's directory does not remove it.
+const MarkerPath = "/var/lib/hardened/policy-configured"
+
+// MarkerContent is what MarkerPath holds.
+const MarkerContent = "A node policy was configured on this node: while " + DefaultPath + " is missing the hardened runtime refuses every container.\nRemove this file to use the built-in default policy instead.\n"
+
+// DefaultKubeletRoot is the kubelet's default --root-dir.
+const DefaultKubeletRoot = "/var/lib/kubelet"
+
 // LevelAnnotation is the workload annotation that selects a level.
 const LevelAnnotation = "hardened.dev/level"
 
@@ -48,6 +62,10 @@ type Policy struct {
 	// Signatures says which images must be signed, by whom. Without the
 	// section every image is accepted (BuiltinSignatures).
 	Signatures *Signatures `yaml:"signatures" json:"signatures"`
+	// KubeletRoot is the kubelet's root directory (--root-dir), below
+	// which each pod's volumes live in pods/<pod uid>/. Default
+	// /var/lib/kubelet.
+	KubeletRoot string `yaml:"kubeletRoot" json:"kubeletRoot"`
 
 	// Source says where the policy came from (a path or the built-in default).
 	Source string `yaml:"-" json:"source"`
@@ -120,7 +138,7 @@ const defaultHashInput = "hardened built-in default policy v1"
 
 // Default is the policy without a file: restricted, enforce.
 func Default() *Policy {
-	p := &Policy{Mode: Enforce, DefaultLevel: profiles.DefaultLevel, Source: "built-in default", Signatures: BuiltinSignatures()}
+	p := &Policy{Mode: Enforce, DefaultLevel: profiles.DefaultLevel, Source: "built-in default", Signatures: BuiltinSignatures(), KubeletRoot: DefaultKubeletRoot}
 	sum := sha256.Sum256([]byte(defaultHashInput))
 	p.Hash = hex.EncodeToString(sum[:])
 	if err := p.compile(); err != nil {
@@ -160,6 +178,7 @@ func Parse(data []byte) (*Policy, error) {
 		Levels       map[string]levelDoc `yaml:"levels"`
 		Rules        []Rule              `yaml:"rules"`
 		Signatures   *Signatures         `yaml:"signatures"`
+		KubeletRoot  string              `yaml:"kubeletRoot"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -175,6 +194,9 @@ func Parse(data []byte) (*Policy, error) {
 	}
 	if p.DefaultLevel == "" {
 		p.DefaultLevel = profiles.DefaultLevel
+	}
+	if p.KubeletRoot == "" {
+		p.KubeletRoot = DefaultKubeletRoot
 	}
 	sum := sha256.Sum256(data)
 	p.Hash = hex.EncodeToString(sum[:])
@@ -313,6 +335,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.levels[p.DefaultLevel] == nil {
 		bad("defaultLevel: unknown level %q (known: %s)", p.DefaultLevel, known)
+	}
+	if !path.IsAbs(p.KubeletRoot) || path.Clean(p.KubeletRoot) != p.KubeletRoot || p.KubeletRoot == "/" {
+		bad("kubeletRoot: %q must be a clean absolute path other than / (the kubelet's --root-dir)", p.KubeletRoot)
 	}
 	names := map[string]int{}
 	for i, r := range p.Rules {

@@ -195,3 +195,22 @@ func TestGlobs(t *testing.T) {
 		t.Error("imageMatch normalisation")
 	}
 }
+
+func TestKubeletRoot(t *testing.T) {
+	if p := Default(); p.KubeletRoot != DefaultKubeletRoot {
+		t.Errorf("Default().KubeletRoot = %q", p.KubeletRoot)
+	}
+	p, err := Parse([]byte("mode: enforce\n"))
+	if err != nil || p.KubeletRoot != "/var/lib/kubelet" {
+		t.Fatalf("Parse without kubeletRoot = %q, %v", p.KubeletRoot, err)
+	}
+	p, err = Parse([]byte("kubeletRoot: /data/kubelet\n"))
+	if err != nil || p.KubeletRoot != "/data/kubelet" {
+		t.Errorf("Parse(kubeletRoot: /data/kubelet) = %q, %v", p.KubeletRoot, err)
+	}
+	for _, bad := range []string{"kubelet", "/", "/var/lib/../kubelet"} {
+		if _, err := Parse([]byte("kubeletRoot: " + bad + "\n")); err == nil || !strings.Contains(err.Error(), "kubeletRoot") {
+			t.Errorf("kubeletRoot %q: %v, want an error naming the key", bad, err)
+		}
+	}
+}

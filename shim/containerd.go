@@ -2,155 +2,180 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
 
+	containersapi "github.com/containerd/containerd/api/services/containers/v1"
+	contentapi "github.com/containerd/containerd/api/services/content/v1"
+	imagesapi "github.com/containerd/containerd/api/services/images/v1"
+	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/dialer"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/hardened-runtime/hardened/internal/h2grpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
-// The calls `shim start` makes to containerd's API, and the fields of their
-// messages it reads. The messages are containerd's (containerd/api v1.12,
-// field numbers from its .proto files); containerd_test.go checks every
-// encoding and decoding here against the generated types. The generated
-// types themselves are not used: building their descriptors costs a
-// short-lived process more than the calls (see package h2grpc).
+// lookupTimeout bounds each look-up in containerd: a slow containerd fails
+// one create clearly instead of hanging it.
+const lookupTimeout = 10 * time.Second
 
-const (
-	methodGetContainer  = "/containerd.services.containers.v1.Containers/Get"
-	methodGetImage      = "/containerd.services.images.v1.Images/Get"
-	methodReadContent   = "/containerd.services.content.v1.Content/Read"
-	methodStatSnapshot  = "/containerd.services.snapshots.v1.Snapshots/Stat"
-	methodSnapshotMount = "/containerd.services.snapshots.v1.Snapshots/Mounts"
-)
+// records reads containerd's own records of a container (the container,
+// its image, the image's content, the rootfs snapshot, the CRI sandbox)
+// through containerd's gRPC API, with containerd's generated clients, the
+// way containerd's own client does: one connection on containerd's unix
+// socket, dialled on first use, the namespace in every call's metadata
+// (namespaces.WithNamespace), a deadline on every look-up.
+type records struct {
+	address string
 
-// containerdAPI makes those calls on one connection, in one namespace.
-type containerdAPI struct {
-	conn *h2grpc.Conn
-	ns   string
+	// mu guards conn and inflight.
+	mu   sync.Mutex
+	conn *grpc.ClientConn
+	// inflight counts the calls under way on conn.
+	inflight int
 }
 
-func (a containerdAPI) invoke(ctx context.Context, method string, req []byte) ([][]byte, error) {
-	return a.conn.Invoke(ctx, method, map[string]string{namespaces.GRPCHeader: a.ns}, req)
+func newRecords(address string) *records {
+	return &records{address: strings.TrimPrefix(address, "unix://")}
 }
 
-func (a containerdAPI) unary(ctx context.Context, method string, req []byte) ([]byte, error) {
-	msgs, err := a.invoke(ctx, method, req)
+// client returns the connection, creating it on first use (grpc.NewClient
+// connects on the first call), for one call: done must follow.
+func (r *records) client() (*grpc.ClientConn, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		r.inflight++
+		return r.conn, nil
+	}
+	if r.address == "" {
+		return nil, errors.New("the shim was not given containerd's address")
+	}
+	// As containerd's client.New dials (client/client.go, v2.4.2).
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = lookupTimeout
+	conn, err := grpc.NewClient(dialer.DialAddress(r.address),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: lookupTimeout}),
+		grpc.WithContextDialer(dialer.ContextDialer),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(defaults.DefaultMaxRecvMsgSize), grpc.MaxCallSendMsgSize(defaults.DefaultMaxSendMsgSize)))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
 	}
-	if len(msgs) != 1 {
-		return nil, fmt.Errorf("%s: %d answers to a unary call", method, len(msgs))
-	}
-	return msgs[0], nil
+	r.conn = conn
+	r.inflight++
+	return conn, nil
 }
 
-// containerRecord is what the shim reads of containerd's container record.
-type containerRecord struct {
-	Image, Snapshotter, SnapshotKey string
+// done ends a call client began.
+func (r *records) done() {
+	r.mu.Lock()
+	r.inflight--
+	r.mu.Unlock()
 }
 
-func (a containerdAPI) container(ctx context.Context, id string) (containerRecord, error) {
-	var c containerRecord
-	// GetContainerRequest{id = 1} -> GetContainerResponse{container = 1}
-	resp, err := a.unary(ctx, methodGetContainer, appendString(nil, 1, id))
-	if err != nil {
-		return c, err
+// close closes the connection unless a call is under way on it (the
+// long-running shim closes it when idle, which a Create may have ended
+// meanwhile); the next look-up dials again.
+func (r *records) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil && r.inflight == 0 {
+		r.conn.Close()
+		r.conn = nil
 	}
-	msg, err := messageField(resp, 1)
+}
+
+// call runs one look-up in namespace ns under lookupTimeout.
+func call[T any](ctx context.Context, r *records, ns string, fn func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
+	var zero T
+	conn, err := r.client()
 	if err != nil {
-		return c, fmt.Errorf("container record: %w", err)
+		return zero, err
 	}
-	// Container{image = 3, snapshotter = 6, snapshot_key = 7}
-	err = eachField(msg, func(num protowire.Number, v value) error {
-		switch num {
-		case 3:
-			c.Image = v.str()
-		case 6:
-			c.Snapshotter = v.str()
-		case 7:
-			c.SnapshotKey = v.str()
-		}
-		return nil
+	defer r.done()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(ctx, ns), lookupTimeout)
+	defer cancel()
+	return fn(ctx, conn)
+}
+
+// container returns containerd's record of container id.
+func (r *records) container(ctx context.Context, ns, id string) (*containersapi.Container, error) {
+	resp, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) (*containersapi.GetContainerResponse, error) {
+		return containersapi.NewContainersClient(c).Get(ctx, &containersapi.GetContainerRequest{ID: id})
 	})
-	return c, err
+	if err != nil {
+		return nil, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
+	}
+	if resp.GetContainer() == nil {
+		return nil, fmt.Errorf("read container %s/%s from containerd: no record", ns, id)
+	}
+	return resp.GetContainer(), nil
 }
 
-// imageTarget returns the descriptor an image record points at.
-func (a containerdAPI) imageTarget(ctx context.Context, name string) (ocispec.Descriptor, error) {
-	var d ocispec.Descriptor
-	// GetImageRequest{name = 1} -> GetImageResponse{image = 1}
-	resp, err := a.unary(ctx, methodGetImage, appendString(nil, 1, name))
-	if err != nil {
-		return d, err
-	}
-	img, err := messageField(resp, 1)
-	if err == nil {
-		img, err = messageField(img, 3) // Image{target = 3}
-	}
-	if err != nil {
-		return d, fmt.Errorf("image record: %w", err)
-	}
-	// Descriptor{media_type = 1, digest = 2, size = 3}
-	err = eachField(img, func(num protowire.Number, v value) error {
-		switch num {
-		case 1:
-			d.MediaType = v.str()
-		case 2:
-			d.Digest = digest.Digest(v.str())
-		case 3:
-			d.Size = int64(v.varint)
-		}
-		return nil
+// imageTarget returns the descriptor containerd's image record points at.
+func (r *records) imageTarget(ctx context.Context, ns, name string) (ocispec.Descriptor, error) {
+	resp, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) (*imagesapi.GetImageResponse, error) {
+		return imagesapi.NewImagesClient(c).Get(ctx, &imagesapi.GetImageRequest{Name: name})
 	})
-	return d, err
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("read image %s from containerd: %w", name, err)
+	}
+	t := resp.GetImage().GetTarget()
+	if t == nil {
+		return ocispec.Descriptor{}, fmt.Errorf("read image %s from containerd: the record has no target", name)
+	}
+	return ocispec.Descriptor{MediaType: t.MediaType, Digest: digest.Digest(t.Digest), Size: t.Size}, nil
 }
 
 // maxBlob bounds the manifests, indexes and configs the shim reads (a
 // descriptor in an index could name a layer of gigabytes).
 const maxBlob = 8 << 20
 
-// readBlob reads a blob of the content store whole and checks it is what
-// desc says.
-func (a containerdAPI) readBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
+// readBlob reads a blob of the content store whole and checks that it is
+// what desc says.
+func (r *records) readBlob(ctx context.Context, ns string, desc ocispec.Descriptor) ([]byte, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %q: %w", desc.Digest, err)
 	}
 	if desc.Size < 0 || desc.Size > maxBlob {
 		return nil, fmt.Errorf("blob %s: size %d is not that of an image manifest or config", desc.Digest, desc.Size)
 	}
-	// ReadContentRequest{digest = 1, offset = 2 (0), size = 3} ->
-	// a stream of ReadContentResponse{offset = 1, data = 2}
-	req := appendString(nil, 1, desc.Digest.String())
-	req = protowire.AppendTag(req, 3, protowire.VarintType)
-	req = protowire.AppendVarint(req, uint64(desc.Size))
-	msgs, err := a.invoke(ctx, methodReadContent, req)
+	data, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) ([]byte, error) {
+		stream, err := contentapi.NewContentClient(c).Read(ctx, &contentapi.ReadContentRequest{Digest: desc.Digest.String(), Size: desc.Size})
+		if err != nil {
+			return nil, err
+		}
+		data := make([]byte, 0, desc.Size)
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return data, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if m.Offset != int64(len(data)) {
+				return nil, fmt.Errorf("data at offset %d after %d bytes", m.Offset, len(data))
+			}
+			if int64(len(data)+len(m.Data)) > desc.Size {
+				return nil, fmt.Errorf("more than the %d bytes of the descriptor", desc.Size)
+			}
+			data = append(data, m.Data...)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", desc.Digest, err)
-	}
-	var data []byte
-	for _, m := range msgs {
-		var offset int64
-		var chunk []byte
-		err := eachField(m, func(num protowire.Number, v value) error {
-			switch num {
-			case 1:
-				offset = int64(v.varint)
-			case 2:
-				chunk = v.bytes
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read blob %s: %w", desc.Digest, err)
-		}
-		if offset != int64(len(data)) {
-			return nil, fmt.Errorf("read blob %s: data at offset %d after %d bytes", desc.Digest, offset, len(data))
-		}
-		data = append(data, chunk...)
 	}
 	if int64(len(data)) != desc.Size || desc.Digest.Algorithm().FromBytes(data) != desc.Digest {
 		return nil, fmt.Errorf("read blob %s: the content store returned %d bytes that are not it", desc.Digest, len(data))
@@ -158,124 +183,34 @@ func (a containerdAPI) readBlob(ctx context.Context, desc ocispec.Descriptor) ([
 	return data, nil
 }
 
-// snapshotParent returns the parent of a snapshot.
-func (a containerdAPI) snapshotParent(ctx context.Context, snapshotter, key string) (string, error) {
-	// StatSnapshotRequest{snapshotter = 1, key = 2} -> StatSnapshotResponse{info = 1}
-	resp, err := a.unary(ctx, methodStatSnapshot, appendString(appendString(nil, 1, snapshotter), 2, key))
-	if err != nil {
-		return "", err
-	}
-	info, err := messageField(resp, 1)
-	if err != nil {
-		return "", fmt.Errorf("snapshot info: %w", err)
-	}
-	var parent string
-	// Info{name = 1, parent = 2}
-	err = eachField(info, func(num protowire.Number, v value) error {
-		if num == 2 {
-			parent = v.str()
-		}
-		return nil
+// snapshot returns the parent and the mounts of a snapshot.
+func (r *records) snapshot(ctx context.Context, ns, snapshotter, key string) (string, []rootfsMount, error) {
+	info, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) (*snapshotsapi.StatSnapshotResponse, error) {
+		return snapshotsapi.NewSnapshotsClient(c).Stat(ctx, &snapshotsapi.StatSnapshotRequest{Snapshotter: snapshotter, Key: key})
 	})
-	return parent, err
-}
-
-// snapshotMounts returns the mounts of a snapshot.
-func (a containerdAPI) snapshotMounts(ctx context.Context, snapshotter, key string) ([]rootfsMount, error) {
-	// MountsRequest{snapshotter = 1, key = 2} -> MountsResponse{repeated mounts = 1}
-	resp, err := a.unary(ctx, methodSnapshotMount, appendString(appendString(nil, 1, snapshotter), 2, key))
 	if err != nil {
-		return nil, err
+		return "", nil, fmt.Errorf("read rootfs snapshot %s/%s: %w", snapshotter, key, err)
+	}
+	resp, err := call(ctx, r, ns, func(ctx context.Context, c *grpc.ClientConn) (*snapshotsapi.MountsResponse, error) {
+		return snapshotsapi.NewSnapshotsClient(c).Mounts(ctx, &snapshotsapi.MountsRequest{Snapshotter: snapshotter, Key: key})
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("read the mounts of rootfs snapshot %s/%s: %w", snapshotter, key, err)
 	}
 	var mounts []rootfsMount
-	err = eachField(resp, func(num protowire.Number, v value) error {
-		if num != 1 {
-			return nil
-		}
-		if v.typ != protowire.BytesType {
-			return fmt.Errorf("mount: wire type %d", v.typ)
-		}
-		var m rootfsMount
-		// Mount{type = 1, source = 2, target = 3, repeated options = 4}
-		err := eachField(v.bytes, func(num protowire.Number, v value) error {
-			switch num {
-			case 1:
-				m.Type = v.str()
-			case 2:
-				m.Source = v.str()
-			case 3:
-				m.Target = v.str()
-			case 4:
-				m.Options = append(m.Options, v.str())
-			}
-			return nil
-		})
-		mounts = append(mounts, m)
-		return err
-	})
-	return mounts, err
-}
-
-// value is one field's value as it came on the wire.
-type value struct {
-	typ    protowire.Type
-	bytes  []byte // BytesType
-	varint uint64 // VarintType
-}
-
-func (v value) str() string { return string(v.bytes) }
-
-// eachField calls fn with each field of msg, in order; a field repeated
-// (or a repeated field) comes once per occurrence.
-func eachField(msg []byte, fn func(protowire.Number, value) error) error {
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
-		v := value{typ: typ}
-		switch typ {
-		case protowire.BytesType:
-			v.bytes, n = protowire.ConsumeBytes(msg)
-		case protowire.VarintType:
-			v.varint, n = protowire.ConsumeVarint(msg)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, msg)
-		}
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
-		if err := fn(num, v); err != nil {
-			return err
-		}
+	for _, m := range resp.GetMounts() {
+		mounts = append(mounts, rootfsMount{Type: m.Type, Source: m.Source, Target: m.Target, Options: m.Options})
 	}
-	return nil
+	return info.GetInfo().GetParent(), mounts, nil
 }
 
-// messageField returns the embedded message in field num of msg (the last
-// if there were several, which containerd never sends); absent is an
-// error.
-func messageField(msg []byte, num protowire.Number) ([]byte, error) {
-	var found []byte
-	ok := false
-	err := eachField(msg, func(n protowire.Number, v value) error {
-		if n == num && v.typ == protowire.BytesType {
-			found, ok = v.bytes, true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// sandboxContainer returns containerd's record of the container of CRI
+// sandbox id (its pause container: the CRI plugin's podsandbox controller
+// gives it the sandbox's id), or nil when there is none.
+func (r *records) sandboxContainer(ctx context.Context, ns, id string) (*containersapi.Container, error) {
+	c, err := r.container(ctx, ns, id)
+	if errdefs.IsNotFound(errgrpc.ToNative(errors.Unwrap(err))) {
+		return nil, nil
 	}
-	if !ok {
-		return nil, fmt.Errorf("field %d missing", num)
-	}
-	return found, nil
-}
-
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	return c, err
 }

@@ -3,10 +3,11 @@ package shim
 import (
 	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	containersapi "github.com/containerd/containerd/api/services/containers/v1"
@@ -17,24 +18,38 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	"github.com/hardened-runtime/hardened/internal/h2grpc"
 )
 
-// fakeContainerd serves, with containerd's generated gRPC services, the
-// records the shim reads: what it decodes is checked against the
-// generated types, field by field.
+// fakeContainerd serves, with containerd's generated gRPC services on a
+// unix socket, the records the shim reads, in one namespace: containers,
+// images, content, snapshots and the sandbox store. It records every call.
 type fakeContainerd struct {
-	blob []byte
-	// corrupt makes Read answer wrong bytes, gap skip a chunk.
-	corrupt, gap bool
+	ns string
+
+	mu         sync.Mutex
+	containers map[string]*containersapi.Container
+	images     map[string]*imagesapi.Image
+	blobs      map[digest.Digest][]byte
+	snapshots  map[string]*snapshotsapi.Info // by snapshotter/key
+	mounts     map[string][]*types.Mount
+	// corrupt makes Read answer other bytes, gap skip a chunk, extra send
+	// more than asked.
+	corrupt, gap, extra bool
+	// fail makes every call fail with this code (codes.OK: no failure).
+	fail  codes.Code
+	calls []string
+}
+
+func newFakeContainerd(ns string) *fakeContainerd {
+	return &fakeContainerd{ns: ns, containers: map[string]*containersapi.Container{}, images: map[string]*imagesapi.Image{},
+		blobs: map[digest.Digest][]byte{}, snapshots: map[string]*snapshotsapi.Info{}, mounts: map[string][]*types.Mount{}}
 }
 
 type (
@@ -56,60 +71,80 @@ type (
 	}
 )
 
-func (f *fakeContainerd) checkNS(ctx context.Context) error {
-	if ns, _ := namespaces.Namespace(ctx); ns != "k8s.io" {
+// enter records the call and checks the namespace the client sent.
+func (f *fakeContainerd) enter(ctx context.Context, method string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, method)
+	if f.fail != codes.OK {
+		return status.Errorf(f.fail, "%s: injected failure", method)
+	}
+	if ns, _ := namespaces.Namespace(ctx); ns != f.ns {
 		return status.Errorf(codes.FailedPrecondition, "namespace %q", ns)
 	}
 	return nil
 }
 
+func (f *fakeContainerd) callCount(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		if c == method {
+			n++
+		}
+	}
+	return n
+}
+
 func (f containersFake) Get(ctx context.Context, r *containersapi.GetContainerRequest) (*containersapi.GetContainerResponse, error) {
-	if err := f.checkNS(ctx); err != nil {
+	if err := f.enter(ctx, "containers.Get"); err != nil {
 		return nil, err
 	}
-	if r.ID != "c1" {
-		return nil, status.Errorf(codes.NotFound, "container %q in namespace %q: not found", r.ID, "k8s.io")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[r.ID]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "container %q in namespace %q: not found", r.ID, f.ns)
 	}
-	spec, _ := anypb.New(timestamppb.Now()) // any message: the shim skips it
-	return &containersapi.GetContainerResponse{Container: &containersapi.Container{
-		ID: "c1", Labels: map[string]string{"a": "b"}, Image: "docker.io/library/nginx:1",
-		Runtime: &containersapi.Container_Runtime{Name: "io.containerd.hardened.v2"}, Spec: spec,
-		Snapshotter: "overlayfs", SnapshotKey: "c1-snap", CreatedAt: timestamppb.Now(),
-		Extensions: map[string]*anypb.Any{"x": spec}, Sandbox: "sb",
-	}}, nil
+	return &containersapi.GetContainerResponse{Container: c}, nil
 }
 
 func (f imagesFake) Get(ctx context.Context, r *imagesapi.GetImageRequest) (*imagesapi.GetImageResponse, error) {
-	if err := f.checkNS(ctx); err != nil {
+	if err := f.enter(ctx, "images.Get"); err != nil {
 		return nil, err
 	}
-	if r.Name != "docker.io/library/nginx:1" {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	img, ok := f.images[r.Name]
+	if !ok {
 		return nil, status.Errorf(codes.NotFound, "image %q: not found", r.Name)
 	}
-	return &imagesapi.GetImageResponse{Image: &imagesapi.Image{
-		Name: r.Name, Labels: map[string]string{"l": "v"},
-		Target: &types.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(f.blob).String(), Size: int64(len(f.blob)),
-			Annotations: map[string]string{"k": "v"}},
-		CreatedAt: timestamppb.Now(),
-	}}, nil
+	return &imagesapi.GetImageResponse{Image: img}, nil
 }
 
 func (f contentFake) Read(r *contentapi.ReadContentRequest, stream contentapi.Content_ReadServer) error {
-	if err := f.checkNS(stream.Context()); err != nil {
+	if err := f.enter(stream.Context(), "content.Read"); err != nil {
 		return err
 	}
-	if r.Digest != digest.FromBytes(f.blob).String() {
+	f.mu.Lock()
+	blob, ok := f.blobs[digest.Digest(r.Digest)]
+	corrupt, gap, extra := f.corrupt, f.gap, f.extra
+	f.mu.Unlock()
+	if !ok {
 		return status.Errorf(codes.NotFound, "content digest %s: not found", r.Digest)
 	}
-	if r.Offset != 0 || r.Size != int64(len(f.blob)) {
-		return status.Errorf(codes.InvalidArgument, "read at %d, %d bytes: want all %d", r.Offset, r.Size, len(f.blob))
+	if r.Offset != 0 || r.Size != int64(len(blob)) {
+		return status.Errorf(codes.InvalidArgument, "read at %d, %d bytes: want all %d", r.Offset, r.Size, len(blob))
 	}
-	blob := f.blob
-	if f.corrupt {
+	if corrupt {
 		blob = bytes.ToUpper(blob)
 	}
+	if extra {
+		blob = append(bytes.Clone(blob), "more"...)
+	}
 	for off := 0; off < len(blob); off += 1000 { // in chunks, as containerd sends them
-		if f.gap && off == 1000 {
+		if gap && off == 1000 {
 			continue
 		}
 		end := min(off+1000, len(blob))
@@ -121,32 +156,35 @@ func (f contentFake) Read(r *contentapi.ReadContentRequest, stream contentapi.Co
 }
 
 func (f snapshotsFake) Stat(ctx context.Context, r *snapshotsapi.StatSnapshotRequest) (*snapshotsapi.StatSnapshotResponse, error) {
-	if err := f.checkNS(ctx); err != nil {
+	if err := f.enter(ctx, "snapshots.Stat"); err != nil {
 		return nil, err
 	}
-	if r.Snapshotter != "overlayfs" || r.Key != "c1-snap" {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	info, ok := f.snapshots[r.Snapshotter+"/"+r.Key]
+	if !ok {
 		return nil, status.Errorf(codes.NotFound, "snapshot %s/%s", r.Snapshotter, r.Key)
 	}
-	return &snapshotsapi.StatSnapshotResponse{Info: &snapshotsapi.Info{Name: r.Key, Parent: "sha256:chain", Kind: snapshotsapi.Kind_ACTIVE,
-		CreatedAt: timestamppb.Now(), Labels: map[string]string{"x": "y"}}}, nil
+	return &snapshotsapi.StatSnapshotResponse{Info: info}, nil
 }
 
 func (f snapshotsFake) Mounts(ctx context.Context, r *snapshotsapi.MountsRequest) (*snapshotsapi.MountsResponse, error) {
-	if err := f.checkNS(ctx); err != nil {
+	if err := f.enter(ctx, "snapshots.Mounts"); err != nil {
 		return nil, err
 	}
-	if r.Snapshotter != "overlayfs" || r.Key != "c1-snap" {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.mounts[r.Snapshotter+"/"+r.Key]
+	if !ok {
 		return nil, status.Errorf(codes.NotFound, "snapshot %s/%s", r.Snapshotter, r.Key)
 	}
-	return &snapshotsapi.MountsResponse{Mounts: []*types.Mount{
-		{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/a:/b"}},
-		{Type: "bind", Source: "/x", Target: "/y"},
-	}}, nil
+	return &snapshotsapi.MountsResponse{Mounts: m}, nil
 }
 
-func serveFake(t *testing.T, f *fakeContainerd) containerdAPI {
+// serve starts the fake on a unix socket and returns its address.
+func (f *fakeContainerd) serve(t testing.TB) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "c.sock")
+	sock := filepath.Join(t.TempDir(), "containerd.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -158,36 +196,172 @@ func serveFake(t *testing.T, f *fakeContainerd) containerdAPI {
 	snapshotsapi.RegisterSnapshotsServer(s, snapshotsFake{fakeContainerd: f})
 	go s.Serve(l)
 	t.Cleanup(s.Stop)
-	conn, err := h2grpc.Dial(context.Background(), sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return containerdAPI{conn: conn, ns: "k8s.io"}
+	return sock
 }
 
-func TestContainerdAPI(t *testing.T) {
-	blob := bytes.Repeat([]byte(`{"manifests":[]}`), 300) // several chunks
-	fake := &fakeContainerd{blob: blob}
-	api := serveFake(t, fake)
-	ctx := context.Background()
+// addBlob puts a blob in the content store and returns its descriptor.
+func (f *fakeContainerd) addBlob(mediaType string, data []byte) ocispec.Descriptor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d := digest.FromBytes(data)
+	f.blobs[d] = data
+	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(data))}
+}
 
-	c, err := api.container(ctx, "c1")
-	if want := (containerRecord{Image: "docker.io/library/nginx:1", Snapshotter: "overlayfs", SnapshotKey: "c1-snap"}); err != nil || c != want {
-		t.Fatalf("container(c1) = %+v, %v; want %+v", c, err, want)
+// testImage is an image in the fake's content store.
+type testImage struct {
+	name     string
+	target   ocispec.Descriptor // what the image record points at
+	manifest ocispec.Descriptor
+	chainID  string
+}
+
+// addImage adds an image (user, volumes, one layer) under name, and
+// returns it; withIndex wraps the manifest in an index for this platform.
+func (f *fakeContainerd) addImage(t testing.TB, name, user string, volumes []string, withIndex bool) testImage {
+	t.Helper()
+	cfg := ocispec.Image{Config: ocispec.ImageConfig{User: user, Volumes: map[string]struct{}{}},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromString(name + " layer")}}}
+	for _, v := range volumes {
+		cfg.Config.Volumes[v] = struct{}{}
 	}
-	_, err = api.container(ctx, "nope")
-	if s, _ := status.FromError(err); s.Code() != codes.NotFound || s.Message() != `container "nope" in namespace "k8s.io": not found` {
+	cfgData, _ := json.Marshal(cfg)
+	cfgDesc := f.addBlob(ocispec.MediaTypeImageConfig, cfgData)
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc}
+	m.SchemaVersion = 2
+	mData, _ := json.Marshal(m)
+	mDesc := f.addBlob(ocispec.MediaTypeImageManifest, mData)
+	target := mDesc
+	if withIndex {
+		other := mDesc
+		other.Platform = &ocispec.Platform{OS: "windows", Architecture: "arm"}
+		here := mDesc
+		here.Platform = &ocispec.Platform{OS: "linux", Architecture: goarch()}
+		idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{other, here}}
+		idx.SchemaVersion = 2
+		iData, _ := json.Marshal(idx)
+		target = f.addBlob(ocispec.MediaTypeImageIndex, iData)
+	}
+	f.mu.Lock()
+	f.images[name] = &imagesapi.Image{Name: name, Target: &types.Descriptor{MediaType: target.MediaType, Digest: target.Digest.String(), Size: target.Size},
+		CreatedAt: timestamppb.Now()}
+	f.mu.Unlock()
+	return testImage{name: name, target: target, manifest: mDesc, chainID: identity.ChainID(cfg.RootFS.DiffIDs).String()}
+}
+
+// addContainer records container id of image (none: "") with a rootfs
+// snapshot whose parent is parent.
+func (f *fakeContainerd) addContainer(id string, img testImage, parent string) *containersapi.Container {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &containersapi.Container{ID: id, Image: img.name, Runtime: &containersapi.Container_Runtime{Name: RuntimeName},
+		Snapshotter: "overlayfs", SnapshotKey: id + "-snap", CreatedAt: timestamppb.Now()}
+	if img.name == "" {
+		c.Snapshotter, c.SnapshotKey = "", ""
+	}
+	f.containers[id] = c
+	if c.SnapshotKey != "" {
+		f.snapshots["overlayfs/"+c.SnapshotKey] = &snapshotsapi.Info{Name: c.SnapshotKey, Parent: parent, Kind: snapshotsapi.Kind_ACTIVE}
+		f.mounts["overlayfs/"+c.SnapshotKey] = []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/l/" + id}}}
+	}
+	return c
+}
+
+// addSandbox makes container id (recorded already or not) a CRI sandbox
+// of pod uid in Kubernetes namespace kns, as the CRI plugin's podsandbox
+// controller records its pause container.
+func (f *fakeContainerd) addSandbox(id, uid, kns string) {
+	md, _ := json.Marshal(map[string]any{"Version": "v1", "Metadata": map[string]any{"ID": id, "Name": "pod",
+		"Config": map[string]any{"metadata": map[string]any{"name": "pod", "uid": uid, "namespace": kns}}}})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	if c == nil {
+		c = &containersapi.Container{ID: id, Runtime: &containersapi.Container_Runtime{Name: RuntimeName}}
+		f.containers[id] = c
+	}
+	c.Labels = map[string]string{criKindLabel: "sandbox"}
+	c.Extensions = map[string]*anypb.Any{criSandboxMetadataKey: {TypeUrl: criSandboxMetadataType, Value: md}}
+}
+
+func TestRecordsReadContainerdRecords(t *testing.T) {
+	fake := newFakeContainerd("k8s.io")
+	r := newRecords("unix://" + fake.serve(t))
+	defer r.close()
+	ctx := context.Background()
+	img := fake.addImage(t, "docker.io/library/nginx:1", "nginx", []string{"/data"}, true)
+	fake.addContainer("c1", img, img.chainID)
+	fake.containers["c1"].Sandbox = "sb"
+
+	c, err := r.container(ctx, "k8s.io", "c1")
+	if err != nil || c.Image != img.name || c.SnapshotKey != "c1-snap" || c.Snapshotter != "overlayfs" || c.Sandbox != "sb" {
+		t.Fatalf("container(c1) = %+v, %v", c, err)
+	}
+	_, err = r.container(ctx, "k8s.io", "nope")
+	if err == nil || !strings.Contains(err.Error(), `container "nope" in namespace "k8s.io": not found`) || !strings.Contains(err.Error(), "k8s.io/nope") {
 		t.Fatalf("container(nope) = %v, want NotFound with containerd's message", err)
 	}
-
-	d, err := api.imageTarget(ctx, "docker.io/library/nginx:1")
-	want := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(blob), Size: int64(len(blob))}
-	if err != nil || !cmp.Equal(d, want) {
-		t.Fatalf("imageTarget = %+v, %v; want %+v", d, err, want)
+	d, err := r.imageTarget(ctx, "k8s.io", img.name)
+	if err != nil || !cmp.Equal(d, img.target) {
+		t.Fatalf("imageTarget = %+v, %v; want %+v", d, err, img.target)
+	}
+	if _, err := r.imageTarget(ctx, "k8s.io", "docker.io/library/other:1"); status.Code(errorsUnwrapAll(err)) != codes.NotFound {
+		t.Errorf("imageTarget(other) = %v, want NotFound", err)
+	}
+	parent, mounts, err := r.snapshot(ctx, "k8s.io", "overlayfs", "c1-snap")
+	want := []rootfsMount{{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/l/c1"}}}
+	if err != nil || parent != img.chainID || !cmp.Equal(mounts, want) {
+		t.Fatalf("snapshot = %q %+v %v", parent, mounts, err)
+	}
+	if _, _, err := r.snapshot(ctx, "k8s.io", "overlayfs", "other"); err == nil {
+		t.Error("snapshot(other) succeeded")
+	}
+	fake.addSandbox("sb", "uid-1", "web")
+	sb, err := r.sandboxContainer(ctx, "k8s.io", "sb")
+	if err != nil || sb == nil || sb.Labels[criKindLabel] != "sandbox" || !bytes.Contains(sb.Extensions[criSandboxMetadataKey].GetValue(), []byte("uid-1")) {
+		t.Fatalf("sandboxContainer(sb) = %+v, %v", sb, err)
+	}
+	if sb, err := r.sandboxContainer(ctx, "k8s.io", "none"); sb != nil || err != nil {
+		t.Errorf("sandboxContainer(none) = %+v, %v; want nothing and no error", sb, err)
 	}
 
-	got, err := api.readBlob(ctx, want)
+	// Another namespace is sent as such, to every service.
+	for name, call := range map[string]func() error{
+		"container": func() error { _, err := r.container(ctx, "default", "c1"); return err },
+		"image":     func() error { _, err := r.imageTarget(ctx, "default", img.name); return err },
+		"blob":      func() error { _, err := r.readBlob(ctx, "default", img.manifest); return err },
+		"snapshot":  func() error { _, _, err := r.snapshot(ctx, "default", "overlayfs", "c1-snap"); return err },
+		"sandbox":   func() error { _, err := r.sandboxContainer(ctx, "default", "sb"); return err },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), `namespace "default"`) {
+			t.Errorf("%s in namespace default = %v, want the fake's namespace refusal", name, err)
+		}
+	}
+	// A failing containerd fails the look-up (no nil records).
+	fake.fail = codes.Unavailable
+	if _, err := r.sandboxContainer(ctx, "k8s.io", "sb"); err == nil {
+		t.Error("sandbox look-up with containerd failing succeeded")
+	}
+}
+
+func errorsUnwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestRecordsReadBlob(t *testing.T) {
+	fake := newFakeContainerd("k8s.io")
+	r := newRecords(fake.serve(t))
+	defer r.close()
+	ctx := context.Background()
+	blob := bytes.Repeat([]byte(`{"manifests":[]}`), 300) // several chunks
+	want := fake.addBlob(ocispec.MediaTypeImageIndex, blob)
+	got, err := r.readBlob(ctx, "k8s.io", want)
 	if err != nil || !bytes.Equal(got, blob) {
 		t.Fatalf("readBlob = %d bytes, %v; want the %d bytes", len(got), err, len(blob))
 	}
@@ -197,69 +371,99 @@ func TestContainerdAPI(t *testing.T) {
 		{Digest: want.Digest, Size: 1 << 40},
 		{Digest: want.Digest, Size: -1},
 	} {
-		if _, err := api.readBlob(ctx, bad); err == nil {
+		if _, err := r.readBlob(ctx, "k8s.io", bad); err == nil {
 			t.Errorf("readBlob(%v) succeeded", bad)
 		}
 	}
 	// The content store must return the blob asked for, whole.
-	fake.corrupt = true
-	if _, err := api.readBlob(ctx, want); err == nil || !strings.Contains(err.Error(), "not it") {
-		t.Errorf("readBlob of other bytes = %v, want refused", err)
+	for name, set := range map[string]func(bool){
+		"other bytes":   func(b bool) { fake.corrupt = b },
+		"chunk missing": func(b bool) { fake.gap = b },
+		"too much":      func(b bool) { fake.extra = b },
+	} {
+		set(true)
+		if _, err := r.readBlob(ctx, "k8s.io", want); err == nil {
+			t.Errorf("readBlob with %s succeeded", name)
+		}
+		set(false)
 	}
-	fake.corrupt, fake.gap = false, true
-	if _, err := api.readBlob(ctx, want); err == nil || !strings.Contains(err.Error(), "offset") {
-		t.Errorf("readBlob with a chunk missing = %v, want refused", err)
+	if _, err := r.readBlob(ctx, "k8s.io", fake.addBlob("x", nil)); err != nil {
+		t.Errorf("empty blob: %v", err)
 	}
-	fake.gap = false
-	if _, err := api.imageTarget(ctx, "docker.io/library/other:1"); status.Code(err) != codes.NotFound {
-		t.Errorf("imageTarget(other) = %v, want the name sent and NotFound", err)
-	}
-	if _, err := api.snapshotMounts(ctx, "overlayfs", "other"); status.Code(err) != codes.NotFound {
-		t.Errorf("snapshotMounts(other) = %v, want the key sent and NotFound", err)
-	}
-
-	parent, err := api.snapshotParent(ctx, "overlayfs", "c1-snap")
-	if err != nil || parent != "sha256:chain" {
-		t.Fatalf("snapshotParent = %q, %v", parent, err)
-	}
-	mounts, err := api.snapshotMounts(ctx, "overlayfs", "c1-snap")
-	wantMounts := []rootfsMount{
-		{Type: "overlay", Source: "overlay", Options: []string{"index=off", "lowerdir=/a:/b"}},
-		{Type: "bind", Source: "/x", Target: "/y"},
-	}
-	if err != nil || !cmp.Equal(mounts, wantMounts) {
-		t.Fatalf("snapshotMounts = %+v, %v; want %+v", mounts, err, wantMounts)
-	}
-
-	// Another namespace is sent as such, to every service.
-	other := api
-	other.ns = "default"
-	if _, err := other.container(ctx, "c1"); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("container in namespace default = %v, want the fake's namespace refusal", err)
-	}
-	if _, err := other.imageTarget(ctx, "docker.io/library/nginx:1"); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("imageTarget in namespace default = %v, want the fake's namespace refusal", err)
-	}
-	if _, err := other.readBlob(ctx, want); status.Code(errors.Unwrap(err)) != codes.FailedPrecondition {
-		t.Errorf("readBlob in namespace default = %v, want the fake's namespace refusal", err)
-	}
-	if _, err := other.snapshotParent(ctx, "overlayfs", "c1-snap"); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("snapshotParent in namespace default = %v, want the fake's namespace refusal", err)
-	}
-	if _, err := other.snapshotMounts(ctx, "overlayfs", "c1-snap"); status.Code(err) != codes.FailedPrecondition {
-		t.Errorf("snapshotMounts in namespace default = %v, want the fake's namespace refusal", err)
+	delete(fake.blobs, want.Digest)
+	if _, err := r.readBlob(ctx, "k8s.io", want); err == nil {
+		t.Error("a blob the store does not have was read")
 	}
 }
 
-func TestEachFieldMalformed(t *testing.T) {
-	for _, msg := range [][]byte{
-		{0x0a},             // field 1, bytes, no length
-		{0x0a, 0x05, 'a'},  // length past the end
-		{0x08},             // varint cut short
-		{0xff, 0xff, 0xff}, // tag cut short
-	} {
-		if err := eachField(msg, func(protowire.Number, value) error { return nil }); err == nil {
-			t.Errorf("eachField(%x) succeeded", msg)
-		}
+func TestRecordsWithoutAddress(t *testing.T) {
+	r := newRecords("")
+	if _, err := r.container(context.Background(), "default", "c"); err == nil || !strings.Contains(err.Error(), "address") {
+		t.Errorf("container() without an address = %v", err)
 	}
+	r.close() // nothing to close
+}
+
+func TestImageConfig(t *testing.T) {
+	fake := newFakeContainerd("default")
+	r := newRecords(fake.serve(t))
+	defer r.close()
+	ctx := context.Background()
+	read := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) { return r.readBlob(ctx, "default", d) }
+	img := fake.addImage(t, "example.com/app:1", "app", []string{"/b", "/a"}, true)
+	cfg, platform, err := imageConfig(ctx, read, img.target)
+	if err != nil || cfg.Config.User != "app" || platform != img.manifest.Digest {
+		t.Fatalf("imageConfig(index) = %+v %s %v; want the linux manifest %s", cfg, platform, err, img.manifest.Digest)
+	}
+	// An index without this platform, or a target that is not an image.
+	idx := ocispec.Index{Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Digest: img.manifest.Digest, Size: img.manifest.Size,
+		Platform: &ocispec.Platform{OS: "plan9", Architecture: "mips"}}}}
+	data, _ := json.Marshal(idx)
+	if _, _, err := imageConfig(ctx, read, fake.addBlob(ocispec.MediaTypeImageIndex, data)); err == nil || !strings.Contains(err.Error(), "no manifest for") {
+		t.Errorf("index without this platform: %v", err)
+	}
+	// A manifest without a platform counts when none matches.
+	idx.Manifests[0].Platform = nil
+	data, _ = json.Marshal(idx)
+	if _, p, err := imageConfig(ctx, read, fake.addBlob(ocispec.MediaTypeImageIndex, data)); err != nil || p != img.manifest.Digest {
+		t.Errorf("index with a platform-less manifest: %s %v", p, err)
+	}
+	if _, _, err := imageConfig(ctx, read, ocispec.Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: img.manifest.Digest, Size: img.manifest.Size}); err == nil {
+		t.Error("a layer was read as a manifest")
+	}
+	if _, _, err := imageConfig(ctx, read, fake.addBlob(ocispec.MediaTypeImageIndex, []byte("{"))); err == nil {
+		t.Error("a broken index was accepted")
+	}
+	if _, _, err := imageConfig(ctx, read, fake.addBlob(ocispec.MediaTypeImageManifest, []byte("{"))); err == nil {
+		t.Error("a broken manifest was accepted")
+	}
+}
+
+// TestRecordsCloseSparesCallsUnderWay: the idle close of the long-running
+// shim never cuts a look-up a Create has under way.
+func TestRecordsCloseSparesCallsUnderWay(t *testing.T) {
+	fake := newFakeContainerd("k8s.io")
+	r := newRecords(fake.serve(t))
+	conn, err := r.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	if r.conn != conn {
+		t.Fatal("close closed the connection of a call under way")
+	}
+	r.done()
+	r.close()
+	if r.conn != nil {
+		t.Fatal("close left an idle connection open")
+	}
+	img := fake.addImage(t, "example.com/a:1", "", nil, false)
+	fake.addContainer("c", img, img.chainID)
+	if _, err := r.container(context.Background(), "k8s.io", "c"); err != nil {
+		t.Fatalf("a look-up after close: %v", err)
+	}
+	if r.inflight != 0 {
+		t.Errorf("%d calls under way after the look-up", r.inflight)
+	}
+	r.close()
 }

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -133,4 +134,39 @@ func resolvePath(path string) string {
 		return r
 	}
 	return path
+}
+
+// taskPlugin is the URI of containerd's task runtime plugin, whose root
+// and state directories are <root>/<URI> and <state>/<URI> (containerd
+// v2.4.2, cmd/containerd/server: plugins.PropertyRootDir and
+// PropertyStateDir are filepath.Join(config.Root or .State, p.URI())).
+const taskPlugin = "io.containerd.runtime.v2.task"
+
+// containerdDirs returns the root and state directories of the containerd
+// that created the bundle, from what that containerd wrote, never assumed
+// (k3s and rke2 keep them elsewhere): it creates every bundle as
+// <state>/io.containerd.runtime.v2.task/<namespace>/<id>, with a symbolic
+// link "work" to <root>/io.containerd.runtime.v2.task/<namespace>/<id>
+// (core/runtime/v2/bundle.go, NewBundle). A bundle of another shape is an
+// error: without them, the mounts rule could not protect containerd's
+// directories.
+func containerdDirs(bundle, ns, id string) (root, state string, err error) {
+	under := func(dir string) (string, bool) {
+		suffix := string(filepath.Separator) + filepath.Join(taskPlugin, ns, id)
+		base, ok := strings.CutSuffix(filepath.Clean(dir), suffix)
+		return base, ok && filepath.IsAbs(base) && base != "/"
+	}
+	state, ok := under(bundle)
+	if !ok {
+		return "", "", fmt.Errorf("bundle %s is not <state>/%s/%s/%s: cannot tell containerd's state directory", bundle, taskPlugin, ns, id)
+	}
+	work, err := os.Readlink(filepath.Join(bundle, "work"))
+	if err != nil {
+		return "", "", fmt.Errorf("cannot tell containerd's root directory: %w", err)
+	}
+	root, ok = under(work)
+	if !ok {
+		return "", "", fmt.Errorf("bundle %s: work links to %s, not <root>/%s/%s/%s: cannot tell containerd's root directory", bundle, work, taskPlugin, ns, id)
+	}
+	return root, state, nil
 }

@@ -3,14 +3,10 @@ package shim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
-	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/opencontainers/go-digest"
@@ -18,181 +14,61 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/hardened-runtime/hardened/internal/atomicfile"
-	"github.com/hardened-runtime/hardened/internal/h2grpc"
-	"github.com/hardened-runtime/hardened/spec"
 )
 
-// lookupTimeout bounds each look-up in containerd: a slow containerd fails
-// one create clearly instead of hanging it.
-const lookupTimeout = 10 * time.Second
+// CacheDirEnv overrides where the shim caches image facts by digest
+// (default /run/hardened/images; "off" disables the cache).
+const CacheDirEnv = "HARDENED_CACHE_DIR"
 
-// imageResolver reads, from containerd's own records, which image a
-// container runs: the container record names it, the image record and the
-// content store give its config. Annotations, which a pod author controls,
+func imageCacheDir() string {
+	switch d := os.Getenv(CacheDirEnv); d {
+	case "":
+		return "/run/hardened/images"
+	case "off":
+		return ""
+	default:
+		return d
+	}
+}
+
+// image fills in what containerd's records say about the image the
+// container record names: the image record's target (the digest that
+// runs) and, from its config for this node's platform, USER, VOLUMEs and
+// the chain id of its layers. Annotations, which a pod author controls,
 // are not consulted.
-type imageResolver struct {
-	address string
-	// cacheDir holds imageFacts by digest; "" disables the cache.
-	cacheDir string
-	// t, when set, records the time of each step.
-	t *timer
-
-	mu   sync.Mutex
-	conn *h2grpc.Conn
-}
-
-// api returns the client of containerd's API for namespace ns, connecting
-// on first use.
-func (r *imageResolver) api(ctx context.Context, ns string) (containerdAPI, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn == nil {
-		if r.address == "" {
-			return containerdAPI{}, fmt.Errorf("the shim was not given containerd's address")
-		}
-		conn, err := h2grpc.Dial(ctx, r.address)
-		if err != nil {
-			return containerdAPI{}, fmt.Errorf("connect to containerd at %s: %w", r.address, err)
-		}
-		r.conn = conn
-	}
-	return containerdAPI{conn: r.conn, ns: ns}, nil
-}
-
-func (r *imageResolver) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.conn != nil {
-		r.conn.Close()
-		r.conn = nil
-	}
-}
-
-// imageRecord is what Prepare leaves in the bundle (ImageFile): the image
-// facts the engine uses, and what binds the container to the image whose
-// signature is checked.
-type imageRecord struct {
-	spec.ImageInfo
-	// PlatformDigest is, when Digest is an index, the manifest of this
-	// node's platform.
-	PlatformDigest string `json:",omitempty"`
-	// ChainID is the chain id of the image's layers for this platform:
-	// the parent a container's rootfs snapshot must have.
-	ChainID string `json:",omitempty"`
-	// Snapshotter, SnapshotKey and SnapshotParent describe the
-	// container's rootfs snapshot, from containerd's records.
-	Snapshotter    string `json:",omitempty"`
-	SnapshotKey    string `json:",omitempty"`
-	SnapshotParent string `json:",omitempty"`
-	// SnapshotMounts are the snapshot's mounts: what the task's rootfs
-	// must be (containerd's clients compute it and send it with Create).
-	SnapshotMounts []rootfsMount `json:",omitempty"`
-}
-
-// rootfsMount is a mount of a container's root filesystem.
-type rootfsMount struct {
-	Type    string   `json:"type"`
-	Source  string   `json:"source"`
-	Target  string   `json:"target,omitempty"`
-	Options []string `json:"options,omitempty"`
-}
-
-// fromBundle reads the facts Start left in the bundle. ok is false when
-// there are none (a shim started by another binary): then resolve.
-func fromBundle(bundle string) (img imageRecord, ok bool, err error) {
-	data, err := os.ReadFile(filepath.Join(bundle, ImageFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return img, false, nil
-	}
-	if err != nil {
-		return img, false, err
-	}
-	if err := json.Unmarshal(data, &img); err != nil {
-		return img, false, fmt.Errorf("%s: %w", ImageFile, err)
-	}
-	return img, true, nil
-}
-
-// resolve returns what containerd knows about the image of container id.
-func (r *imageResolver) resolve(ctx context.Context, ns, id string) (imageRecord, error) {
-	var info imageRecord
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	api, err := r.api(ctx, ns)
-	if err != nil {
-		return info, err
-	}
-	r.t.mark("connect")
-	c, err := api.container(ctx, id)
-	r.t.mark("container")
-	if err != nil {
-		return info, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
-	}
-	info.Name = c.Image
-	if info.Name == "" {
-		return info, nil // a container made from a root filesystem, not an image
-	}
-	info.Snapshotter, info.SnapshotKey = c.Snapshotter, c.SnapshotKey
-	target, err := api.imageTarget(ctx, info.Name)
-	r.t.mark("image")
-	if err != nil {
-		return info, fmt.Errorf("read image %s of container %s from containerd: %w", info.Name, id, err)
-	}
-	info.Digest = target.Digest.String()
-	cached, ok := r.cached(target.Digest)
-	r.t.mark("cache")
-	if ok && cached.ChainID != "" {
-		info.User, info.Volumes = cached.User, cached.Volumes
-		info.PlatformDigest, info.ChainID = cached.PlatformDigest, cached.ChainID
-		return info, nil
-	}
-	cfg, platform, err := imageConfig(ctx, api.readBlob, target)
-	if err != nil {
-		return info, fmt.Errorf("read config of image %s: %w", info.Name, err)
-	}
-	info.User = cfg.Config.User
-	for v := range cfg.Config.Volumes {
-		info.Volumes = append(info.Volumes, v)
-	}
-	sort.Strings(info.Volumes)
-	if platform != target.Digest {
-		info.PlatformDigest = platform.String()
-	}
-	info.ChainID = identity.ChainID(cfg.RootFS.DiffIDs).String()
-	r.store(target.Digest, imageFacts{User: info.User, Volumes: info.Volumes, PlatformDigest: info.PlatformDigest, ChainID: info.ChainID})
-	return info, nil
-}
-
-// snapshotFacts adds what binds the container to its image's layers: the
-// parent and the mounts of its rootfs snapshot. Only a policy that checks
-// signatures needs them (checkSignature, checkTaskRootfs).
-func (r *imageResolver) snapshotFacts(ctx context.Context, ns, id string, info *imageRecord) error {
-	if info.SnapshotKey == "" {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-	defer cancel()
-	api, err := r.api(ctx, ns)
+func (p *pipeline) image(ctx context.Context, ns string, img *imageRecord) error {
+	target, err := p.records.imageTarget(ctx, ns, img.Name)
 	if err != nil {
 		return err
 	}
-	parent, err := api.snapshotParent(ctx, info.Snapshotter, info.SnapshotKey)
-	if err != nil {
-		return fmt.Errorf("read rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
+	img.Digest = target.Digest.String()
+	if f, ok := p.imageCache.load(target.Digest); ok && f.ChainID != "" {
+		img.User, img.Volumes, img.PlatformDigest, img.ChainID = f.User, f.Volumes, f.PlatformDigest, f.ChainID
+		return nil
 	}
-	mounts, err := api.snapshotMounts(ctx, info.Snapshotter, info.SnapshotKey)
+	read := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) { return p.records.readBlob(ctx, ns, d) }
+	cfg, platform, err := imageConfig(ctx, read, target)
 	if err != nil {
-		return fmt.Errorf("read the mounts of rootfs snapshot %s of container %s: %w", info.SnapshotKey, id, err)
+		return fmt.Errorf("read config of image %s: %w", img.Name, err)
 	}
-	info.SnapshotParent, info.SnapshotMounts = parent, mounts
+	img.User = cfg.Config.User
+	img.Volumes = nil
+	for v := range cfg.Config.Volumes {
+		img.Volumes = append(img.Volumes, v)
+	}
+	sort.Strings(img.Volumes)
+	if platform != target.Digest {
+		img.PlatformDigest = platform.String()
+	}
+	img.ChainID = identity.ChainID(cfg.RootFS.DiffIDs).String()
+	p.imageCache.store(target.Digest, imageFacts{User: img.User, Volumes: img.Volumes, PlatformDigest: img.PlatformDigest, ChainID: img.ChainID})
 	return nil
 }
 
 // imageFacts is what the shim needs from an image's config. It is cached
 // on the node by the image's manifest (or index) digest: content-addressed,
 // so an entry never goes stale, and it saves each later container of the
-// image the manifest and config reads (every container has a shim process
-// of its own, so an in-memory cache would not).
+// image the manifest and config reads.
 type imageFacts struct {
 	User           string   `json:"user,omitempty"`
 	Volumes        []string `json:"volumes,omitempty"`
@@ -200,16 +76,19 @@ type imageFacts struct {
 	ChainID        string   `json:"chainID,omitempty"`
 }
 
-func (r *imageResolver) cachePath(d digest.Digest) string {
-	if r.cacheDir == "" || d.Validate() != nil {
+// imageCache is a directory of imageFacts by digest; "" disables it.
+type imageCache string
+
+func (c imageCache) path(d digest.Digest) string {
+	if c == "" || d.Validate() != nil {
 		return ""
 	}
-	return filepath.Join(r.cacheDir, d.Algorithm().String()+"-"+d.Encoded()+".json")
+	return filepath.Join(string(c), d.Algorithm().String()+"-"+d.Encoded()+".json")
 }
 
-func (r *imageResolver) cached(d digest.Digest) (imageFacts, bool) {
+func (c imageCache) load(d digest.Digest) (imageFacts, bool) {
 	var f imageFacts
-	file := r.cachePath(d)
+	file := c.path(d)
 	if file == "" {
 		return f, false
 	}
@@ -220,14 +99,14 @@ func (r *imageResolver) cached(d digest.Digest) (imageFacts, bool) {
 	return f, true
 }
 
-// store records the facts; a failure only costs the next container a fetch.
-func (r *imageResolver) store(d digest.Digest, f imageFacts) {
-	file := r.cachePath(d)
+// store records the facts; a failure only costs the next container a read.
+func (c imageCache) store(d digest.Digest, f imageFacts) {
+	file := c.path(d)
 	if file == "" {
 		return
 	}
 	data, err := json.Marshal(f)
-	if err != nil || os.MkdirAll(r.cacheDir, 0o700) != nil {
+	if err != nil || os.MkdirAll(string(c), 0o700) != nil {
 		return
 	}
 	_ = atomicfile.Write(file, data, 0o600)

@@ -15,26 +15,40 @@ import (
 )
 
 var (
-	// releaseMu guards releaseTimer.
+	// releaseMu guards releaseTimer and releaseIdle.
 	releaseMu    sync.Mutex
 	releaseTimer *time.Timer
+	releaseIdle  func()
 )
 
-// releaseMemorySoon returns the memory Creates used (specs, seccomp
-// profiles, JSON buffers) to the kernel half a second after the last one,
-// once the containers run: the shim lives as long as its containers, and
-// its resident size is paid per pod on every node.
-func releaseMemorySoon() {
+// releaseDelay is how long after the last Create the shim releases what
+// Creates used: long enough for the kubelet to start a pod's next
+// container on the same connection.
+const releaseDelay = 500 * time.Millisecond
+
+// releaseMemorySoon calls idle (which closes what Creates keep open), then
+// returns the memory Creates used (specs, seccomp profiles, JSON buffers)
+// to the kernel, releaseDelay after the last call, once the containers
+// run: the shim lives as long as its containers, and its resident size is
+// paid per pod on every node.
+func releaseMemorySoon(idle func()) {
 	releaseMu.Lock()
 	defer releaseMu.Unlock()
+	releaseIdle = idle
 	if releaseTimer == nil {
-		releaseTimer = time.AfterFunc(500*time.Millisecond, func() {
+		releaseTimer = time.AfterFunc(releaseDelay, func() {
+			releaseMu.Lock()
+			idle := releaseIdle
+			releaseMu.Unlock()
+			if idle != nil {
+				idle()
+			}
 			debug.FreeOSMemory()
 			writeHeapProfile()
 		})
 		return
 	}
-	releaseTimer.Reset(500 * time.Millisecond)
+	releaseTimer.Reset(releaseDelay)
 }
 
 // HeapProfileEnv names a directory where the shim writes a heap profile

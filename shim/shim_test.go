@@ -15,17 +15,17 @@ import (
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/typeurl/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hardened-runtime/hardened/policy"
-	"github.com/hardened-runtime/hardened/spec"
+	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/verify/verdict"
 )
-
-func imageInfo() spec.ImageInfo { return spec.ImageInfo{Name: "example.com/app:1"} }
 
 func TestDecodeOptions(t *testing.T) {
 	cri, _ := typeurl.MarshalAnyToProto(&runtimeoptions.Options{ConfigPath: "/etc/hardened/p.yaml"})
@@ -63,27 +63,6 @@ func TestWithOwnSocketDir(t *testing.T) {
 	}
 }
 
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "config.json")
-	os.WriteFile(file, []byte("old"), 0o600)
-	if err := writeFileAtomic(file, []byte("new"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(file)
-	fi, _ := os.Stat(file)
-	if string(data) != "new" || fi.Mode().Perm() != 0o644 {
-		t.Errorf("content %q mode %v", data, fi.Mode())
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("temporary files left: %v", entries)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing", "x"), nil, 0o644); err == nil {
-		t.Error("write into a missing directory succeeded")
-	}
-}
-
 func TestReadSpec(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := readSpec(dir); err == nil {
@@ -101,24 +80,18 @@ func TestReadSpec(t *testing.T) {
 	}
 }
 
-// TestHardenBundleHugeAndBroken: a large spec is hardened like any other;
+// TestPipelineHugeAndBroken: a large spec is hardened like any other;
 // one over the size limit, or a broken one, is refused with config.json
-// left as it was and no record written.
-func TestHardenBundleHugeAndBroken(t *testing.T) {
-	in, err := os.ReadFile("../spec/testdata/ctr-run.in.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(in, &s); err != nil {
-		t.Fatal(err)
-	}
+// left as it was.
+func TestPipelineHugeAndBroken(t *testing.T) {
+	e := newTestEnv(t)
+	s := loadTestSpec(t)
 	for i := range 50_000 {
 		s.Process.Env = append(s.Process.Env, fmt.Sprintf("VAR_%d=%s", i, strings.Repeat("x", 40)))
 	}
-	huge, _ := json.Marshal(&s)
-	pol := policy.Default()
-	for _, tc := range []struct {
+	s.Linux.CgroupsPath = "/" + testNS + "/h0" // the case that must run
+	huge, _ := json.Marshal(s)
+	for i, tc := range []struct {
 		name    string
 		config  []byte
 		limit   int64
@@ -131,18 +104,13 @@ func TestHardenBundleHugeAndBroken(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			maxSpecSize = tc.limit
 			defer func() { maxSpecSize = 16 << 20 }()
-			bundle := t.TempDir()
+			id := fmt.Sprintf("h%d", i)
+			bundle := e.bundle(testNS, id, e.image, nil)
 			os.WriteFile(filepath.Join(bundle, "config.json"), tc.config, 0o644)
-			spec, err := readSpec(bundle)
-			if err == nil {
-				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageInfo(), nil, "create", nil)
-			}
+			rec, err := e.run(e.pipeline("create"), testNS, id, bundle)
 			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := os.Stat(filepath.Join(bundle, RecordFile)); err != nil {
-					t.Error("no record written")
+				if err != nil || rec.ConfigDigest == "" {
+					t.Fatalf("rec %v err %v", rec, err)
 				}
 				return
 			}
@@ -152,9 +120,6 @@ func TestHardenBundleHugeAndBroken(t *testing.T) {
 			after, _ := os.ReadFile(filepath.Join(bundle, "config.json"))
 			if !bytes.Equal(after, tc.config) {
 				t.Error("config.json changed")
-			}
-			if _, err := os.Stat(filepath.Join(bundle, RecordFile)); err == nil {
-				t.Error("a record was written")
 			}
 		})
 	}
@@ -192,72 +157,55 @@ func TestRuleList(t *testing.T) {
 	if ruleList(nil) != "" {
 		t.Error("ruleList(nil) not empty")
 	}
-	if policyPath("/x") != "/x" {
-		t.Error("the options' path must win")
-	}
-	t.Setenv(PolicyEnv, "/env")
-	if policyPath("") != "/env" {
-		t.Error("the environment must come next")
-	}
 }
 
 func TestImageFactsCache(t *testing.T) {
-	r := &imageResolver{cacheDir: filepath.Join(t.TempDir(), "images")}
+	c := imageCache(filepath.Join(t.TempDir(), "images"))
 	d := digest.FromString("manifest")
-	if _, ok := r.cached(d); ok {
+	if _, ok := c.load(d); ok {
 		t.Fatal("empty cache hit")
 	}
-	r.store(d, imageFacts{User: "app", Volumes: []string{"/data"}})
-	f, ok := r.cached(d)
+	c.store(d, imageFacts{User: "app", Volumes: []string{"/data"}})
+	f, ok := c.load(d)
 	if !ok || f.User != "app" || f.Volumes[0] != "/data" {
 		t.Errorf("cached = %+v %v", f, ok)
 	}
-	if _, ok := r.cached(digest.Digest("sha256:../../etc/passwd")); ok {
+	if _, ok := c.load(digest.Digest("sha256:../../etc/passwd")); ok {
 		t.Error("an invalid digest reached the file system")
 	}
-	off := &imageResolver{}
+	off := imageCache("")
 	off.store(d, imageFacts{})
-	if _, ok := off.cached(d); ok {
+	if _, ok := off.load(d); ok {
 		t.Error("disabled cache hit")
 	}
 	t.Setenv(CacheDirEnv, "off")
-	if imageCacheDir() != "" {
-		t.Error("off does not disable the cache")
+	if imageCacheDir() != "" || verdictCacheDir() != "" {
+		t.Error("off does not disable the caches")
+	}
+	t.Setenv(CacheDirEnv, "")
+	if imageCacheDir() != "/run/hardened/images" || verdictCacheDir() != "/run/hardened/verdicts" {
+		t.Error("default cache directories")
 	}
 }
 
-func TestFromBundle(t *testing.T) {
-	dir := t.TempDir()
-	if _, ok, err := fromBundle(dir); ok || err != nil {
-		t.Errorf("no file: ok %v err %v", ok, err)
-	}
-	os.WriteFile(filepath.Join(dir, ImageFile), []byte(`{"Name":"hardened.test/busybox:latest","Volumes":["/data"]}`), 0o644)
-	img, ok, err := fromBundle(dir)
-	if !ok || err != nil || img.Name != "hardened.test/busybox:latest" || img.Volumes[0] != "/data" {
-		t.Errorf("fromBundle = %+v %v %v", img, ok, err)
-	}
-	os.WriteFile(filepath.Join(dir, ImageFile), []byte(`{`), 0o644)
-	if _, _, err := fromBundle(dir); err == nil {
-		t.Error("a corrupt file was accepted")
-	}
-}
-
-// TestPreparedRecord: Create trusts what `shim start` did only for the
-// config.json it wrote, under the same policy file.
-func TestPreparedRecord(t *testing.T) {
+// TestReadRecord: Create trusts a record only for the config.json it was
+// written with, under the same policy file; a refusal stands as it is.
+func TestReadRecord(t *testing.T) {
 	bundle := t.TempDir()
 	config := []byte(`{"ociVersion":"1.2.0"}`)
 	sum := sha256.Sum256(config)
 	write := func(rec record, config []byte) {
 		t.Helper()
-		if err := writeJSONAtomic(filepath.Join(bundle, RecordFile), rec); err != nil {
+		data, _ := json.Marshal(rec)
+		if err := os.WriteFile(filepath.Join(bundle, RecordFile), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(bundle, "config.json"), config, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	good := record{Level: "restricted", PolicyPath: "/etc/hardened/policy.yaml", ConfigDigest: hex.EncodeToString(sum[:]), By: "start",
+	level, _ := policy.Default().Level("restricted")
+	good := record{Version: recordVersion, Level: "restricted", LevelData: level, PolicyPath: "/etc/hardened/policy.yaml", ConfigDigest: hex.EncodeToString(sum[:]), By: "shim start",
 		Signature: &verdict.Verdict{Scope: "default", Builtin: true}}
 	for _, tc := range []struct {
 		name   string
@@ -269,17 +217,49 @@ func TestPreparedRecord(t *testing.T) {
 		{"as written", func(r record) record { return r }, config, good.PolicyPath, true},
 		{"config changed since", func(r record) record { return r }, []byte(`{"ociVersion":"1.2.0","process":{}}`), good.PolicyPath, false},
 		{"other policy file", func(r record) record { return r }, config, "/other.yaml", false},
-		{"written by create", func(r record) record { r.By = "create"; return r }, config, good.PolicyPath, false},
+		{"other version", func(r record) record { r.Version = 1; return r }, config, good.PolicyPath, false},
 		{"no digest", func(r record) record { r.ConfigDigest = ""; return r }, config, good.PolicyPath, false},
 		{"no signature verdict", func(r record) record { r.Signature = nil; return r }, config, good.PolicyPath, false},
+		{"no level", func(r record) record { r.LevelData = nil; return r }, config, good.PolicyPath, false},
+		{"level data of another level", func(r record) record { r.Level = "baseline"; return r }, config, good.PolicyPath, false},
+		{"a refusal", func(r record) record { r.Refusal = refuse(errFailedPrecondition, "no"); r.ConfigDigest = ""; return r }, []byte("x"), good.PolicyPath, true},
 	} {
 		write(tc.rec(good), tc.config)
-		if _, ok := preparedRecord(bundle, tc.path); ok != tc.want {
-			t.Errorf("%s: preparedRecord = %v, want %v", tc.name, ok, tc.want)
+		if _, ok := readRecord(bundle, tc.path); ok != tc.want {
+			t.Errorf("%s: readRecord = %v, want %v", tc.name, ok, tc.want)
 		}
 	}
+	os.WriteFile(filepath.Join(bundle, RecordFile), []byte("{"), 0o644)
+	if _, ok := readRecord(bundle, good.PolicyPath); ok {
+		t.Error("readRecord of a broken record = true")
+	}
 	os.Remove(filepath.Join(bundle, RecordFile))
-	if _, ok := preparedRecord(bundle, good.PolicyPath); ok {
-		t.Error("preparedRecord without a record = true")
+	if _, ok := readRecord(bundle, good.PolicyPath); ok {
+		t.Error("readRecord without a record = true")
+	}
+	write(good, config)
+	os.Remove(filepath.Join(bundle, "config.json"))
+	if _, ok := readRecord(bundle, good.PolicyPath); ok {
+		t.Error("readRecord without config.json = true")
+	}
+}
+
+// TestLevelDataRoundTrip: execs and updates are judged by the level the
+// record carries, so every built-in level must survive the record's JSON.
+func TestLevelDataRoundTrip(t *testing.T) {
+	pol := policy.Default()
+	for _, name := range pol.LevelNames() {
+		l, _ := pol.Level(name)
+		data, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back profiles.Level
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(l, &back, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("level %s after the record's JSON (-want +got):\n%s", name, diff)
+		}
 	}
 }

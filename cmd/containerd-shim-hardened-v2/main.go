@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	containerdshim "github.com/containerd/containerd/v2/pkg/shim"
 
@@ -12,8 +11,5 @@ import (
 )
 
 func main() {
-	if shim.IsPrepare(os.Args) {
-		os.Exit(shim.RunPrepare(os.Args[2:], os.Stderr))
-	}
 	containerdshim.RunShim(context.Background(), shim.NewManager())
 }

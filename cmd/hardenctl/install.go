@@ -63,7 +63,10 @@ func installCommand() *cli.Command {
 installer DaemonSet runs the same command):
   1. copies containerd-shim-hardened-v2 and its signature verifier
      hardened-verify (which the shim looks for next to itself) to --bin-dir;
-  2. writes the node policy (--policy FILE, validated first) to --policy-path;
+  2. writes the node policy (--policy FILE, validated first) to --policy-path
+     and, for the default path, ` + policy.MarkerPath + `: while it exists the
+     shim refuses every container if the policy goes missing, rather than
+     falling back to its built-in default;
   3. writes the containerd drop-in <conf-dir>/hardened.toml (runtime --runtime-name,
      runtime_type io.containerd.hardened.v2, ConfigPath = the policy);
   4. makes config.toml import <conf-dir>/*.toml if it does not already (one line;
@@ -203,6 +206,12 @@ func runInstall(c *cli.Context) error {
 			return fmt.Errorf("policy %s is invalid, nothing installed: %w", f, err)
 		}
 		steps = append(steps, &step{Path: policyPath, Why: "the node policy", data: data, perm: 0o644})
+		if policyPath == policy.DefaultPath {
+			// While it exists, a missing policy refuses containers (the
+			// shim's default path) instead of meaning the built-in default.
+			steps = append(steps, &step{Path: policy.MarkerPath, Why: "marks the node as having a policy: the shim refuses containers while " + policy.DefaultPath + " is missing",
+				data: []byte(policy.MarkerContent), perm: 0o644})
+		}
 	}
 	dropIn := filepath.Join(in.confDir, "hardened.toml")
 	dropInData := dropInConfig(c.String("runtime-name"), filepath.Join(c.String("bin-dir"), shimBinary), policyPath)

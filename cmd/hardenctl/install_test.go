@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hardened-runtime/hardened/policy"
 )
 
 // node is a fake node in a temp dir: install's flags point every path
@@ -225,5 +227,31 @@ func TestInstallPullGate(t *testing.T) {
 	code, _, errOut = hardenctl(t, n.args("install", "--pull-gate")...)
 	if code == 0 || !strings.Contains(errOut, "--pull-gate: the gate reads /etc/hardened/policy.yaml") {
 		t.Errorf("--pull-gate with another policy path: %d %s", code, errOut)
+	}
+}
+
+// TestInstallMarksThePolicy: installing a policy at the default path
+// (here below --root) marks the node as having one, so that the shim
+// refuses containers if it goes missing; uninstall removes the mark.
+func TestInstallMarksThePolicy(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, shimBinary), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(src, verifierBinary), []byte("#!/bin/sh\n"), 0o755)
+	pol := filepath.Join(src, "policy.yaml")
+	os.WriteFile(pol, []byte("mode: enforce\n"), 0o644)
+	marker := filepath.Join(root, policy.MarkerPath)
+	if code, out, errOut := hardenctl(t, "install", "--root", root, "--skip-validate", "--shim", filepath.Join(src, shimBinary), "--policy", pol); code != 0 {
+		t.Fatalf("install: %d %s %s", code, out, errOut)
+	}
+	if data, err := os.ReadFile(marker); err != nil || string(data) != policy.MarkerContent {
+		t.Fatalf("marker %s: %q %v", marker, data, err)
+	}
+	if code, out, errOut := hardenctl(t, "uninstall", "--root", root, "--skip-validate"); code != 0 {
+		t.Fatalf("uninstall: %d %s %s", code, out, errOut)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("uninstall left the marker")
 	}
 }

@@ -153,6 +153,21 @@ func TestProfilesAndPolicy(t *testing.T) {
 		!strings.Contains(stderr, "warning: no signatures section: every image is accepted without a signature check") {
 		t.Errorf("policy validate = %d: %s%s", code, stdout, stderr)
 	}
+	// A rule that loosens for a Kubernetes namespace trusts a claim.
+	for _, want := range []string{
+		"warning: rules[0] (system pods) matches kubernetesNamespaces kube-system with mode: audit (nothing is hardened): a pod's Kubernetes namespace is a claim",
+		"warning: rules[0] (system pods) matches kubernetesNamespaces kube-system with level baseline, not as strict as defaultLevel restricted",
+		"and lets an annotation pick level baseline",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("policy validate: stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	strictNS := filepath.Join(t.TempDir(), "strict-ns.yaml")
+	os.WriteFile(strictNS, []byte("signatures: {default: [{type: insecureAcceptAnything}]}\nrules:\n  - {name: vault, match: {kubernetesNamespaces: [vault]}, level: strict}\n"), 0o644)
+	if code, _, stderr := hardenctl(t, "policy", "validate", strictNS); code != 0 || stderr != "" {
+		t.Errorf("a stricter level for a namespace warns: %d %s", code, stderr)
+	}
 	signed := filepath.Join(t.TempDir(), "signed.yaml")
 	os.WriteFile(signed, []byte("signatures:\n  default: [{type: reject}]\n  scopes: {r.io/open: [{type: insecureAcceptAnything}]}\n"), 0o644)
 	code, stdout, stderr = hardenctl(t, "policy", "validate", signed)

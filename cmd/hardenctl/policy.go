@@ -6,6 +6,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/verify"
 )
 
@@ -54,6 +55,7 @@ func validatePolicy(c *cli.Context) error {
 	if p.Signatures.Builtin {
 		warnings = append(warnings, "no signatures section: every image is accepted without a signature check (add signatures: with a default and scopes; see `hardenctl verify --help`)")
 	}
+	warnings = append(warnings, namespaceClaimWarnings(p)...)
 	if jsonOutput(c) {
 		return writeJSON(c.App.Writer, map[string]any{"file": file, "valid": true, "source": p.Source, "mode": p.Mode,
 			"defaultLevel": p.DefaultLevel, "rules": len(p.Rules), "levels": p.LevelNames(),
@@ -87,4 +89,38 @@ func joinNames(names []string) string {
 		s += n
 	}
 	return s
+}
+
+// namespaceClaimWarnings warns about rules that loosen for Kubernetes
+// namespaces: the namespace is the pod's claim (the CRI annotation
+// io.kubernetes.cri.sandbox-namespace), which the shim takes only when
+// containerd's records of the pod say the same, but which any client of
+// containerd's socket can make, records included.
+func namespaceClaimWarnings(p *policy.Policy) []string {
+	var out []string
+	for i, r := range p.Rules {
+		if len(r.Match.KubernetesNamespaces) == 0 {
+			continue
+		}
+		what := fmt.Sprintf("rules[%d] (%s) matches kubernetesNamespaces %s", i, r.Name, joinNames(r.Match.KubernetesNamespaces))
+		why := "a pod's Kubernetes namespace is a claim any client of containerd's socket can make (with the CRI records to match it), so loosen only for what you would run that way anyway"
+		if r.Mode == policy.Audit && p.Mode != policy.Audit {
+			out = append(out, fmt.Sprintf("%s with mode: audit (nothing is hardened): %s", what, why))
+		}
+		if looser(r.Level, p.DefaultLevel) {
+			out = append(out, fmt.Sprintf("%s with level %s, not as strict as defaultLevel %s: %s", what, r.Level, p.DefaultLevel, why))
+		}
+		for _, l := range r.AllowAnnotationLevels {
+			if looser(l, p.DefaultLevel) {
+				out = append(out, fmt.Sprintf("%s and lets an annotation pick level %s, not as strict as defaultLevel %s: %s", what, l, p.DefaultLevel, why))
+			}
+		}
+	}
+	return out
+}
+
+// looser reports whether level may be looser than base: it is not base
+// and not a built-in level stricter than base.
+func looser(level, base string) bool {
+	return level != base && !profiles.Stricter(level, base)
 }
