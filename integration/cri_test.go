@@ -156,3 +156,31 @@ func TestCRIPrivilegedPod(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 }
+
+// TestCRIRuntimeFeatures: the CRI plugin learns each handler's features by
+// running its shim with -info and the handler's options on stdin (for
+// hardened, runtimeoptions.Options with ConfigPath); the kubelet refuses
+// hostUsers: false and recursiveReadOnly pods on a handler that reports
+// none. hardened must report what runc reports.
+func TestCRIRuntimeFeatures(t *testing.T) {
+	require(t)
+	rs, _ := cd.CRI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := rs.Status(ctx, &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	handlers := map[string]*runtime.RuntimeHandlerFeatures{}
+	for _, h := range st.GetRuntimeHandlers() {
+		handlers[h.GetName()] = h.GetFeatures()
+	}
+	runc, hardened := handlers["runc"], handlers["hardened"]
+	t.Logf("runc: %v; hardened: %v", runc, hardened)
+	if !runc.GetUserNamespaces() || !runc.GetRecursiveReadOnlyMounts() {
+		t.Fatalf("runc handler features %v: this host should support user namespaces and rro", runc)
+	}
+	if !hardened.GetUserNamespaces() || !hardened.GetRecursiveReadOnlyMounts() {
+		t.Errorf("hardened handler (ConfigPath options) features %v, want those of runc (%v)", hardened, runc)
+	}
+}
