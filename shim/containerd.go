@@ -51,6 +51,9 @@ func (a containerdAPI) unary(ctx context.Context, method string, req []byte) ([]
 // containerRecord is what the shim reads of containerd's container record.
 type containerRecord struct {
 	Image, Snapshotter, SnapshotKey string
+	// CRIMetadata is the value of the CRIMetadataExtension extension
+	// (what the CRI plugin recorded of the container); nil when absent.
+	CRIMetadata []byte
 }
 
 func (a containerdAPI) container(ctx context.Context, id string) (containerRecord, error) {
@@ -64,7 +67,8 @@ func (a containerdAPI) container(ctx context.Context, id string) (containerRecor
 	if err != nil {
 		return c, fmt.Errorf("container record: %w", err)
 	}
-	// Container{image = 3, snapshotter = 6, snapshot_key = 7}
+	// Container{image = 3, snapshotter = 6, snapshot_key = 7,
+	// extensions = 10 (map<string, Any>: entries {key = 1, value = 2})}
 	err = eachField(msg, func(num protowire.Number, v value) error {
 		switch num {
 		case 3:
@@ -73,6 +77,28 @@ func (a containerdAPI) container(ctx context.Context, id string) (containerRecor
 			c.Snapshotter = v.str()
 		case 7:
 			c.SnapshotKey = v.str()
+		case 10:
+			var key string
+			var val []byte
+			err := eachField(v.bytes, func(num protowire.Number, v value) error {
+				switch num {
+				case 1:
+					key = v.str()
+				case 2:
+					val = v.bytes
+				}
+				return nil
+			})
+			if err != nil || key != CRIMetadataExtension {
+				return err
+			}
+			// Any{type_url = 1, value = 2}
+			return eachField(val, func(num protowire.Number, v value) error {
+				if num == 2 {
+					c.CRIMetadata = v.bytes
+				}
+				return nil
+			})
 		}
 		return nil
 	})

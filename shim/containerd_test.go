@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -75,7 +76,7 @@ func (f containersFake) Get(ctx context.Context, r *containersapi.GetContainerRe
 		ID: "c1", Labels: map[string]string{"a": "b"}, Image: "docker.io/library/nginx:1",
 		Runtime: &containersapi.Container_Runtime{Name: "io.containerd.hardened.v2"}, Spec: spec,
 		Snapshotter: "overlayfs", SnapshotKey: "c1-snap", CreatedAt: timestamppb.Now(),
-		Extensions: map[string]*anypb.Any{"x": spec}, Sandbox: "sb",
+		Extensions: map[string]*anypb.Any{"x": spec, CRIMetadataExtension: {TypeUrl: "github.com/containerd/cri/pkg/store/container/Metadata", Value: []byte(`{"Version":"v1"}`)}, "y": spec}, Sandbox: "sb",
 	}}, nil
 }
 
@@ -173,7 +174,7 @@ func TestContainerdAPI(t *testing.T) {
 	ctx := context.Background()
 
 	c, err := api.container(ctx, "c1")
-	if want := (containerRecord{Image: "docker.io/library/nginx:1", Snapshotter: "overlayfs", SnapshotKey: "c1-snap"}); err != nil || c != want {
+	if want := (containerRecord{Image: "docker.io/library/nginx:1", Snapshotter: "overlayfs", SnapshotKey: "c1-snap", CRIMetadata: []byte(`{"Version":"v1"}`)}); err != nil || !reflect.DeepEqual(c, want) {
 		t.Fatalf("container(c1) = %+v, %v; want %+v", c, err, want)
 	}
 	_, err = api.container(ctx, "nope")

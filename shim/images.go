@@ -87,6 +87,11 @@ type imageRecord struct {
 	// SnapshotMounts are the snapshot's mounts: what the task's rootfs
 	// must be (containerd's clients compute it and send it with Create).
 	SnapshotMounts []rootfsMount `json:",omitempty"`
+	// SupplementalGroups and SupplementalGroupsKnown are what a CRI
+	// container's config asked for (criSupplementalGroups); for
+	// spec.ContainerInfo. Never cached with the image facts.
+	SupplementalGroups      []uint32 `json:",omitempty"`
+	SupplementalGroupsKnown bool     `json:",omitempty"`
 }
 
 // rootfsMount is a mount of a container's root filesystem.
@@ -128,6 +133,8 @@ func (r *imageResolver) resolve(ctx context.Context, ns, id string) (imageRecord
 	if err != nil {
 		return info, fmt.Errorf("read container %s/%s from containerd: %w", ns, id, err)
 	}
+	// Unreadable: unknown, which only drops groups.
+	info.SupplementalGroups, info.SupplementalGroupsKnown, _ = criSupplementalGroups(c.CRIMetadata)
 	info.Name = c.Image
 	if info.Name == "" {
 		return info, nil // a container made from a root filesystem, not an image

@@ -176,7 +176,7 @@ func prepareAndHarden(ctx context.Context, address, ns, id, bundle, policyPath, 
 		return err
 	}
 	t.mark("signature")
-	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img.ImageInfo, v, by, t)
+	_, err = hardenBundle(pol, policyPath, newHostProbe(address), ns, bundle, in, img, v, by, t)
 	return err
 }
 

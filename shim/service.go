@@ -266,7 +266,7 @@ func (s *service) harden(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, nil, classify(errdefs.ErrInvalidArgument, err)
 	}
 	mark("read")
-	if _, _, err := decideAndHarden(pol, path, s.host, ns, in, img.ImageInfo, nil); err != nil {
+	if _, _, err := decideAndHarden(pol, path, s.host, ns, in, img, nil); err != nil {
 		return nil, nil, err
 	}
 	return nil, nil, classify(errdefs.ErrFailedPrecondition, childErr)
@@ -287,7 +287,7 @@ type hardening struct {
 // hardens (or, in audit mode, checks) <bundle>/config.json and writes it
 // back with the record. It logs nothing: `shim start` cannot (its output
 // is the bootstrap protocol), so the caller logs the record.
-func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle string, in *specs.Spec, img spec.ImageInfo, v *verdict.Verdict, by string, t *timer) (*hardening, error) {
+func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle string, in *specs.Spec, img imageRecord, v *verdict.Verdict, by string, t *timer) (*hardening, error) {
 	h, out, err := decideAndHarden(pol, path, probe, ns, in, img, t)
 	if err != nil {
 		return nil, err
@@ -315,7 +315,8 @@ func hardenBundle(pol *policy.Policy, path string, probe *hostProbe, ns, bundle 
 
 // decideAndHarden picks the container's level and hardens (or, in audit
 // mode, checks) its spec in memory.
-func decideAndHarden(pol *policy.Policy, path string, probe *hostProbe, ns string, in *specs.Spec, img spec.ImageInfo, t *timer) (*hardening, *specs.Spec, error) {
+func decideAndHarden(pol *policy.Policy, path string, probe *hostProbe, ns string, in *specs.Spec, facts imageRecord, t *timer) (*hardening, *specs.Spec, error) {
+	img := facts.ImageInfo
 	w := policy.Workload{
 		KubernetesNamespace: in.Annotations["io.kubernetes.cri.sandbox-namespace"],
 		ContainerdNamespace: ns,
@@ -328,7 +329,8 @@ func decideAndHarden(pol *policy.Policy, path string, probe *hostProbe, ns strin
 	}
 	host := probe.host(d.Level.AppArmor.Profile)
 	t.mark("host")
-	inputs := spec.Inputs{Image: img, Host: host}
+	inputs := spec.Inputs{Image: img, Host: host, Container: spec.ContainerInfo{
+		SupplementalGroups: facts.SupplementalGroups, SupplementalGroupsKnown: facts.SupplementalGroupsKnown}}
 	rec := record{Level: d.Level.Name, Mode: d.Mode, Rule: d.Rule, Reason: d.Reason, Policy: pol.Source, PolicyHash: pol.Hash,
 		PolicyPath: path, Image: img.Name}
 

@@ -135,7 +135,7 @@ func TestHardenBundleHugeAndBroken(t *testing.T) {
 			os.WriteFile(filepath.Join(bundle, "config.json"), tc.config, 0o644)
 			spec, err := readSpec(bundle)
 			if err == nil {
-				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageInfo(), nil, "create", nil)
+				_, err = hardenBundle(pol, "policy.yaml", newHostProbe(""), "default", bundle, spec, imageRecord{ImageInfo: imageInfo()}, nil, "create", nil)
 			}
 			if tc.wantErr == "" {
 				if err != nil {

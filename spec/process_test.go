@@ -133,3 +133,34 @@ func TestRefusedErrorMessage(t *testing.T) {
 		t.Errorf("RuleNames() = %v", got)
 	}
 }
+
+// TestHardenProcessPodGroups: a root container keeps the pod's groups, and
+// an exec into it (built by containerd from the unhardened spec, with
+// root's image groups and 0) gets exactly the container's.
+func TestHardenProcessPodGroups(t *testing.T) {
+	in := readSpec(t, "ctr-run")
+	in.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 5678}}
+	l := level(t, "restricted")
+	pod := Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234, 5678}}}
+	res, err := Harden(in, l, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Spec.Process.User.AdditionalGids; !slices.Equal(got, []uint32{1234, 5678}) {
+		t.Fatalf("container additionalGids = %v, want the pod's [1234 5678]", got)
+	}
+	p := deepCopy(in.Process)
+	p.Args = []string{"id", "-G"}
+	hp, _, err := HardenProcess(p, res.Spec, l, Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp.User.UID != res.Spec.Process.User.UID || !slices.Equal(hp.User.AdditionalGids, []uint32{1234, 5678}) {
+		t.Errorf("exec user %+v, want the container's %+v", hp.User, res.Spec.Process.User)
+	}
+	// Idempotent: hardening the hardened spec again changes nothing.
+	again, err := Harden(res.Spec, l, pod)
+	if err != nil || !slices.Equal(again.Spec.Process.User.AdditionalGids, []uint32{1234, 5678}) {
+		t.Errorf("Harden twice: %v, %v", err, again.Spec.Process.User.AdditionalGids)
+	}
+}

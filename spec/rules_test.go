@@ -99,6 +99,39 @@ func TestRules(t *testing.T) {
 					t.Errorf("additionalGids = %v, want [10]", s.Process.User.AdditionalGids)
 				}
 			}},
+		{name: "root's image groups dropped without CRI's record", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 5678}}
+		},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Process.User.AdditionalGids) != 0 {
+					t.Errorf("additionalGids = %v, want [] (which groups the pod asked for is unknown)", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "root keeps the pod's supplementalGroups and fsGroup", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 2000, 5678}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234, 5678, 2000, 0, 4242}}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				// 0 never, 10 (root's wheel from the image) not, 4242 not in the spec: never added.
+				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{1234, 2000, 5678}) {
+					t.Errorf("additionalGids = %v, want [1234 2000 5678]", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "root in a CRI pod without supplementalGroups loses the image's", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Process.User.AdditionalGids) != 0 {
+					t.Errorf("additionalGids = %v, want []", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "non-root keeps its groups but 0", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{0, 10, 50000}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234}}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{10, 50000}) {
+					t.Errorf("additionalGids = %v, want [10 50000]: a non-root user's image groups are its own", s.Process.User.AdditionalGids)
+				}
+			}},
 		{name: "own non-root user kept", mutate: func(s *specs.Spec) {
 			s.Process.User = specs.User{UID: 101, GID: 101}
 			s.Process.Env = append(s.Process.Env, "HOME=/var/cache/nginx")

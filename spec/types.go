@@ -147,6 +147,18 @@ type ContainerInfo struct {
 	SandboxID string
 	// PodUID is the Kubernetes uid of that pod; "" outside Kubernetes.
 	PodUID string
+	// SupplementalGroups are the supplementary groups the workload asked
+	// for itself: for a CRI container, its CRI config's
+	// supplementalGroups (the pod's supplementalGroups and fsGroup, as the
+	// kubelet sends them), from containerd's record of that config. The
+	// user rule keeps them (group 0 excepted) when it moves a process off
+	// root, and drops the groups containerd added for root from the
+	// image's /etc/group. Read only when SupplementalGroupsKnown.
+	SupplementalGroups []uint32
+	// SupplementalGroupsKnown is true when SupplementalGroups was read (a
+	// CRI container); otherwise a process moved off root keeps no
+	// supplementary group.
+	SupplementalGroupsKnown bool
 }
 
 // Inputs are everything Harden needs besides the spec and the level.
