@@ -497,3 +497,46 @@ func testLevel(t *testing.T, name string) *profiles.Level {
 	}
 	return l
 }
+
+// TestHostNetworkRefusal: the pause container of a hostNetwork pod (CRI
+// leaves out its network and UTS namespaces) is refused once, for
+// hostNetwork, the field the pod author wrote: not for a "hostUts"
+// Kubernetes does not have, and nothing is hidden in "and 1 more".
+func TestHostNetworkRefusal(t *testing.T) {
+	in := readSpec(t, "real-cri-sandbox")
+	if _, ok := findNamespace(in, specs.NetworkNamespace); ok {
+		t.Fatal("fixture real-cri-sandbox is expected to be a hostNetwork pod's sandbox")
+	}
+	_, err := Harden(in, level(t, "restricted"), Inputs{})
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("Harden(hostNetwork sandbox) = %v, want a refusal", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"rule namespaces: linux.namespaces[network]", "hostNetwork: true", "remove hostNetwork: true from the pod", "namespaces.allowHost"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal %q does not contain %q", msg, want)
+		}
+	}
+	for _, bad := range []string{"hostUts", "hostUTS", "and 1 more", "linux.namespaces[uts]"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("refusal %q contains %q", msg, bad)
+		}
+	}
+	// hostPID too: each pod field is named, hostNetwork first.
+	pid := dropNamespace(specs.PIDNamespace)
+	in2 := deepCopy(in)
+	pid(in2)
+	_, err = Harden(in2, level(t, "restricted"), Inputs{})
+	if err == nil || !strings.HasPrefix(err.Error(), "refused by level restricted: rule namespaces: linux.namespaces[network]") ||
+		!strings.Contains(err.Error(), "(and 1 more: namespaces linux.namespaces[pid])") {
+		t.Errorf("hostNetwork+hostPID refusal = %v", err)
+	}
+	// The host's UTS namespace alone has no pod field to name.
+	in3 := readSpec(t, "real-cri-container")
+	dropNamespace(specs.UTSNamespace)(in3)
+	_, err = Harden(in3, level(t, "restricted"), Inputs{})
+	if err == nil || !strings.Contains(err.Error(), "linux.namespaces[uts]") || !strings.Contains(err.Error(), "Kubernetes has no such pod field") {
+		t.Errorf("host UTS alone = %v", err)
+	}
+}

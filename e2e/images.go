@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+)
+
+// Registries are the registry hosts whose names the suites pull: each is
+// mirrored to the loopback registry (Mirror).
+var Registries = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io"}
+
+// Image is one image the suites pull, under each of its names.
+type Image struct {
+	// Names are full references (registry.k8s.io/e2e-test-images/nginx:1.14-2).
+	Names []string
+	img   v1.Image
+}
+
+// The programs of the images, built by BuildPrograms.
+const (
+	webserverProgram = "webserver"
+	nnpProgram       = "nnp"
+)
+
+// BuildPrograms builds the stand-in programs (e2e/webserver, e2e/nnp),
+// static, into a temporary directory the test removes.
+func BuildPrograms(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./e2e/"+webserverProgram, "./e2e/"+nnpProgram)
+	cmd.Dir = harness.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("e2e: build the image programs: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// busybox's own /etc/passwd and /etc/group (the busybox image's), so
+// that the users the suites name (www-data) exist.
+const (
+	passwd = "root:x:0:0:root:/root:/bin/sh\n" +
+		"daemon:x:1:1:daemon:/usr/sbin:/bin/false\n" +
+		"bin:x:2:2:bin:/bin:/bin/false\n" +
+		"sys:x:3:3:sys:/dev:/bin/false\n" +
+		"sync:x:4:100:sync:/bin:/bin/sync\n" +
+		"mail:x:8:8:mail:/var/spool/mail:/bin/false\n" +
+		"www-data:x:33:33:www-data:/var/www:/bin/false\n" +
+		"operator:x:37:37:Operator:/var:/bin/false\n" +
+		"nobody:x:65534:65534:nobody:/home:/bin/false\n"
+	group = "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\ndisk:x:6:\nlp:x:7:\n" +
+		"mail:x:8:\nkmem:x:9:\nwheel:x:10:root\ncdrom:x:11:\ndialout:x:18:\nfloppy:x:19:\nvideo:x:28:\n" +
+		"audio:x:29:\ntape:x:32:\nwww-data:x:33:\noperator:x:37:\nutmp:x:43:\nusers:x:100:\nstaff:x:50:\n" +
+		"nogroup:x:65534:\n"
+)
+
+// file is one entry of a layer.
+type file struct {
+	name string // without a leading /
+	mode int64  // with the set-uid bit where wanted
+	uid  int
+	data []byte
+	dir  bool
+	link string // a symbolic link to this
+}
+
+func layer(files []file) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mtime := time.Unix(1700000000, 0)
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Mode: f.mode, Uid: f.uid, Gid: f.uid, ModTime: mtime, Typeflag: tar.TypeReg, Size: int64(len(f.data))}
+		switch {
+		case f.dir:
+			h.Typeflag, h.Name, h.Size = tar.TypeDir, f.name+"/", 0
+		case f.link != "":
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.link, 0o777
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if !f.dir && f.link == "" {
+			if _, err := tw.Write(f.data); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+}
+
+// derive returns base with a layer of files and the config changed by cfg.
+func derive(base v1.Image, files []file, cfg func(*v1.Config)) (v1.Image, error) {
+	img := base
+	if len(files) > 0 {
+		l, err := layer(files)
+		if err != nil {
+			return nil, err
+		}
+		if img, err = mutate.AppendLayers(base, l); err != nil {
+			return nil, err
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	if cfg != nil {
+		cfg(&cf.Config)
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// Images returns the images the CRI validation suite (critest) and the
+// kubelet e2e pull, built from the test images' busybox layer (Debian's
+// busybox-static) and the programs of BuildPrograms (dir):
+//   - e2e-test-images/busybox, the suites' default image;
+//   - nginx, httpd and cri-tools' hostnet-nginx: the webserver program
+//     under those names (port 80, or 12003 for hostnet-nginx); /var/run
+//     links to /run, as in nginx's Alpine images;
+//   - nonewprivs: the nnp program, set-uid root;
+//   - cri-tools' image tests: images with USER uid, name, uid:gid,
+//     name:gid; one whose user is in a group of its /etc/group; one image
+//     per distinct name (a file of that name makes each different), and
+//     one under several tags;
+//   - pause under registry.k8s.io and k8s.gcr.io (the same image);
+//   - docker.io/library/busybox for plain manifests.
+//
+// The one reference no local image can serve is cri-tools'
+// test-image-digest@sha256:9700f9a2…, pinned to upstream content.
+func Images(dir string) ([]Image, error) {
+	bb, err := harness.TestImage(harness.Busybox)
+	if err != nil {
+		return nil, err
+	}
+	path := "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// The suites' busybox: busybox's users, no VOLUME, Cmd sh.
+	base, err := derive(bb, []file{
+		{name: "etc/passwd", mode: 0o644, data: []byte(passwd)},
+		{name: "etc/group", mode: 0o644, data: []byte(group)},
+		{name: "usr", mode: 0o755, dir: true},
+		{name: "usr/sbin", mode: 0o755, dir: true},
+		{name: "usr/local", mode: 0o755, dir: true},
+		{name: "usr/local/bin", mode: 0o755, dir: true},
+		{name: "var/www", mode: 0o755, uid: 33, dir: true},
+	}, func(c *v1.Config) {
+		*c = v1.Config{Env: []string{path}, Cmd: []string{"sh"}}
+	})
+	if err != nil {
+		return nil, err
+	}
+	webserver, err := os.ReadFile(filepath.Join(dir, webserverProgram))
+	if err != nil {
+		return nil, err
+	}
+	nnp, err := os.ReadFile(filepath.Join(dir, nnpProgram))
+	if err != nil {
+		return nil, err
+	}
+	pause, err := harness.TestImage(harness.Pause)
+	if err != nil {
+		return nil, err
+	}
+	var out []Image
+	var errs []string
+	add := func(img v1.Image, err error, names ...string) {
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", names[0], err))
+			return
+		}
+		out = append(out, Image{Names: names, img: img})
+	}
+	user := func(u string) func(*v1.Config) { return func(c *v1.Config) { c.User = u } }
+	named := func(n string) (v1.Image, error) {
+		return derive(base, []file{{name: n, mode: 0o644, data: []byte(n + "\n")}}, nil)
+	}
+	const e2eImages, criTools = "registry.k8s.io/e2e-test-images/", "gcr.io/k8s-staging-cri-tools/"
+
+	add(base, nil, e2eImages+"busybox:1.29-2", e2eImages+"busybox:1.29-4", e2eImages+"busybox:1.36.1-1", "docker.io/library/busybox:latest", "docker.io/library/busybox:1.37")
+	nginx, err := derive(base, []file{
+		{name: "usr/sbin/nginx", mode: 0o755, data: webserver},
+		{name: "var/cache/nginx", mode: 0o755, dir: true},
+		// As in nginx's Alpine images: the pid file goes to /run.
+		{name: "var/run", link: "/run"},
+	}, func(c *v1.Config) {
+		c.Cmd = []string{"nginx", "-g", "daemon off;"}
+		c.ExposedPorts = map[string]struct{}{"80/tcp": {}}
+		c.StopSignal = "SIGQUIT"
+	})
+	add(nginx, err, e2eImages+"nginx:1.14-2", e2eImages+"nginx:1.15-4", "docker.io/library/nginx:latest")
+	hostnet, err := derive(nginx, nil, func(c *v1.Config) { c.Env = append(c.Env, "LISTEN=:12003") })
+	add(hostnet, err, criTools+"hostnet-nginx-"+runtime.GOARCH+":latest")
+	httpd, err := derive(base, []file{
+		{name: "usr/local/apache2", mode: 0o755, dir: true},
+		{name: "usr/local/apache2/bin", mode: 0o755, dir: true},
+		{name: "usr/local/apache2/bin/httpd", mode: 0o755, data: webserver},
+	}, func(c *v1.Config) {
+		c.Env = []string{"PATH=/usr/local/apache2/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		c.Cmd = []string{"httpd"}
+		c.ExposedPorts = map[string]struct{}{"80/tcp": {}}
+		c.StopSignal = "SIGWINCH"
+	})
+	add(httpd, err, e2eImages+"httpd:2.4.39-4", e2eImages+"httpd:2.4.38-4")
+	nonewprivs, err := derive(base, []file{{name: "usr/local/bin/nnp", mode: 0o4755, data: nnp}}, func(c *v1.Config) { c.Cmd = []string{"nnp"} })
+	add(nonewprivs, err, e2eImages+"nonewprivs:1.3")
+
+	for img, u := range map[string]string{
+		"test-image-user-uid": "1002", "test-image-user-username": "www-data",
+		"test-image-user-uid-group": "1003:1004", "test-image-user-username-group": "www-data:1004",
+	} {
+		i, err := derive(base, nil, user(u))
+		add(i, err, criTools+img+":latest")
+	}
+	predefined, err := derive(base, []file{
+		{name: "etc/passwd", mode: 0o644, data: []byte(passwd + "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\n")},
+		{name: "etc/group", mode: 0o644, data: []byte(group + "default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n")},
+		{name: "home/default-user", mode: 0o755, uid: 1000, dir: true},
+	}, user("1000"))
+	add(predefined, err, criTools+"test-image-predefined-group:latest")
+	for _, n := range []string{"test-image-latest", "test-image-1", "test-image-2", "test-image-3"} {
+		i, err := named(n)
+		add(i, err, criTools+n+":latest")
+	}
+	tag, err := named("test-image-tag")
+	add(tag, err, criTools+"test-image-tag:test", criTools+"test-image-tag:all")
+	tags, err := named("test-image-tags")
+	add(tags, err, criTools+"test-image-tags:1", criTools+"test-image-tags:2", criTools+"test-image-tags:3")
+	add(pause, nil, "registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.1", "k8s.gcr.io/pause:3.9")
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("build the e2e images: %s", strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// Push pushes every image to the loopback registry under each of its
+// names, the registry host replaced by the registry's own (the path is
+// kept: e2e-test-images/nginx:1.14-2), which Mirror makes containerd use.
+func Push(t testing.TB, reg *harness.Registry, images []Image) {
+	t.Helper()
+	for _, img := range images {
+		for _, n := range img.Names {
+			_, path, ok := strings.Cut(n, "/")
+			if !ok {
+				t.Fatalf("e2e: image name %q has no registry host", n)
+			}
+			reg.Push(t, reg.Ref(path), img.img)
+		}
+	}
+}
+
+// Mirror makes containerd c pull every name of Registries from the loopback
+// registry at addr (hosts.toml in its registry config directory).
+func Mirror(t testing.TB, c *harness.Containerd, addr string) {
+	t.Helper()
+	for _, r := range Registries {
+		if err := c.AddRegistryAlias(r, addr); err != nil {
+			t.Fatalf("e2e: %v", err)
+		}
+	}
+}
