@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -21,8 +22,9 @@ import (
 )
 
 // Registries are the registry hosts whose names the suites pull: each is
-// mirrored to the loopback registry (Mirror).
-var Registries = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io"}
+// mirrored to the loopback registry (Mirror); hardened.test is the test
+// images' (the CRI sandbox image).
+var Registries = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "hardened.test"}
 
 // Image is one image the suites pull, under each of its names.
 type Image struct {
@@ -35,14 +37,16 @@ type Image struct {
 const (
 	webserverProgram = "webserver"
 	nnpProgram       = "nnp"
+	procpsProgram    = "procps"
 )
 
-// BuildPrograms builds the stand-in programs (e2e/webserver, e2e/nnp),
+// BuildPrograms builds the stand-in programs (e2e/webserver, e2e/nnp,
+// e2e/procps),
 // static, into a temporary directory the test removes.
 func BuildPrograms(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./e2e/"+webserverProgram, "./e2e/"+nnpProgram)
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./e2e/"+webserverProgram, "./e2e/"+nnpProgram, "./e2e/"+procpsProgram)
 	cmd.Dir = harness.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -77,6 +81,7 @@ type file struct {
 	data []byte
 	dir  bool
 	link string // a symbolic link to this
+	hard string // a hard link to this file of the layer
 }
 
 func layer(files []file) (v1.Layer, error) {
@@ -90,11 +95,13 @@ func layer(files []file) (v1.Layer, error) {
 			h.Typeflag, h.Name, h.Size = tar.TypeDir, f.name+"/", 0
 		case f.link != "":
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.link, 0o777
+		case f.hard != "":
+			h.Typeflag, h.Linkname = tar.TypeLink, f.hard
 		}
 		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
 		}
-		if !f.dir && f.link == "" {
+		if h.Typeflag == tar.TypeReg {
 			if _, err := tw.Write(f.data); err != nil {
 				return nil, err
 			}
@@ -105,6 +112,19 @@ func layer(files []file) (v1.Layer, error) {
 	}
 	data := buf.Bytes()
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+}
+
+// platform sets the image's os and architecture (this machine's) and a
+// fixed creation time.
+func platform(img v1.Image) (v1.Image, error) {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	cf.Created = v1.Time{Time: time.Unix(1700000000, 0)}
+	return mutate.ConfigFile(img, cf)
 }
 
 // derive returns base with a layer of files and the config changed by cfg.
@@ -131,9 +151,10 @@ func derive(base v1.Image, files []file, cfg func(*v1.Config)) (v1.Image, error)
 }
 
 // Images returns the images the CRI validation suite (critest) and the
-// kubelet e2e pull, built from the test images' busybox layer (Debian's
-// busybox-static) and the programs of BuildPrograms (dir):
-//   - e2e-test-images/busybox, the suites' default image;
+// kubelet e2e pull, built from Debian's busybox-static and the programs of
+// BuildPrograms (dir):
+//   - e2e-test-images/busybox, the suites' default image (pgrep and ipcs
+//     from e2e/procps);
 //   - nginx, httpd and cri-tools' hostnet-nginx: the webserver program
 //     under those names (port 80, or 12003 for hostnet-nginx); /var/run
 //     links to /run, as in nginx's Alpine images;
@@ -148,24 +169,49 @@ func derive(base v1.Image, files []file, cfg func(*v1.Config)) (v1.Image, error)
 // The one reference no local image can serve is cri-tools'
 // test-image-digest@sha256:9700f9a2…, pinned to upstream content.
 func Images(dir string) ([]Image, error) {
-	bb, err := harness.TestImage(harness.Busybox)
+	// The suites' busybox, as the busybox image has it: each applet a hard
+	// link to /bin/busybox (a masked /bin/ls must not mask the shell),
+	// busybox's users, no VOLUME, Cmd sh; plus pgrep and ipcs, which
+	// Debian's busybox-static lacks.
+	bb, err := os.ReadFile(harness.BusyboxPath)
+	if err != nil {
+		return nil, err
+	}
+	applets, err := exec.Command(harness.BusyboxPath, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", harness.BusyboxPath, err)
+	}
+	procps, err := os.ReadFile(filepath.Join(dir, procpsProgram))
+	if err != nil {
+		return nil, err
+	}
+	files := []file{}
+	for _, d := range []string{"bin", "dev", "etc", "home", "proc", "root", "run", "sys", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "var", "var/cache", "var/run", "var/spool", "var/www"} {
+		files = append(files, file{name: d, mode: 0o755, dir: true})
+	}
+	files = append(files, file{name: "tmp", mode: 0o1777, dir: true}, file{name: "var/tmp", mode: 0o1777, dir: true},
+		file{name: "bin/busybox", mode: 0o755, data: bb})
+	for _, a := range strings.Fields(string(applets)) {
+		if a != "busybox" && !strings.Contains(a, "/") {
+			files = append(files, file{name: "bin/" + a, mode: 0o755, hard: "bin/busybox"})
+		}
+	}
+	files = append(files, file{name: "bin/pgrep", mode: 0o755, data: procps}, file{name: "bin/ipcs", mode: 0o755, hard: "bin/pgrep"},
+		file{name: "etc/passwd", mode: 0o644, data: []byte(passwd)}, file{name: "etc/group", mode: 0o644, data: []byte(group)})
+	l, err := layer(files)
+	if err != nil {
+		return nil, err
+	}
+	base, err := mutate.AppendLayers(empty.Image, l)
 	if err != nil {
 		return nil, err
 	}
 	path := "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	// The suites' busybox: busybox's users, no VOLUME, Cmd sh.
-	base, err := derive(bb, []file{
-		{name: "etc/passwd", mode: 0o644, data: []byte(passwd)},
-		{name: "etc/group", mode: 0o644, data: []byte(group)},
-		{name: "usr", mode: 0o755, dir: true},
-		{name: "usr/sbin", mode: 0o755, dir: true},
-		{name: "usr/local", mode: 0o755, dir: true},
-		{name: "usr/local/bin", mode: 0o755, dir: true},
-		{name: "var/www", mode: 0o755, uid: 33, dir: true},
-	}, func(c *v1.Config) {
-		*c = v1.Config{Env: []string{path}, Cmd: []string{"sh"}}
-	})
+	base, err = derive(base, nil, func(c *v1.Config) { *c = v1.Config{Env: []string{path}, Cmd: []string{"sh"}} })
 	if err != nil {
+		return nil, err
+	}
+	if base, err = platform(base); err != nil {
 		return nil, err
 	}
 	webserver, err := os.ReadFile(filepath.Join(dir, webserverProgram))
@@ -176,10 +222,13 @@ func Images(dir string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	pause, err := harness.TestImage(harness.Pause)
+	sandbox, err := harness.TestImage(harness.Pause)
 	if err != nil {
 		return nil, err
 	}
+	// The pause images the suites pull are not the sandbox image (another
+	// config, so another image id): the suites remove theirs by id.
+	pause := harness.Variant(sandbox, "e2e-pause")
 	var out []Image
 	var errs []string
 	add := func(img v1.Image, err error, names ...string) {
@@ -245,6 +294,9 @@ func Images(dir string) ([]Image, error) {
 	tags, err := named("test-image-tags")
 	add(tags, err, criTools+"test-image-tags:1", criTools+"test-image-tags:2", criTools+"test-image-tags:3")
 	add(pause, nil, "registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.1", "k8s.gcr.io/pause:3.9")
+	// The sandbox image too, so that containerd pulls it again if a suite
+	// removes it.
+	add(sandbox, nil, harness.Pause)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("build the e2e images: %s", strings.Join(errs, "; "))
 	}

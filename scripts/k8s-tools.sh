@@ -85,4 +85,4 @@ EOF
 fi
 
 "$bin/kubelet" --version
-"$bin/etcd" --version | head -1
+"$bin/etcd" --version | sed -n 1p

@@ -129,6 +129,18 @@ func TestRefusedErrorMessage(t *testing.T) {
 	if e.Error() != want {
 		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
 	}
+	// Many: counted per rule, in order of appearance.
+	e.Violations = []Violation{{Rule: "privileged", Field: "process.capabilities", Value: "privileged", Reason: "no", Fix: "drop it"}}
+	for _, f := range []string{"bounding", "effective", "permitted"} {
+		e.Violations = append(e.Violations, Violation{Rule: "capabilities", Field: "process.capabilities." + f})
+	}
+	for _, d := range []string{"/dev/a", "/dev/b", "/dev/c"} {
+		e.Violations = append(e.Violations, Violation{Rule: "devices", Field: "linux.devices[" + d + "]"})
+	}
+	want = "refused by level restricted: rule privileged: process.capabilities=privileged: no; fix: drop it (and 6 more: capabilities ×3, devices ×3; each in the shim log)"
+	if e.Error() != want {
+		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
+	}
 	if got := RuleNames(); len(got) != len(rules) || got[0] != "privileged" {
 		t.Errorf("RuleNames() = %v", got)
 	}

@@ -13,7 +13,10 @@ import (
 // higher one is the pod's resource decision).
 //
 // Otherwise: the level's limits.pids and limits.nofile are set, the latter
-// no higher than the runtime's own hard limit (Host.MaxNoFile). RLIMIT_NPROC
+// no higher than the runtime's own hard limit (Host.MaxNoFile), and not
+// for a container with its own user namespace (runc sets its rlimits from
+// outside, which fails without CAP_SYS_RESOURCE; the container keeps the
+// runtime's limit). RLIMIT_NPROC
 // is never set: it counts processes per uid across the whole host, so every
 // container running as 65534 would share one limit. The pids cgroup limits
 // processes per container instead.
@@ -36,6 +39,14 @@ func ruleLimits(h *hardening) {
 			if r.Type == "RLIMIT_NOFILE" {
 				return
 			}
+		}
+		if h.ownNamespace(specs.UserNamespace) {
+			// runc sets a user-namespaced process's rlimits from outside
+			// (prlimit), which a runtime without CAP_SYS_RESOURCE may not
+			// do: the container would not start (Kubernetes hostUsers:
+			// false). It keeps the limit it inherits from the runtime.
+			h.note("process.rlimits[RLIMIT_NOFILE]", "not set: the container has its own user namespace, where runc cannot always set it")
+			return
 		}
 		n := lim.NoFile
 		if max := h.in.Host.MaxNoFile; max > 0 && n > max {

@@ -540,3 +540,34 @@ func TestHostNetworkRefusal(t *testing.T) {
 		t.Errorf("host UTS alone = %v", err)
 	}
 }
+
+// TestNoFileInUserNamespace: RLIMIT_NOFILE is not added to a container with
+// its own user namespace (Kubernetes hostUsers: false), which runc could
+// not start without CAP_SYS_RESOURCE; it still is to the others, and a
+// workload's own limit is kept either way.
+func TestNoFileInUserNamespace(t *testing.T) {
+	has := func(s *specs.Spec) bool {
+		return slices.ContainsFunc(s.Process.Rlimits, func(r specs.POSIXRlimit) bool { return r.Type == "RLIMIT_NOFILE" })
+	}
+	in := readSpec(t, "real-cri-container")
+	in.Process.Rlimits = nil
+	res, err := Harden(in, level(t, "restricted"), Inputs{})
+	if err != nil || !has(res.Spec) {
+		t.Fatalf("without a user namespace: %v, rlimits %v; want RLIMIT_NOFILE", err, res.Spec.Process.Rlimits)
+	}
+	for _, ns := range []specs.LinuxNamespace{{Type: specs.UserNamespace}, {Type: specs.UserNamespace, Path: "/proc/4242/ns/user"}} {
+		u := deepCopy(in)
+		u.Linux.Namespaces = append(u.Linux.Namespaces, ns)
+		u.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
+		u.Linux.GIDMappings = u.Linux.UIDMappings
+		res, err := Harden(u, level(t, "restricted"), Inputs{})
+		if err != nil || has(res.Spec) {
+			t.Errorf("user namespace %+v: %v, rlimits %v; want no RLIMIT_NOFILE added", ns, err, res.Spec.Process.Rlimits)
+		}
+		u.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 100, Soft: 100}}
+		res, err = Harden(u, level(t, "restricted"), Inputs{})
+		if err != nil || !slices.Equal(res.Spec.Process.Rlimits, u.Process.Rlimits) {
+			t.Errorf("user namespace, own limit: %v, %v; want it kept", err, res.Spec.Process.Rlimits)
+		}
+	}
+}

@@ -61,21 +61,36 @@ func (e *RefusedError) Error() string {
 		return "refused by level " + e.Level
 	}
 	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
-	// The rest, briefly: the message ends up in a pod event.
-	var more []string
-	for _, v := range e.Violations[1:] {
-		if m := v.Rule + " " + v.Field; !slices.Contains(more, m) {
-			more = append(more, m)
+	rest := e.Violations[1:]
+	if len(rest) == 0 {
+		return msg
+	}
+	// The rest, briefly: the message ends up in a pod event. A few are
+	// named; many (a privileged container brings dozens of devices and
+	// capabilities) are counted per rule, so the line stays readable.
+	var fields, rules []string
+	perRule := map[string]int{}
+	for _, v := range rest {
+		if f := v.Rule + " " + v.Field; !slices.Contains(fields, f) {
+			fields = append(fields, f)
 		}
+		if perRule[v.Rule] == 0 {
+			rules = append(rules, v.Rule)
+		}
+		perRule[v.Rule]++
 	}
-	if len(more) > 5 {
-		more = append(more[:5], fmt.Sprintf("... %d more in the shim log", len(more)-5))
+	if len(fields) <= maxNamedViolations {
+		return msg + fmt.Sprintf(" (and %d more: %s)", len(rest), strings.Join(fields, ", "))
 	}
-	if len(more) > 0 {
-		msg += fmt.Sprintf(" (and %d more: %s)", len(e.Violations)-1, strings.Join(more, ", "))
+	for i, r := range rules {
+		rules[i] = fmt.Sprintf("%s ×%d", r, perRule[r])
 	}
-	return msg
+	return msg + fmt.Sprintf(" (and %d more: %s; each in the shim log)", len(rest), strings.Join(rules, ", "))
 }
+
+// maxNamedViolations is how many further violations a RefusedError names
+// by field; more are counted per rule.
+const maxNamedViolations = 4
 
 // ImageInfo is what the caller knows about the image the container runs.
 // Everything is optional.
