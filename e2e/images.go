@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,8 @@ import (
 )
 
 // Registries are the registry hosts whose names the suites pull: each is
-// mirrored to the loopback registry (Mirror); hardened.test is the test
-// images' (the CRI sandbox image).
-var Registries = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "hardened.test"}
+// mirrored to the loopback registry (Mirror).
+var Registries = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "ghcr.io"}
 
 // Image is one image the suites pull, under each of its names.
 type Image struct {
@@ -38,15 +38,21 @@ const (
 	webserverProgram = "webserver"
 	nnpProgram       = "nnp"
 	procpsProgram    = "procps"
+	pauseProgram     = "pause"
 )
 
+// SandboxImage is the CRI sandbox image the suites' containerd runs
+// (SandboxImage of the harness): the pause program alone, as
+// registry.k8s.io/pause is.
+const SandboxImage = "registry.k8s.io/pause:3.10"
+
 // BuildPrograms builds the stand-in programs (e2e/webserver, e2e/nnp,
-// e2e/procps),
+// e2e/procps, e2e/pause),
 // static, into a temporary directory the test removes.
 func BuildPrograms(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./e2e/"+webserverProgram, "./e2e/"+nnpProgram, "./e2e/"+procpsProgram)
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-trimpath", "-ldflags=-s -w", "-o", dir+"/", "./e2e/"+webserverProgram, "./e2e/"+nnpProgram, "./e2e/"+procpsProgram, "./e2e/"+pauseProgram)
 	cmd.Dir = harness.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -150,29 +156,12 @@ func derive(base v1.Image, files []file, cfg func(*v1.Config)) (v1.Image, error)
 	return mutate.ConfigFile(img, cf)
 }
 
-// Images returns the images the CRI validation suite (critest) and the
-// kubelet e2e pull, built from Debian's busybox-static and the programs of
-// BuildPrograms (dir):
-//   - e2e-test-images/busybox, the suites' default image (pgrep and ipcs
-//     from e2e/procps);
-//   - nginx, httpd and cri-tools' hostnet-nginx: the webserver program
-//     under those names (port 80, or 12003 for hostnet-nginx); /var/run
-//     links to /run, as in nginx's Alpine images;
-//   - nonewprivs: the nnp program, set-uid root;
-//   - cri-tools' image tests: images with USER uid, name, uid:gid,
-//     name:gid; one whose user is in a group of its /etc/group; one image
-//     per distinct name (a file of that name makes each different), and
-//     one under several tags;
-//   - pause under registry.k8s.io and k8s.gcr.io (the same image);
-//   - docker.io/library/busybox for plain manifests.
-//
-// The one reference no local image can serve is cri-tools'
-// test-image-digest@sha256:9700f9a2…, pinned to upstream content.
-func Images(dir string) ([]Image, error) {
-	// The suites' busybox, as the busybox image has it: each applet a hard
-	// link to /bin/busybox (a masked /bin/ls must not mask the shell),
-	// busybox's users, no VOLUME, Cmd sh; plus pgrep and ipcs, which
-	// Debian's busybox-static lacks.
+// BaseImage is the suites' busybox, as the busybox image has it: each
+// applet a hard link to /bin/busybox (a masked /bin/ls must not mask the
+// shell), busybox's users, no VOLUME, Cmd sh; plus pgrep and ipcs from
+// e2e/procps (in dir, see BuildPrograms), which Debian's busybox-static
+// lacks.
+func BaseImage(dir string) (v1.Image, error) {
 	bb, err := os.ReadFile(harness.BusyboxPath)
 	if err != nil {
 		return nil, err
@@ -211,7 +200,30 @@ func Images(dir string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if base, err = platform(base); err != nil {
+	return platform(base)
+}
+
+// Images returns the images the CRI validation suite (critest) and the
+// kubelet e2e pull, built from Debian's busybox-static and the programs of
+// BuildPrograms (dir):
+//   - e2e-test-images/busybox, the suites' default image (pgrep and ipcs
+//     from e2e/procps);
+//   - nginx, httpd and cri-tools' hostnet-nginx: the webserver program
+//     under those names (port 80, or 12003 for hostnet-nginx); /var/run
+//     links to /run, as in nginx's Alpine images;
+//   - nonewprivs: the nnp program, set-uid root;
+//   - cri-tools' image tests: images with USER uid, name, uid:gid,
+//     name:gid; one whose user is in a group of its /etc/group; one image
+//     per distinct name (a file of that name makes each different), and
+//     one under several tags;
+//   - pause under registry.k8s.io and k8s.gcr.io (the same image);
+//   - docker.io/library/busybox for plain manifests.
+//
+// The one reference no local image can serve is cri-tools'
+// test-image-digest@sha256:9700f9a2…, pinned to upstream content.
+func Images(dir string) ([]Image, error) {
+	base, err := BaseImage(dir)
+	if err != nil {
 		return nil, err
 	}
 	webserver, err := os.ReadFile(filepath.Join(dir, webserverProgram))
@@ -222,7 +234,21 @@ func Images(dir string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	sandbox, err := harness.TestImage(harness.Pause)
+	pauseBin, err := os.ReadFile(filepath.Join(dir, pauseProgram))
+	if err != nil {
+		return nil, err
+	}
+	pl, err := layer([]file{{name: "pause", mode: 0o755, data: pauseBin}})
+	if err != nil {
+		return nil, err
+	}
+	sandbox, err := mutate.AppendLayers(empty.Image, pl)
+	if err == nil {
+		sandbox, err = derive(sandbox, nil, func(c *v1.Config) { *c = v1.Config{Entrypoint: []string{"/pause"}, User: "65535:65535"} })
+	}
+	if err == nil {
+		sandbox, err = platform(sandbox)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -293,10 +319,10 @@ func Images(dir string) ([]Image, error) {
 	add(tag, err, criTools+"test-image-tag:test", criTools+"test-image-tag:all")
 	tags, err := named("test-image-tags")
 	add(tags, err, criTools+"test-image-tags:1", criTools+"test-image-tags:2", criTools+"test-image-tags:3")
-	add(pause, nil, "registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10.1", "k8s.gcr.io/pause:3.9")
-	// The sandbox image too, so that containerd pulls it again if a suite
-	// removes it.
-	add(sandbox, nil, harness.Pause)
+	add(pause, nil, "registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.10.1", "k8s.gcr.io/pause:3.9")
+	// The sandbox image, which containerd pulls (again, if a suite removes
+	// it) from the registry.
+	add(sandbox, nil, SandboxImage)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("build the e2e images: %s", strings.Join(errs, "; "))
 	}
@@ -328,4 +354,75 @@ func Mirror(t testing.TB, c *harness.Containerd, addr string) {
 			t.Fatalf("e2e: %v", err)
 		}
 	}
+}
+
+// NewImage names an image for Push.
+func NewImage(img v1.Image, names ...string) Image { return Image{Names: names, img: img} }
+
+// WithHostBinaries returns img with a layer holding host binaries, each at
+// the path it is given (image path → host path), and every shared library
+// they load (ldd), at its host path: how a Dockerfile's COPY of a
+// dynamically linked program works when the base image has the same libc.
+func WithHostBinaries(img v1.Image, bins map[string]string) (v1.Image, error) {
+	var files []file
+	seen := map[string]bool{}
+	addDirs := func(p string) {
+		var parents []string
+		for d := filepath.Dir(p); d != "." && d != "/"; d = filepath.Dir(d) {
+			parents = append(parents, d)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			if d := strings.TrimPrefix(parents[i], "/"); !seen[d] {
+				seen[d] = true
+				files = append(files, file{name: d, mode: 0o755, dir: true})
+			}
+		}
+	}
+	add := func(imagePath, hostPath string, mode int64) error {
+		imagePath = strings.TrimPrefix(filepath.Clean(imagePath), "/")
+		if seen[imagePath] {
+			return nil
+		}
+		data, err := os.ReadFile(hostPath) // follows links: the library itself
+		if err != nil {
+			return err
+		}
+		addDirs("/" + imagePath)
+		seen[imagePath] = true
+		files = append(files, file{name: imagePath, mode: mode, data: data})
+		return nil
+	}
+	paths := make([]string, 0, len(bins))
+	for p := range bins {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		host := bins[p]
+		if err := add(p, host, 0o755); err != nil {
+			return nil, err
+		}
+		out, err := exec.Command("ldd", host).Output()
+		if err != nil {
+			continue // static: "not a dynamic executable"
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+			// "/lib64/ld-linux-x86-64.so.2 (0x...)"
+			f := strings.Fields(line)
+			var lib string
+			switch {
+			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+				lib = f[2]
+			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+				lib = f[0]
+			}
+			if lib != "" {
+				if err := add(lib, lib, 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return derive(img, files, nil)
 }

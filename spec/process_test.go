@@ -125,7 +125,9 @@ func TestRefusedErrorMessage(t *testing.T) {
 		{Rule: "mounts", Field: "mounts[/host].source", Value: "/", Reason: "bind mount of the host's root filesystem", Fix: "remove it"},
 		{Rule: "namespaces", Field: "linux.namespaces[network]"},
 	}
-	want := "refused by level restricted: rule mounts: mounts[/host].source=/: bind mount of the host's root filesystem; fix: remove it (and 1 more: namespaces linux.namespaces[network])"
+	// A host namespace is named first (what the pod author wrote: hostNetwork).
+	e.Violations[1].Value, e.Violations[1].Reason = "missing (the host's)", "no host network"
+	want := "refused by level restricted: rule namespaces: linux.namespaces[network]=missing (the host's): no host network (and 1 more: mounts mounts[/host].source)"
 	if e.Error() != want {
 		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
 	}
@@ -138,6 +140,16 @@ func TestRefusedErrorMessage(t *testing.T) {
 		e.Violations = append(e.Violations, Violation{Rule: "devices", Field: "linux.devices[" + d + "]"})
 	}
 	want = "refused by level restricted: rule privileged: process.capabilities=privileged: no; fix: drop it (and 6 more: capabilities ×3, devices ×3; each in the shim log)"
+	if e.Error() != want {
+		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
+	}
+	// hostIPC: the host's /dev/shm mount is a consequence; the namespace
+	// is what the pod asked for, and comes first.
+	e.Violations = []Violation{
+		{Rule: "mounts", Field: "mounts[/dev/shm].source", Value: "/dev/shm", Reason: "host path"},
+		{Rule: "namespaces", Field: "linux.namespaces[ipc]", Value: "missing (the host's)", Reason: "no host ipc (hostIPC: true)"},
+	}
+	want = "refused by level restricted: rule namespaces: linux.namespaces[ipc]=missing (the host's): no host ipc (hostIPC: true) (and 1 more: mounts mounts[/dev/shm].source)"
 	if e.Error() != want {
 		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
 	}

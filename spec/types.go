@@ -60,8 +60,17 @@ func (e *RefusedError) Error() string {
 	if len(e.Violations) == 0 {
 		return "refused by level " + e.Level
 	}
-	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
-	rest := e.Violations[1:]
+	// The first line names what the pod author wrote: privileged, then a
+	// host namespace (hostIPC brings a bind mount of the host's /dev/shm,
+	// which the mounts rule refuses too), then the rest in rule order.
+	first := 0
+	for i, v := range e.Violations {
+		if primaryRank(v.Rule) < primaryRank(e.Violations[first].Rule) {
+			first = i
+		}
+	}
+	msg := "refused by level " + e.Level + ": " + e.Violations[first].String()
+	rest := append(slices.Clone(e.Violations[:first]), e.Violations[first+1:]...)
 	if len(rest) == 0 {
 		return msg
 	}
@@ -86,6 +95,18 @@ func (e *RefusedError) Error() string {
 		rules[i] = fmt.Sprintf("%s ×%d", r, perRule[r])
 	}
 	return msg + fmt.Sprintf(" (and %d more: %s; each in the shim log)", len(rest), strings.Join(rules, ", "))
+}
+
+// primaryRank orders the rules whose violation a RefusedError names first:
+// those that follow from a field the pod author wrote, and cause others.
+func primaryRank(rule string) int {
+	switch rule {
+	case "privileged":
+		return 0
+	case "namespaces":
+		return 1
+	}
+	return 2
 }
 
 // maxNamedViolations is how many further violations a RefusedError names

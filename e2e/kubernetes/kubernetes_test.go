@@ -44,10 +44,12 @@ func TestKubernetes(t *testing.T) {
 	if !strings.Contains(" "+os.Getenv("HARDENED_PRIVATE_DIRS")+" ", " "+KubeletRoot+" ") {
 		t.Fatalf("%s is not private to this run (HARDENED_PRIVATE_DIRS=%q): run make e2e-kubernetes", KubeletRoot, os.Getenv("HARDENED_PRIVATE_DIRS"))
 	}
-	images, err := e2e.Images(e2e.BuildPrograms(t))
+	progs := e2e.BuildPrograms(t)
+	images, err := e2e.Images(progs)
 	if err != nil {
 		t.Fatal(err)
 	}
+	images = append(images, InstallerImage(t, progs))
 	reg := harness.StartRegistry(t, harness.RegistryOptions{})
 	e2e.Push(t, reg, images)
 	shimDir, err := harness.BuildShimDir()
@@ -58,7 +60,7 @@ func TestKubernetes(t *testing.T) {
 	policyPath := filepath.Join(harness.RepoRoot(), "deploy", "policy.yaml")
 	// Configured as deploy/containerd-hardened.toml: no options (the shim
 	// reads the policy at its path, $HARDENED_POLICY here).
-	cd := harness.Start(t, harness.Options{PolicyPath: policyPath, NoConfigPath: true, ShimDir: shimDir, BeforeStart: e2e.CNIFor})
+	cd := harness.Start(t, harness.Options{PolicyPath: policyPath, NoConfigPath: true, ShimDir: shimDir, BeforeStart: e2e.CNIFor, SandboxImage: e2e.SandboxImage})
 	// A hostUsers: false pod's processes (host uids of their own range)
 	// must reach their bundle below containerd's state directory.
 	for _, d := range []string{cd.Dir, cd.State} {
@@ -66,29 +68,11 @@ func TestKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := cd.ImportImages(harness.CRINamespace, harness.Pause); err != nil {
-		t.Fatal(err)
-	}
 	e2e.Mirror(t, cd, reg.Addr())
 
 	begin := time.Now()
 	cl := StartCluster(t, cd.Address, KubeletRoot)
 	t.Logf("e2e: node %s Ready in %v", NodeName, time.Since(begin).Round(time.Second))
-
-	rc := filepath.Join(harness.RepoRoot(), "deploy", "kubernetes", "runtimeclass.yaml")
-	if out, err := cl.Kubectl(t, "apply", "-f", rc); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	// What the installer's last step does (see the DaemonSet row).
-	if _, err := cl.Kubectl(t, "label", "node", NodeName, "hardened.dev/runtime=installed", "--overwrite"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Kubectl(t, "create", "namespace", "e2e"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Wait(t, time.Minute, "get", "serviceaccount", "default", "-n", "e2e"); err != nil {
-		t.Fatal(err)
-	}
 
 	var rows []row
 	add := func(check string, err error, detail string) {
@@ -102,15 +86,35 @@ func TestKubernetes(t *testing.T) {
 		t.Logf("e2e: %s: %s: %s", check, r.Result, r.Detail)
 	}
 
+	// The installer DaemonSet of deploy/kubernetes (with the RuntimeClass,
+	// RBAC and policy ConfigMap), its host root and restart replaced.
+	nodeRoot := NodeRoot(t)
+	detail, err := runInstaller(t, cl, nodeRoot)
+	add("DaemonSet installer (deploy/kubernetes; host root and restart replaced): installs, labels the node", err, detail)
+	if out, _ := cl.Kubectl(t, "get", "node", NodeName, "-o", "jsonpath={.metadata.labels.hardened\\.dev/runtime}"); out != "installed" {
+		// So the other checks still run: what the installer's last step does.
+		rc := filepath.Join(harness.RepoRoot(), "deploy", "kubernetes", "runtimeclass.yaml")
+		cl.Kubectl(t, "apply", "-f", rc)
+		if _, err := cl.Kubectl(t, "label", "node", NodeName, "hardened.dev/runtime=installed", "--overwrite"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Kubectl(t, "create", "namespace", "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Wait(t, time.Minute, "get", "serviceaccount", "default", "-n", "e2e"); err != nil {
+		t.Fatal(err)
+	}
+
 	if _, err := cl.KubectlIn(t, []byte(pods), "apply", "-n", "e2e", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 
 	// web: probes, exec, logs.
-	err = waitReady(t, cl, "web", 3*time.Minute)
+	err = waitReady(t, cl, "e2e", "web", 3*time.Minute)
 	add("nginx pod Ready (httpGet readiness and exec liveness probes)", err, podSummary(t, cl, "web"))
 	out, err := cl.Kubectl(t, "exec", "-n", "e2e", "web", "--", "sh", "-c", "id; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/1/status; touch /probe 2>&1; echo >/var/cache/nginx/x && echo cache-writable")
-	detail := oneLine(out)
+	detail = oneLine(out)
 	if err == nil {
 		err = expect(out, "uid=65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "Read-only file system", "cache-writable")
 	}
@@ -122,7 +126,7 @@ func TestKubernetes(t *testing.T) {
 	add("kubectl logs", err, oneLine(out))
 
 	// emptyDir shared through fsGroup with a root-image container.
-	err = waitReady(t, cl, "volume", 3*time.Minute)
+	err = waitReady(t, cl, "e2e", "volume", 3*time.Minute)
 	out, lerr := cl.Kubectl(t, "logs", "-n", "e2e", "volume", "-c", "reader")
 	if err == nil {
 		err = lerr
@@ -133,7 +137,7 @@ func TestKubernetes(t *testing.T) {
 	add("emptyDir with fsGroup: a root-image container reads the group-readable file of another user", err, oneLine(out))
 
 	// hostUsers: false.
-	err = waitReady(t, cl, "userns", 3*time.Minute)
+	err = waitReady(t, cl, "e2e", "userns", 3*time.Minute)
 	out, lerr = cl.Kubectl(t, "logs", "-n", "e2e", "userns")
 	if err == nil {
 		err = lerr
@@ -267,19 +271,19 @@ type podStatus struct {
 	}
 }
 
-func getPod(t *testing.T, cl *Cluster, name string) (podStatus, error) {
+func getPod(t *testing.T, cl *Cluster, ns, name string) (podStatus, error) {
 	var p podStatus
-	out, err := cl.Kubectl(t, "get", "pod", "-n", "e2e", name, "-o", "json")
+	out, err := cl.Kubectl(t, "get", "pod", "-n", ns, name, "-o", "json")
 	if err != nil {
 		return p, err
 	}
 	return p, json.Unmarshal([]byte(out), &p)
 }
 
-func waitReady(t *testing.T, cl *Cluster, name string, timeout time.Duration) error {
+func waitReady(t *testing.T, cl *Cluster, ns, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		p, err := getPod(t, cl, name)
+		p, err := getPod(t, cl, ns, name)
 		if err == nil {
 			for _, c := range p.Status.Conditions {
 				if c.Type == "Ready" && c.Status == "True" {
@@ -288,7 +292,7 @@ func waitReady(t *testing.T, cl *Cluster, name string, timeout time.Duration) er
 			}
 		}
 		if time.Now().After(deadline) {
-			desc, _ := cl.Kubectl(t, "describe", "pod", "-n", "e2e", name)
+			desc, _ := cl.Kubectl(t, "describe", "pod", "-n", ns, name)
 			return fmt.Errorf("pod %s not Ready after %v (%v):\n%s", name, timeout, err, desc)
 		}
 		time.Sleep(2 * time.Second)
@@ -303,7 +307,7 @@ func waitRefused(t *testing.T, cl *Cluster, name string, timeout time.Duration) 
 	deadline := time.Now().Add(timeout)
 	var seen time.Time
 	for {
-		p, gerr := getPod(t, cl, name)
+		p, gerr := getPod(t, cl, "e2e", name)
 		if gerr == nil && len(p.Status.ContainerStatuses) > 0 {
 			cs := p.Status.ContainerStatuses[0]
 			if w, ok := cs.State["waiting"]; ok && w.Reason != "ContainerCreating" && w.Reason != "" {
@@ -386,4 +390,53 @@ func printTable(t *testing.T, rows []row) {
 	if err := os.MkdirAll(dir, 0o755); err == nil {
 		os.WriteFile(filepath.Join(dir, "e2e-kubernetes.md"), []byte(b.String()), 0o644)
 	}
+}
+
+// runInstaller applies deploy/kubernetes through InstallerOverlay, waits
+// for the installer's pod and checks what it did: the node labelled, the
+// shim, its verifier, the policy and the drop-in in the node root, and
+// containerd's config importing the drop-in.
+func runInstaller(t *testing.T, cl *Cluster, nodeRoot string) (string, error) {
+	overlay := InstallerOverlay(t, nodeRoot)
+	if out, err := cl.Kubectl(t, "apply", "-k", overlay); err != nil {
+		return oneLine(out), err
+	}
+	var pod string
+	deadline := time.Now().Add(4 * time.Minute)
+	for pod == "" {
+		out, _ := cl.Kubectl(t, "get", "pods", "-n", "hardened-system", "-l", "app.kubernetes.io/name=hardened-installer", "-o", "jsonpath={.items[0].metadata.name}")
+		pod = strings.TrimSpace(out)
+		if pod == "" {
+			if time.Now().After(deadline) {
+				return "", fmt.Errorf("no installer pod after 4 minutes")
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
+	if err := waitReady(t, cl, "hardened-system", pod, 4*time.Minute); err != nil {
+		return "", err
+	}
+	logs, _ := cl.Kubectl(t, "logs", "-n", "hardened-system", pod, "-c", "install")
+	var problems []string
+	if out, _ := cl.Kubectl(t, "get", "node", NodeName, "-o", "jsonpath={.metadata.labels.hardened\\.dev/runtime}"); out != "installed" {
+		problems = append(problems, fmt.Sprintf("node label hardened.dev/runtime=%q", out))
+	}
+	for _, f := range []string{"usr/local/bin/containerd-shim-hardened-v2", "usr/local/bin/hardened-verify", "etc/hardened/policy.yaml", "etc/containerd/conf.d/hardened.toml", "etc/hardened/install.json"} {
+		if _, err := os.Stat(filepath.Join(nodeRoot, f)); err != nil {
+			problems = append(problems, "no /"+f)
+		}
+	}
+	dropIn, _ := os.ReadFile(filepath.Join(nodeRoot, "etc/containerd/conf.d/hardened.toml"))
+	if strings.Contains(string(dropIn), "ConfigPath =") {
+		problems = append(problems, "the drop-in sets ConfigPath")
+	}
+	config, _ := os.ReadFile(filepath.Join(nodeRoot, "etc/containerd/config.toml"))
+	if !strings.Contains(string(config), "conf.d") {
+		problems = append(problems, "config.toml does not import conf.d")
+	}
+	detail := fmt.Sprintf("pod %s Running; install log: %s", pod, oneLine(logs))
+	if len(problems) > 0 {
+		return detail, fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return detail, nil
 }

@@ -75,6 +75,9 @@ type Options struct {
 	// cannot start a user-namespaced pod on a non-runc runtime (it turns the
 	// handler's runtimeoptions.Options into runc's options type for it).
 	NoConfigPath bool
+	// SandboxImage is the CRI sandbox (pause) image; default Pause, which
+	// ImportImages imports. Another one is pulled when a pod needs it.
+	SandboxImage string
 }
 
 // Containerd is a private containerd started by Start or Launch.
@@ -243,6 +246,9 @@ func (c *Containerd) launch(opts Options) error {
 	}
 	if opts.NoConfigPath {
 		vars["ConfigPath"] = ""
+	}
+	if opts.SandboxImage != "" {
+		vars["Sandbox"] = opts.SandboxImage
 	}
 	for key, rel := range dirs {
 		vars[key] = filepath.Join(c.Dir, rel)
