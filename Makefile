@@ -50,12 +50,12 @@ demo: tools ## private containerd: a sample container with runc, then hardened (
 	@HARDENED_DEMO=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./integration/ 2>&1 | grep -vE '^(=== RUN|--- PASS|PASS|ok |time=)'; exit $${PIPESTATUS[0]}
 
 conformance: tools ## critest (cri-tools v1.37.0) against a private containerd: runc, hardened, hardened in audit mode (1-2 h)
-	@bash scripts/cri-tools.sh && bash scripts/cni-tools.sh
+	@bash scripts/cri-tools.sh && bash scripts/e2e-tools.sh
 	$(GO) test -c -o $(BIN)/conformance.test ./e2e/conformance/
 	cd e2e/conformance && HARDENED_CONFORMANCE=1 ../../scripts/netns-run.sh ../../$(BIN)/conformance.test -test.count=1 -test.v -test.timeout 8h -test.run '^TestConformance$$' 2>&1 | grep -vE '^time='; exit $${PIPESTATUS[0]}
 
 e2e-kubernetes: tools ## a real single-node cluster (kubelet v1.37.2) on a private containerd: pods on RuntimeClass hardened
-	@bash scripts/k8s-tools.sh && bash scripts/cni-tools.sh
+	@bash scripts/k8s-tools.sh && bash scripts/e2e-tools.sh
 	$(GO) test -c -o $(BIN)/e2e-kubernetes.test ./e2e/kubernetes/
 	cd e2e/kubernetes && HARDENED_E2E_KUBERNETES=1 HARDENED_PRIVATE_DIRS="/var/lib/kubelet /var/log/pods" ../../scripts/netns-run.sh ../../$(BIN)/e2e-kubernetes.test -test.count=1 -test.v -test.timeout 60m -test.run '^TestKubernetes$$' 2>&1 | grep -vE '^time='; exit $${PIPESTATUS[0]}
 

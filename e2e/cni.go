@@ -10,7 +10,7 @@ import (
 	"github.com/hardened-runtime/hardened/integration/harness"
 )
 
-// CNIBin returns where scripts/cni-tools.sh puts the CNI plugins:
+// CNIBin returns where scripts/e2e-tools.sh puts the CNI plugins:
 // <repo>/.tools/cni/bin.
 func CNIBin() string { return filepath.Join(harness.RepoRoot(), ".tools", "cni", "bin") }
 
@@ -35,7 +35,7 @@ func WriteCNI(confDir, binDir, stateDir string) error {
 	for _, p := range CNIPlugins {
 		src := filepath.Join(CNIBin(), p)
 		if _, err := os.Stat(src); err != nil {
-			return fmt.Errorf("CNI plugin %s missing: run scripts/cni-tools.sh (make conformance does)", src)
+			return fmt.Errorf("CNI plugin %s missing: run scripts/e2e-tools.sh (make conformance does)", src)
 		}
 		if err := os.Symlink(src, filepath.Join(binDir, p)); err != nil && !os.IsExist(err) {
 			return err

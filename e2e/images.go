@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -159,16 +160,23 @@ func derive(base v1.Image, files []file, cfg func(*v1.Config)) (v1.Image, error)
 // BaseImage is the suites' busybox, as the busybox image has it: each
 // applet a hard link to /bin/busybox (a masked /bin/ls must not mask the
 // shell), busybox's users, no VOLUME, Cmd sh; plus pgrep and ipcs from
-// e2e/procps (in dir, see BuildPrograms), which Debian's busybox-static
-// lacks.
+// e2e/procps (in dir, see BuildPrograms), which Debian's busybox lacks.
+// The busybox is Debian's dynamic build (scripts/e2e-tools.sh), with the
+// libraries it loads: its shell runs external commands, as the busybox
+// image's does (busybox-static's runs its own applets, so a masked /bin/ls
+// would still run).
 func BaseImage(dir string) (v1.Image, error) {
-	bb, err := os.ReadFile(harness.BusyboxPath)
+	busybox := filepath.Join(harness.RepoRoot(), ".tools", "e2e", "busybox")
+	if _, err := os.Stat(busybox); err != nil {
+		return nil, fmt.Errorf("%s: %w (run scripts/e2e-tools.sh; the make targets do)", busybox, err)
+	}
+	applets, err := exec.Command(busybox, "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s --list: %w", busybox, err)
+	}
+	bbFiles, err := binaryFiles("/bin/busybox", busybox)
 	if err != nil {
 		return nil, err
-	}
-	applets, err := exec.Command(harness.BusyboxPath, "--list").Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s --list: %w", harness.BusyboxPath, err)
 	}
 	procps, err := os.ReadFile(filepath.Join(dir, procpsProgram))
 	if err != nil {
@@ -178,8 +186,12 @@ func BaseImage(dir string) (v1.Image, error) {
 	for _, d := range []string{"bin", "dev", "etc", "home", "proc", "root", "run", "sys", "usr", "usr/bin", "usr/sbin", "usr/local", "usr/local/bin", "var", "var/cache", "var/run", "var/spool", "var/www"} {
 		files = append(files, file{name: d, mode: 0o755, dir: true})
 	}
-	files = append(files, file{name: "tmp", mode: 0o1777, dir: true}, file{name: "var/tmp", mode: 0o1777, dir: true},
-		file{name: "bin/busybox", mode: 0o755, data: bb})
+	files = append(files, file{name: "tmp", mode: 0o1777, dir: true}, file{name: "var/tmp", mode: 0o1777, dir: true})
+	for _, f := range bbFiles {
+		if !(f.dir && slices.ContainsFunc(files, func(g file) bool { return g.name == f.name })) {
+			files = append(files, f)
+		}
+	}
 	for _, a := range strings.Fields(string(applets)) {
 		if a != "busybox" && !strings.Contains(a, "/") {
 			files = append(files, file{name: "bin/" + a, mode: 0o755, hard: "bin/busybox"})
@@ -366,19 +378,33 @@ func NewImage(img v1.Image, names ...string) Image { return Image{Names: names, 
 func WithHostBinaries(img v1.Image, bins map[string]string) (v1.Image, error) {
 	var files []file
 	seen := map[string]bool{}
-	addDirs := func(p string) {
-		var parents []string
-		for d := filepath.Dir(p); d != "." && d != "/"; d = filepath.Dir(d) {
-			parents = append(parents, d)
+	paths := make([]string, 0, len(bins))
+	for p := range bins {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fs, err := binaryFiles(p, bins[p])
+		if err != nil {
+			return nil, err
 		}
-		for i := len(parents) - 1; i >= 0; i-- {
-			if d := strings.TrimPrefix(parents[i], "/"); !seen[d] {
-				seen[d] = true
-				files = append(files, file{name: d, mode: 0o755, dir: true})
+		for _, f := range fs {
+			if !seen[f.name] {
+				seen[f.name] = true
+				files = append(files, f)
 			}
 		}
 	}
-	add := func(imagePath, hostPath string, mode int64) error {
+	return derive(img, files, nil)
+}
+
+// binaryFiles are the layer entries of a host binary at imagePath and of
+// the shared libraries it loads (ldd) at their host paths, with their
+// parent directories.
+func binaryFiles(imagePath, hostPath string) ([]file, error) {
+	var files []file
+	seen := map[string]bool{}
+	add := func(imagePath, hostPath string) error {
 		imagePath = strings.TrimPrefix(filepath.Clean(imagePath), "/")
 		if seen[imagePath] {
 			return nil
@@ -387,42 +413,43 @@ func WithHostBinaries(img v1.Image, bins map[string]string) (v1.Image, error) {
 		if err != nil {
 			return err
 		}
-		addDirs("/" + imagePath)
+		var parents []string
+		for d := filepath.Dir(imagePath); d != "." && d != "/"; d = filepath.Dir(d) {
+			parents = append(parents, d)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			if !seen[parents[i]] {
+				seen[parents[i]] = true
+				files = append(files, file{name: parents[i], mode: 0o755, dir: true})
+			}
+		}
 		seen[imagePath] = true
-		files = append(files, file{name: imagePath, mode: mode, data: data})
+		files = append(files, file{name: imagePath, mode: 0o755, data: data})
 		return nil
 	}
-	paths := make([]string, 0, len(bins))
-	for p := range bins {
-		paths = append(paths, p)
+	if err := add(imagePath, hostPath); err != nil {
+		return nil, err
 	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		host := bins[p]
-		if err := add(p, host, 0o755); err != nil {
-			return nil, err
+	out, err := exec.Command("ldd", hostPath).Output()
+	if err != nil {
+		return files, nil // static: "not a dynamic executable"
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
+		// "/lib64/ld-linux-x86-64.so.2 (0x...)"
+		f := strings.Fields(line)
+		var lib string
+		switch {
+		case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
+			lib = f[2]
+		case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
+			lib = f[0]
 		}
-		out, err := exec.Command("ldd", host).Output()
-		if err != nil {
-			continue // static: "not a dynamic executable"
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or
-			// "/lib64/ld-linux-x86-64.so.2 (0x...)"
-			f := strings.Fields(line)
-			var lib string
-			switch {
-			case len(f) >= 3 && f[1] == "=>" && strings.HasPrefix(f[2], "/"):
-				lib = f[2]
-			case len(f) >= 1 && strings.HasPrefix(f[0], "/"):
-				lib = f[0]
-			}
-			if lib != "" {
-				if err := add(lib, lib, 0o755); err != nil {
-					return nil, err
-				}
+		if lib != "" {
+			if err := add(lib, lib); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return derive(img, files, nil)
+	return files, nil
 }
