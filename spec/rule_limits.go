@@ -16,10 +16,9 @@ import (
 // no higher than the runtime's own hard limit (Host.MaxNoFile), and not
 // for a container with its own user namespace (runc sets its rlimits from
 // outside, which fails without CAP_SYS_RESOURCE; the container keeps the
-// runtime's limit). RLIMIT_NPROC
-// is never set: it counts processes per uid across the whole host, so every
-// container running as 65534 would share one limit. The pids cgroup limits
-// processes per container instead.
+// runtime's limit). RLIMIT_NPROC is never set: it counts processes per uid
+// across the whole host, so every container running as 65534 would share
+// one limit. The pids cgroup limits processes per container instead.
 func ruleLimits(h *hardening) {
 	lim := h.level.Limits
 	if lim.Pids > 0 {
