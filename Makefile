@@ -11,7 +11,7 @@ COVER_MIN := 85
 FUZZTIME  ?= 10m
 SOAK_N    ?= 1000
 
-.PHONY: help build test test-unit test-integration coverage lint bench demo tools fuzz soak clean
+.PHONY: help build test test-unit test-integration coverage lint bench demo tools fuzz soak clean conformance e2e-kubernetes
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -47,8 +47,19 @@ bench: tools ## plain runc vs hardened on a private containerd, as ratios (bench
 	@echo "signature verification (registry on loopback; targets: cold ≤ 50 ms, with attestations ≤ 80 ms, warm ≤ 1 ms):"
 	@$(GO) test -count=1 -run XXX -bench '^BenchmarkVerify$$' -benchtime 50x ./verify/ | grep -E '^Benchmark'
 
-demo: tools ## private containerd running a sample container with runc, then hardened: before/after
+demo: tools ## private containerd: a sample container with runc, then hardened (ctr, then crictl): before/after
+	@bash scripts/cri-tools.sh crictl >/dev/null
 	@HARDENED_DEMO=1 $(GO) test -count=1 -v -run '^TestDemo$$' ./integration/ 2>&1 | grep -vE '^(=== RUN|--- PASS|PASS|ok |time=)'; exit $${PIPESTATUS[0]}
+
+conformance: tools ## critest (cri-tools v1.37.0) against a private containerd: runc, hardened, hardened in audit mode (1-2 h)
+	@bash scripts/cri-tools.sh && bash scripts/e2e-tools.sh
+	$(GO) test -c -o $(BIN)/conformance.test ./e2e/conformance/
+	cd e2e/conformance && HARDENED_CONFORMANCE=1 ../../scripts/netns-run.sh ../../$(BIN)/conformance.test -test.count=1 -test.v -test.timeout 8h -test.run '^TestConformance$$' 2>&1 | grep -vE '^time='; exit $${PIPESTATUS[0]}
+
+e2e-kubernetes: tools ## a real single-node cluster (kubelet v1.37.2) on a private containerd: pods on RuntimeClass hardened
+	@bash scripts/k8s-tools.sh && bash scripts/e2e-tools.sh
+	$(GO) test -c -o $(BIN)/e2e-kubernetes.test ./e2e/kubernetes/
+	cd e2e/kubernetes && HARDENED_E2E_KUBERNETES=1 HARDENED_PRIVATE_DIRS="/var/lib/kubelet /var/log/pods" ../../scripts/netns-run.sh ../../$(BIN)/e2e-kubernetes.test -test.count=1 -test.v -test.timeout 60m -test.run '^TestKubernetes$$' 2>&1 | grep -vE '^time='; exit $${PIPESTATUS[0]}
 
 fuzz: ## fuzz the engine, its seccomp judgement, the policy parser and the reference parser against distribution/reference (FUZZTIME=10m each; CI runs the seed corpus in make test)
 	$(GO) test -run XXX -fuzz '^FuzzHarden$$' -fuzztime $(FUZZTIME) ./spec/

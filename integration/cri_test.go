@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +181,73 @@ func TestCRIPrivilegedPod(t *testing.T) {
 		t.Fatalf("privileged container: %v, want a refusal by rule privileged", err)
 	}
 	t.Logf("refused: %v", err)
+}
+
+// TestCRIRuntimeFeatures: the CRI plugin learns each handler's features by
+// running its shim with -info and the handler's options on stdin (for
+// hardened, runtimeoptions.Options with ConfigPath); the kubelet refuses
+// hostUsers: false and recursiveReadOnly pods on a handler that reports
+// none. hardened must report what runc reports.
+func TestCRIRuntimeFeatures(t *testing.T) {
+	require(t)
+	rs, _ := cd.CRI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := rs.Status(ctx, &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	handlers := map[string]*runtime.RuntimeHandlerFeatures{}
+	for _, h := range st.GetRuntimeHandlers() {
+		handlers[h.GetName()] = h.GetFeatures()
+	}
+	runc, hardened := handlers["runc"], handlers["hardened"]
+	t.Logf("runc: %v; hardened: %v", runc, hardened)
+	if !runc.GetUserNamespaces() || !runc.GetRecursiveReadOnlyMounts() {
+		t.Fatalf("runc handler features %v: this host should support user namespaces and rro", runc)
+	}
+	if !hardened.GetUserNamespaces() || !hardened.GetRecursiveReadOnlyMounts() {
+		t.Errorf("hardened handler (ConfigPath options) features %v, want those of runc (%v)", hardened, runc)
+	}
+}
+
+// TestCRIPodGroups: a root-image container moved to the level's user keeps
+// the pod's supplementalGroups and fsGroup (the kubelet sends both as CRI
+// supplemental_groups), loses root's groups from the image's /etc/group
+// (wheel, 10) and group 0; its execs get the same groups. Under either
+// supplementalGroupsPolicy.
+func TestCRIPodGroups(t *testing.T) {
+	require(t)
+	rs, _ := cd.CRI(t)
+	for _, policy := range []runtime.SupplementalGroupsPolicy{runtime.SupplementalGroupsPolicy_Merge, runtime.SupplementalGroupsPolicy_Strict} {
+		t.Run(policy.String(), func(t *testing.T) {
+			podID, podCfg, err := pod(t, rs, "groups-"+strings.ToLower(policy.String()), false)
+			if err != nil {
+				t.Fatalf("RunPodSandbox: %v", err)
+			}
+			id, err := startContainer(t, rs, podID, podCfg, "groups-"+strings.ToLower(policy.String()), &runtime.LinuxContainerSecurityContext{
+				SupplementalGroups: []int64{1234, 5678, 2000}, SupplementalGroupsPolicy: policy,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"sh", "-c", "id -u; id -G; for p in $(pidof sleep); do [ $p = 1 ] || grep ^Groups: /proc/$p/status; done"}, Timeout: 30})
+			if err != nil {
+				t.Fatalf("ExecSync: %v", err)
+			}
+			got := strings.Split(strings.TrimSpace(string(out.Stdout)), "\n")
+			t.Logf("%q %s", got, out.Stderr)
+			if len(got) != 3 || got[0] != "65534" {
+				t.Fatalf("exec output %q, want uid 65534, its groups, the groups of the container's sleep (PID 1 is the pod's pause, also a sleep)", got)
+			}
+			if got[1] != "65534 1234 2000 5678" {
+				t.Errorf("exec groups %q, want the level's gid and the pod's groups: 65534 1234 2000 5678 (no 0, no wheel)", got[1])
+			}
+			if f := strings.Fields(got[2]); !slices.Equal(f, []string{"Groups:", "1234", "2000", "5678"}) {
+				t.Errorf("container process %q, want Groups: 1234 2000 5678", got[2])
+			}
+		})
+	}
 }

@@ -68,6 +68,7 @@ func TestDemo(t *testing.T) {
 		fmt.Fprintf(w, "  %-13s %-50s %s\n", c.Rule, c.Field, c.Reason)
 	}
 	fmt.Fprintf(w, "\nThe record is in the bundle (%s) and in the containerd log.\n\n", shim.RecordFile)
+	demoCrictl(t, w)
 }
 
 type shimRecord struct {

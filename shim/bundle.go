@@ -97,6 +97,10 @@ type containerFacts struct {
 	PodUID              string `json:"podUID,omitempty"`
 	KubernetesNamespace string `json:"kubernetesNamespace,omitempty"`
 	Claim               string `json:"claim,omitempty"`
+	// SupplementalGroups are the groups a CRI container's config asked for
+	// (containerd's record of it); Known says whether there was one.
+	SupplementalGroups      []uint32 `json:"supplementalGroups,omitempty"`
+	SupplementalGroupsKnown bool     `json:"supplementalGroupsKnown,omitempty"`
 }
 
 // imageRecord is the image a container runs, as containerd's records say:

@@ -126,6 +126,13 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	}()
 	ctr, lookErr := p.records.container(ctx, req.Namespace, req.ID)
 	t.mark("container")
+	if lookErr == nil {
+		// What a CRI container's config asked for itself (the pod's
+		// supplementalGroups and fsGroup); unreadable is unknown, which
+		// only drops groups.
+		c := &rec.Container
+		c.SupplementalGroups, c.SupplementalGroupsKnown, _ = criSupplementalGroups(ctr.GetExtensions()[CRIMetadataExtension].GetValue())
+	}
 	if lookErr == nil && ctr.Image != "" {
 		rec.Image = imageRecord{ImageInfo: spec.ImageInfo{Name: ctr.Image}, Snapshotter: ctr.Snapshotter, SnapshotKey: ctr.SnapshotKey}
 		lookErr = p.image(ctx, req.Namespace, &rec.Image)
@@ -196,7 +203,8 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	}
 	host.KubeletRoot = pol.KubeletRoot
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
-		ID: req.ID, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID}}
+		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
+		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown}}
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {

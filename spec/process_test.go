@@ -125,11 +125,66 @@ func TestRefusedErrorMessage(t *testing.T) {
 		{Rule: "mounts", Field: "mounts[/host].source", Value: "/", Reason: "bind mount of the host's root filesystem", Fix: "remove it"},
 		{Rule: "namespaces", Field: "linux.namespaces[network]"},
 	}
-	want := "refused by level restricted: rule mounts: mounts[/host].source=/: bind mount of the host's root filesystem; fix: remove it (and 1 more: namespaces linux.namespaces[network])"
+	// A host namespace is named first (what the pod author wrote: hostNetwork).
+	e.Violations[1].Value, e.Violations[1].Reason = "missing (the host's)", "no host network"
+	want := "refused by level restricted: rule namespaces: linux.namespaces[network]=missing (the host's): no host network (and 1 more: mounts mounts[/host].source)"
+	if e.Error() != want {
+		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
+	}
+	// Many: counted per rule, in order of appearance.
+	e.Violations = []Violation{{Rule: "privileged", Field: "process.capabilities", Value: "privileged", Reason: "no", Fix: "drop it"}}
+	for _, f := range []string{"bounding", "effective", "permitted"} {
+		e.Violations = append(e.Violations, Violation{Rule: "capabilities", Field: "process.capabilities." + f})
+	}
+	for _, d := range []string{"/dev/a", "/dev/b", "/dev/c"} {
+		e.Violations = append(e.Violations, Violation{Rule: "devices", Field: "linux.devices[" + d + "]"})
+	}
+	want = "refused by level restricted: rule privileged: process.capabilities=privileged: no; fix: drop it (and 6 more: capabilities ×3, devices ×3; each in the shim log)"
+	if e.Error() != want {
+		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
+	}
+	// hostIPC: the host's /dev/shm mount is a consequence; the namespace
+	// is what the pod asked for, and comes first.
+	e.Violations = []Violation{
+		{Rule: "mounts", Field: "mounts[/dev/shm].source", Value: "/dev/shm", Reason: "host path"},
+		{Rule: "namespaces", Field: "linux.namespaces[ipc]", Value: "missing (the host's)", Reason: "no host ipc (hostIPC: true)"},
+	}
+	want = "refused by level restricted: rule namespaces: linux.namespaces[ipc]=missing (the host's): no host ipc (hostIPC: true) (and 1 more: mounts mounts[/dev/shm].source)"
 	if e.Error() != want {
 		t.Errorf("RefusedError = %q, want %q", e.Error(), want)
 	}
 	if got := RuleNames(); len(got) != len(rules) || got[0] != "fields" {
 		t.Errorf("RuleNames() = %v", got)
+	}
+}
+
+// TestHardenProcessPodGroups: a root container keeps the pod's groups, and
+// an exec into it (built by containerd from the unhardened spec, with
+// root's image groups and 0) gets exactly the container's.
+func TestHardenProcessPodGroups(t *testing.T) {
+	in := readSpec(t, "ctr-run")
+	in.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 5678}}
+	l := level(t, "restricted")
+	pod := Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234, 5678}}}
+	res, err := Harden(in, l, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Spec.Process.User.AdditionalGids; !slices.Equal(got, []uint32{1234, 5678}) {
+		t.Fatalf("container additionalGids = %v, want the pod's [1234 5678]", got)
+	}
+	p := deepCopy(in.Process)
+	p.Args = []string{"id", "-G"}
+	hp, _, err := HardenProcess(p, res.Spec, l, Inputs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hp.User.UID != res.Spec.Process.User.UID || !slices.Equal(hp.User.AdditionalGids, []uint32{1234, 5678}) {
+		t.Errorf("exec user %+v, want the container's %+v", hp.User, res.Spec.Process.User)
+	}
+	// Idempotent: hardening the hardened spec again changes nothing.
+	again, err := Harden(res.Spec, l, pod)
+	if err != nil || !slices.Equal(again.Spec.Process.User.AdditionalGids, []uint32{1234, 5678}) {
+		t.Errorf("Harden twice: %v, %v", err, again.Spec.Process.User.AdditionalGids)
 	}
 }

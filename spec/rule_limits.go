@@ -32,8 +32,10 @@ import (
 //
 // Otherwise: an unlimited or higher pids limit becomes the level's, as
 // does a missing one; RLIMIT_NOFILE is set to limits.nofile (no higher
-// than the runtime's own hard limit, Host.MaxNoFile) when unset; other
-// rlimits are refused.
+// than the runtime's own hard limit, Host.MaxNoFile) when unset, but not
+// for a container with its own user namespace (runc sets its rlimits from
+// outside, which fails without CAP_SYS_RESOURCE; the container keeps the
+// runtime's limit); other rlimits are refused.
 func ruleLimits(h *hardening) {
 	if max := h.level.Limits.Pids; max > 0 {
 		r := h.spec.Linux.Resources
@@ -58,6 +60,14 @@ func ruleLimits(h *hardening) {
 			if r.Type == "RLIMIT_NOFILE" {
 				return
 			}
+		}
+		if h.ownNamespace(specs.UserNamespace) {
+			// runc sets a user-namespaced process's rlimits from outside
+			// (prlimit), which a runtime without CAP_SYS_RESOURCE may not
+			// do: the container would not start (Kubernetes hostUsers:
+			// false). It keeps the limit it inherits from the runtime.
+			h.note("process.rlimits[RLIMIT_NOFILE]", "not set: the container has its own user namespace, where runc cannot always set it")
+			return
 		}
 		n := lim.NoFile
 		if max := h.in.Host.MaxNoFile; max > 0 && n > max {

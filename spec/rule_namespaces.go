@@ -1,8 +1,6 @@
 package spec
 
 import (
-	"strings"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -17,25 +15,45 @@ import (
 // uts, as Kubernetes couples them for hostNetwork pods. Joining the host's
 // user or cgroup namespace by path, likewise.
 //
-// Otherwise: refused. Sharing the host's mount namespace is never allowed.
+// Otherwise: refused, with the pod field that asked for it (hostNetwork,
+// hostPID, hostIPC): a pod with hostNetwork gets the host's network and
+// UTS namespaces, and is refused once, for hostNetwork. Sharing the host's
+// mount namespace is never allowed.
 func ruleNamespaces(h *hardening) {
+	host := map[specs.LinuxNamespaceType]string{}
 	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace, specs.MountNamespace} {
 		ns, ok := findNamespace(h.spec, t)
 		switch {
 		case !ok:
-			h.hostNamespace(t, "missing (the host's)")
+			host[t] = "missing (the host's)"
 		case ns.Path != "" && h.isHostNamespace(t, ns.Path):
-			h.hostNamespace(t, ns.Path+" (the host's)")
+			host[t] = ns.Path + " (the host's)"
 		}
 	}
 	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.CgroupNamespace} {
 		if ns, ok := findNamespace(h.spec, t); ok && ns.Path != "" && h.isHostNamespace(t, ns.Path) {
-			h.hostNamespace(t, ns.Path+" (the host's)")
+			host[t] = ns.Path + " (the host's)"
 		}
+	}
+	// The pod field first: what its author wrote is what the one line of
+	// `kubectl describe` must name.
+	for _, t := range []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.PIDNamespace, specs.IPCNamespace, specs.UTSNamespace,
+		specs.MountNamespace, specs.UserNamespace, specs.CgroupNamespace} {
+		value, ok := host[t]
+		if !ok {
+			continue
+		}
+		if t == specs.UTSNamespace && host[specs.NetworkNamespace] != "" && !h.level.AllowsHostNamespace(string(specs.NetworkNamespace)) {
+			continue // hostNetwork's, refused with it
+		}
+		h.hostNamespace(t, value, host[specs.UTSNamespace] != "")
 	}
 }
 
-func (h *hardening) hostNamespace(t specs.LinuxNamespaceType, value string) {
+// hostNamespace refuses (or notes, where the level allows it) the host's
+// namespace of type t; withUTS says the host's UTS namespace comes with
+// the host's network (a hostNetwork pod).
+func (h *hardening) hostNamespace(t specs.LinuxNamespaceType, value string, withUTS bool) {
 	field := "linux.namespaces[" + string(t) + "]"
 	if t == specs.MountNamespace {
 		h.refuse(field, value, "a container must have its own mount namespace", "add a mount namespace; no level allows the host's")
@@ -47,20 +65,26 @@ func (h *hardening) hostNamespace(t specs.LinuxNamespaceType, value string) {
 		h.note(field, "shares the host's "+string(t)+" namespace, as level "+h.level.Name+" allows")
 		return
 	}
-	h.refuse(field, value, "level "+h.level.Name+" does not allow the host's "+string(t)+" namespace",
-		"drop host"+hostField(t)+" from the pod, or list "+string(t)+" in namespaces.allowHost of a level in the node policy")
-}
-
-func hostField(t specs.LinuxNamespaceType) string {
+	knob := "list " + string(t) + " in namespaces.allowHost of a level in the node policy"
+	reason := "level " + h.level.Name + " does not allow the host's " + string(t) + " namespace"
 	switch t {
 	case specs.NetworkNamespace:
-		return "Network"
+		if withUTS {
+			reason = "level " + h.level.Name + " does not allow the host's network namespace (hostNetwork: true, which brings the host's UTS namespace too)"
+		}
+		h.refuse(field, value, reason, "remove hostNetwork: true from the pod, or "+knob)
 	case specs.PIDNamespace:
-		return "PID"
+		h.refuse(field, value, reason+" (hostPID: true)", "remove hostPID: true from the pod, or "+knob)
 	case specs.IPCNamespace:
-		return "IPC"
+		h.refuse(field, value, reason+" (hostIPC: true)", "remove hostIPC: true from the pod, or "+knob)
+	case specs.UTSNamespace:
+		h.refuse(field, value, reason+" without the host's network (Kubernetes has no such pod field)",
+			"give the container a UTS namespace of its own, or "+knob)
+	case specs.UserNamespace:
+		h.refuse(field, value, reason, "do not join the host's user namespace by path (a pod without hostUsers: false runs in it already, unnamed), or "+knob)
+	default:
+		h.refuse(field, value, reason, "give the container a "+string(t)+" namespace of its own, or "+knob)
 	}
-	return strings.ToUpper(string(t[:1])) + string(t[1:])
 }
 
 func findNamespace(s *specs.Spec, t specs.LinuxNamespaceType) (specs.LinuxNamespace, bool) {

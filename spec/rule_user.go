@@ -17,7 +17,8 @@ import (
 //
 // Otherwise: with user.onRoot fix, a root uid (or gid) becomes the level's
 // uid (gid); for an exec'd process, the container's own user; root's
-// supplementary groups go with it. Group 0 is dropped from the
+// supplementary groups go with it, the pod's own (supplementalGroups,
+// fsGroup) stay (see dropRootGroups). Group 0 is dropped from the
 // supplementary groups of any user. HOME becomes /tmp when it pointed at
 // root's home, because the new user could not write there. With onRoot
 // refuse, the container is refused.
@@ -42,17 +43,7 @@ func ruleUser(h *hardening) {
 			h.change(prefix+".uid", "0", itoa(uid), why)
 			u.UID = uid
 			h.fixHome()
-			// The supplementary groups were root's (containerd adds them from
-			// the image's /etc/group, e.g. wheel): not the new user's. An
-			// exec gets the container's own.
-			var want []uint32
-			if h.container != nil {
-				want = slices.Clone(h.container.Process.User.AdditionalGids)
-			}
-			if len(u.AdditionalGids) > 0 && !slices.Equal(u.AdditionalGids, want) {
-				h.change(prefix+".additionalGids", gidList(u.AdditionalGids), gidList(want), "root's supplementary groups (such as wheel) are not the non-root user's")
-				u.AdditionalGids = want
-			}
+			h.dropRootGroups(prefix)
 		}
 		if u.GID == 0 {
 			h.change(prefix+".gid", "0", itoa(gid), why)
@@ -64,6 +55,40 @@ func ruleUser(h *hardening) {
 		before := gidList(u.AdditionalGids)
 		u.AdditionalGids = slices.DeleteFunc(u.AdditionalGids, func(g uint32) bool { return g == 0 })
 		h.change(prefix+".additionalGids", before, gidList(u.AdditionalGids), "supplementary group 0 gives root's group access")
+	}
+}
+
+// dropRootGroups sets the supplementary groups of a process moved off
+// root. They have two sources: containerd adds root's groups from the
+// image's /etc/group (and root's primary group 0), which are not the new
+// user's; the workload's own request (CRI's supplementalGroups: the pod's
+// supplementalGroups and fsGroup, under either supplementalGroupsPolicy)
+// is kept, so volumes shared through those groups stay readable. Which is
+// which comes from Inputs.Container.SupplementalGroups, containerd's
+// record of the CRI config: a group the pod asked for that root also had
+// from the image is kept (the pod asked for it); a group neither asked for
+// nor in the spec is never added. Without that record (not a CRI
+// container) no group is kept. An exec gets the container's own groups.
+// Group 0 is dropped afterwards in every case.
+func (h *hardening) dropRootGroups(prefix string) {
+	u := &h.proc.User
+	var want []uint32
+	reason := "root's supplementary groups (such as wheel) are not the non-root user's"
+	switch {
+	case h.container != nil:
+		want = slices.Clone(h.container.Process.User.AdditionalGids)
+		reason = "an exec gets the container's own supplementary groups"
+	case h.in.Container.SupplementalGroupsKnown:
+		for _, g := range u.AdditionalGids {
+			if g != 0 && slices.Contains(h.in.Container.SupplementalGroups, g) && !slices.Contains(want, g) {
+				want = append(want, g)
+			}
+		}
+		reason = "root's groups from the image's /etc/group are not the non-root user's; the pod's supplementalGroups and fsGroup are kept"
+	}
+	if len(u.AdditionalGids) > 0 && !slices.Equal(u.AdditionalGids, want) {
+		h.change(prefix+".additionalGids", gidList(u.AdditionalGids), gidList(want), reason)
+		u.AdditionalGids = want
 	}
 }
 

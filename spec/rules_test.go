@@ -100,6 +100,39 @@ func TestRules(t *testing.T) {
 					t.Errorf("additionalGids = %v, want [10]", s.Process.User.AdditionalGids)
 				}
 			}},
+		{name: "root's image groups dropped without CRI's record", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 5678}}
+		},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Process.User.AdditionalGids) != 0 {
+					t.Errorf("additionalGids = %v, want [] (which groups the pod asked for is unknown)", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "root keeps the pod's supplementalGroups and fsGroup", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10, 1234, 2000, 5678}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234, 5678, 2000, 0, 4242}}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				// 0 never, 10 (root's wheel from the image) not, 4242 not in the spec: never added.
+				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{1234, 2000, 5678}) {
+					t.Errorf("additionalGids = %v, want [1234 2000 5678]", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "root in a CRI pod without supplementalGroups loses the image's", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{AdditionalGids: []uint32{0, 10}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Process.User.AdditionalGids) != 0 {
+					t.Errorf("additionalGids = %v, want []", s.Process.User.AdditionalGids)
+				}
+			}},
+		{name: "non-root keeps its groups but 0", mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{0, 10, 50000}}
+		}, inputs: Inputs{Container: ContainerInfo{SupplementalGroupsKnown: true, SupplementalGroups: []uint32{1234}}},
+			changed: [2]string{"user", "process.user.additionalGids"}, check: func(t *testing.T, s *specs.Spec) {
+				if !slices.Equal(s.Process.User.AdditionalGids, []uint32{10, 50000}) {
+					t.Errorf("additionalGids = %v, want [10 50000]: a non-root user's image groups are its own", s.Process.User.AdditionalGids)
+				}
+			}},
 		{name: "own non-root user kept", mutate: func(s *specs.Spec) {
 			s.Process.User = specs.User{UID: 101, GID: 101}
 			s.Process.Env = append(s.Process.Env, "HOME=/var/cache/nginx")
@@ -466,4 +499,80 @@ func testLevel(t *testing.T, name string) *profiles.Level {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestHostNetworkRefusal: the pause container of a hostNetwork pod (CRI
+// leaves out its network and UTS namespaces) is refused once, for
+// hostNetwork, the field the pod author wrote: not for a "hostUts"
+// Kubernetes does not have, and nothing is hidden in "and 1 more".
+func TestHostNetworkRefusal(t *testing.T) {
+	in := readSpec(t, "real-cri-sandbox")
+	if _, ok := findNamespace(in, specs.NetworkNamespace); ok {
+		t.Fatal("fixture real-cri-sandbox is expected to be a hostNetwork pod's sandbox")
+	}
+	facts := withFacts("real-cri-sandbox", Inputs{Container: containerOf(t, "real-cri-sandbox", in)})
+	_, err := Harden(in, level(t, "restricted"), facts)
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("Harden(hostNetwork sandbox) = %v, want a refusal", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"rule namespaces: linux.namespaces[network]", "hostNetwork: true", "remove hostNetwork: true from the pod", "namespaces.allowHost"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("refusal %q does not contain %q", msg, want)
+		}
+	}
+	for _, bad := range []string{"hostUts", "hostUTS", "and 1 more", "linux.namespaces[uts]"} {
+		if strings.Contains(msg, bad) {
+			t.Errorf("refusal %q contains %q", msg, bad)
+		}
+	}
+	// hostPID too: each pod field is named, hostNetwork first.
+	pid := dropNamespace(specs.PIDNamespace)
+	in2 := deepCopy(in)
+	pid(in2)
+	_, err = Harden(in2, level(t, "restricted"), facts)
+	if err == nil || !strings.HasPrefix(err.Error(), "refused by level restricted: rule namespaces: linux.namespaces[network]") ||
+		!strings.Contains(err.Error(), "(and 1 more: namespaces linux.namespaces[pid])") {
+		t.Errorf("hostNetwork+hostPID refusal = %v", err)
+	}
+	// The host's UTS namespace alone has no pod field to name.
+	in3 := readSpec(t, "real-cri-container")
+	dropNamespace(specs.UTSNamespace)(in3)
+	_, err = Harden(in3, level(t, "restricted"), withFacts("real-cri-container", Inputs{Container: containerOf(t, "real-cri-container", in3)}))
+	if err == nil || !strings.Contains(err.Error(), "linux.namespaces[uts]") || !strings.Contains(err.Error(), "Kubernetes has no such pod field") {
+		t.Errorf("host UTS alone = %v", err)
+	}
+}
+
+// TestNoFileInUserNamespace: RLIMIT_NOFILE is not added to a container with
+// its own user namespace (Kubernetes hostUsers: false), which runc could
+// not start without CAP_SYS_RESOURCE; it still is to the others, and a
+// workload's own limit is kept either way.
+func TestNoFileInUserNamespace(t *testing.T) {
+	has := func(s *specs.Spec) bool {
+		return slices.ContainsFunc(s.Process.Rlimits, func(r specs.POSIXRlimit) bool { return r.Type == "RLIMIT_NOFILE" })
+	}
+	in := readSpec(t, "real-cri-container")
+	in.Process.Rlimits = nil
+	facts := withFacts("real-cri-container", Inputs{Container: containerOf(t, "real-cri-container", in)})
+	res, err := Harden(in, level(t, "restricted"), facts)
+	if err != nil || !has(res.Spec) {
+		t.Fatalf("without a user namespace: %v, rlimits %v; want RLIMIT_NOFILE", err, res.Spec.Process.Rlimits)
+	}
+	for _, ns := range []specs.LinuxNamespace{{Type: specs.UserNamespace}, {Type: specs.UserNamespace, Path: "/proc/4242/ns/user"}} {
+		u := deepCopy(in)
+		u.Linux.Namespaces = append(u.Linux.Namespaces, ns)
+		u.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
+		u.Linux.GIDMappings = u.Linux.UIDMappings
+		res, err := Harden(u, level(t, "restricted"), facts)
+		if err != nil || has(res.Spec) {
+			t.Errorf("user namespace %+v: %v, rlimits %v; want no RLIMIT_NOFILE added", ns, err, res.Spec.Process.Rlimits)
+		}
+		u.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 100, Soft: 100}}
+		res, err = Harden(u, level(t, "restricted"), facts)
+		if err != nil || !slices.Equal(res.Spec.Process.Rlimits, u.Process.Rlimits) {
+			t.Errorf("user namespace, own limit: %v, %v; want it kept", err, res.Spec.Process.Rlimits)
+		}
+	}
 }

@@ -60,22 +60,58 @@ func (e *RefusedError) Error() string {
 	if len(e.Violations) == 0 {
 		return "refused by level " + e.Level
 	}
-	msg := "refused by level " + e.Level + ": " + e.Violations[0].String()
-	// The rest, briefly: the message ends up in a pod event.
-	var more []string
-	for _, v := range e.Violations[1:] {
-		if m := v.Rule + " " + v.Field; !slices.Contains(more, m) {
-			more = append(more, m)
+	// The first line names what the pod author wrote: privileged, then a
+	// host namespace (hostIPC brings a bind mount of the host's /dev/shm,
+	// which the mounts rule refuses too), then the rest in rule order.
+	first := 0
+	for i, v := range e.Violations {
+		if primaryRank(v.Rule) < primaryRank(e.Violations[first].Rule) {
+			first = i
 		}
 	}
-	if len(more) > 5 {
-		more = append(more[:5], fmt.Sprintf("... %d more in the shim log", len(more)-5))
+	msg := "refused by level " + e.Level + ": " + e.Violations[first].String()
+	rest := append(slices.Clone(e.Violations[:first]), e.Violations[first+1:]...)
+	if len(rest) == 0 {
+		return msg
 	}
-	if len(more) > 0 {
-		msg += fmt.Sprintf(" (and %d more: %s)", len(e.Violations)-1, strings.Join(more, ", "))
+	// The rest, briefly: the message ends up in a pod event. A few are
+	// named; many (a privileged container brings dozens of devices and
+	// capabilities) are counted per rule, so the line stays readable.
+	var fields, rules []string
+	perRule := map[string]int{}
+	for _, v := range rest {
+		if f := v.Rule + " " + v.Field; !slices.Contains(fields, f) {
+			fields = append(fields, f)
+		}
+		if perRule[v.Rule] == 0 {
+			rules = append(rules, v.Rule)
+		}
+		perRule[v.Rule]++
 	}
-	return msg
+	if len(fields) <= maxNamedViolations {
+		return msg + fmt.Sprintf(" (and %d more: %s)", len(rest), strings.Join(fields, ", "))
+	}
+	for i, r := range rules {
+		rules[i] = fmt.Sprintf("%s ×%d", r, perRule[r])
+	}
+	return msg + fmt.Sprintf(" (and %d more: %s; each in the shim log)", len(rest), strings.Join(rules, ", "))
 }
+
+// primaryRank orders the rules whose violation a RefusedError names first:
+// those that follow from a field the pod author wrote, and cause others.
+func primaryRank(rule string) int {
+	switch rule {
+	case "privileged":
+		return 0
+	case "namespaces":
+		return 1
+	}
+	return 2
+}
+
+// maxNamedViolations is how many further violations a RefusedError names
+// by field; more are counted per rule.
+const maxNamedViolations = 4
 
 // ImageInfo is what the caller knows about the image the container runs.
 // Everything is optional.
@@ -154,6 +190,18 @@ type ContainerInfo struct {
 	// are unique within it, which makes /<namespace>/<id> the container's
 	// own cgroup.
 	Namespace string
+	// SupplementalGroups are the supplementary groups the workload asked
+	// for itself: for a CRI container, its CRI config's
+	// supplementalGroups (the pod's supplementalGroups and fsGroup, as the
+	// kubelet sends them), from containerd's record of that config. The
+	// user rule keeps them (group 0 excepted) when it moves a process off
+	// root, and drops the groups containerd added for root from the
+	// image's /etc/group. Read only when SupplementalGroupsKnown.
+	SupplementalGroups []uint32
+	// SupplementalGroupsKnown is true when SupplementalGroups was read (a
+	// CRI container); otherwise a process moved off root keeps no
+	// supplementary group.
+	SupplementalGroupsKnown bool
 }
 
 // Inputs are everything Harden needs besides the spec and the level.

@@ -68,7 +68,8 @@ installer DaemonSet runs the same command):
      shim refuses every container if the policy goes missing, rather than
      falling back to its built-in default;
   3. writes the containerd drop-in <conf-dir>/hardened.toml (runtime --runtime-name,
-     runtime_type io.containerd.hardened.v2, ConfigPath = the policy);
+     runtime_type io.containerd.hardened.v2; ConfigPath = the policy unless it is
+     at the shim's default path);
   4. makes config.toml import <conf-dir>/*.toml if it does not already (one line;
      config.toml is created if missing);
   5. validates the result with ` + "`containerd --config F config dump`" + ` and undoes
@@ -296,16 +297,34 @@ func runInstall(c *cli.Context) error {
 // dropInConfig is the containerd 2.x drop-in for the runtime. runtime_path
 // names the installed shim, so the CRI plugin does not depend on
 // containerd's $PATH (ctr and the Go client still look the shim up there).
+//
+// A policy at the shim's default path (policy.DefaultPath) gets no options
+// table: with one, containerd's CRI plugin cannot start a Kubernetes
+// hostUsers: false pod on a runtime that is not runc (it converts the
+// handler's runtimeoptions.Options into runc's options type for such a
+// pod and fails). A policy elsewhere needs ConfigPath, and the drop-in
+// says what that costs.
 func dropInConfig(name, shimPath, policyPath string) []byte {
-	return []byte(fmt.Sprintf(`# Written by hardenctl install; hardenctl uninstall removes it.
+	head := fmt.Sprintf(`# Written by hardenctl install; hardenctl uninstall removes it.
 version = 3
 
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.%[1]s]
   runtime_type = "io.containerd.hardened.v2"
   runtime_path = %[2]s
+`, name, strconv.Quote(shimPath))
+	if policyPath == policy.DefaultPath {
+		return []byte(head + `  # No options: the shim reads its policy at ` + policy.DefaultPath + `. (With an
+  # options table, hostUsers: false pods cannot start: containerd's CRI plugin
+  # converts a non-runc runtime's options into runc's type for them.)
+`)
+	}
+	return []byte(head + fmt.Sprintf(`  # ConfigPath: the policy is not at the shim's default path. containerd's CRI
+  # plugin then cannot start hostUsers: false pods on this runtime (it converts
+  # the options into runc's type for them); keep the policy at `+policy.DefaultPath+`
+  # to run them.
   [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.%[1]s.options]
-    ConfigPath = %[3]s
-`, name, strconv.Quote(shimPath), strconv.Quote(policyPath)))
+    ConfigPath = %[2]s
+`, name, strconv.Quote(policyPath)))
 }
 
 var importsLine = regexp.MustCompile(`(?m)^(\s*imports\s*=\s*\[)([^\]\n]*)(\]\s*(#.*)?)$`)

@@ -68,6 +68,16 @@ type Options struct {
 	// which the CRI plugin (registry config_path) and Pull read. More can be
 	// added while containerd runs (AddRegistryHost).
 	RegistryHosts []string
+	// NoConfigPath leaves the hardened runtime without an options table,
+	// as deploy/containerd-hardened.toml ships it: its shims find the
+	// policy through $HARDENED_POLICY (PolicyPath), as on a node they find
+	// /etc/hardened/policy.yaml. With ConfigPath, containerd's CRI plugin
+	// cannot start a user-namespaced pod on a non-runc runtime (it turns the
+	// handler's runtimeoptions.Options into runc's options type for it).
+	NoConfigPath bool
+	// SandboxImage is the CRI sandbox (pause) image; default Pause, which
+	// ImportImages imports. Another one is pulled when a pod needs it.
+	SandboxImage string
 }
 
 // Containerd is a private containerd started by Start or Launch.
@@ -162,9 +172,9 @@ imports = []
           BinaryName = {{q .Runc}}
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened]
         runtime_type = "io.containerd.hardened.v2"
-{{- if .Policy}}
+{{- if .ConfigPath}}
         [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened.options]
-          ConfigPath = {{q .Policy}}
+          ConfigPath = {{q .ConfigPath}}
 {{- end}}
     # No CNI here: the tests use host-network pods only. Empty private
     # directories keep the CRI plugin from creating /etc/cni/net.d; it starts
@@ -231,8 +241,14 @@ func (c *Containerd) launch(opts Options) error {
 	dirs := map[string]string{"Opt": "opt", "CNIBin": "cni/bin", "CNIConf": "cni/conf", "Sockets": "s"}
 	vars := map[string]string{
 		"Root": c.Root, "State": c.State, "Address": c.Address, "TTRPCAddress": c.TTRPCAddress,
-		"Runc": filepath.Join(ToolsBin(), "runc"), "Policy": opts.PolicyPath, "Sandbox": Pause,
-		"CertsDir": c.CertsDir(),
+		"Runc": filepath.Join(ToolsBin(), "runc"), "Sandbox": Pause,
+		"CertsDir": c.CertsDir(), "ConfigPath": opts.PolicyPath,
+	}
+	if opts.NoConfigPath {
+		vars["ConfigPath"] = ""
+	}
+	if opts.SandboxImage != "" {
+		vars["Sandbox"] = opts.SandboxImage
 	}
 	for key, rel := range dirs {
 		vars[key] = filepath.Join(c.Dir, rel)
