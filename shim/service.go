@@ -24,6 +24,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/hardened-runtime/hardened/observe/event"
+	"github.com/hardened-runtime/hardened/observe/execaudit"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
@@ -73,6 +75,10 @@ type service struct {
 	// containers remembers, per container id, where its hardened spec is
 	// and which level it got, for its execs.
 	containers map[string]*hardenedContainer
+
+	// events logs and publishes the exec audit (see execaudit); set by
+	// the plugin, nil in tests (then it only logs).
+	events *execaudit.Publisher
 }
 
 type policyResult struct {
@@ -430,57 +436,66 @@ func annotate(s *specs.Spec, summary string, d *policy.Decision) {
 
 // Exec hardens the exec'd process like the container's own: containerd
 // builds it from its stored, unhardened spec (root, default capabilities).
+// Every exec is recorded (execaudit): one line in the log, one
+// /hardened/exec event; a level with exec: deny refuses it.
 func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
-	if err := s.hardenExec(ctx, r); err != nil {
+	audit, err := s.hardenExec(ctx, r)
+	if err != nil {
 		log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
 		return nil, errgrpc.ToGRPC(err)
 	}
-	return s.TTRPCTaskService.Exec(ctx, r)
+	resp, err := s.TTRPCTaskService.Exec(ctx, r)
+	if err == nil && audit != nil {
+		s.events.Publish(ctx, audit)
+	}
+	return resp, err
 }
 
-func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest) error {
+func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*event.Event, error) {
 	s.mu.Lock()
 	c := s.containers[r.ID]
 	s.mu.Unlock()
 	if c == nil {
 		// Not created by this shim process: nothing to exec into.
-		return fmt.Errorf("hardened: exec %s in container %s: %w: the container was not created by this shim", r.ExecID, r.ID, errdefs.ErrNotFound)
-	}
-	if c.mode == policy.Audit {
-		return nil
-	}
-	level, host, err := s.levelOf(c)
-	if err != nil {
-		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
+		return nil, fmt.Errorf("hardened: exec %s in container %s: %w: the container was not created by this shim", r.ExecID, r.ID, errdefs.ErrNotFound)
 	}
 	v, err := typeurl.UnmarshalAny(r.Spec)
 	if err != nil {
-		return classify(errdefs.ErrInvalidArgument, fmt.Errorf("hardened: exec %s: %w", r.ExecID, err))
+		return nil, classify(errdefs.ErrInvalidArgument, fmt.Errorf("hardened: exec %s: %w", r.ExecID, err))
 	}
 	p, ok := v.(*specs.Process)
 	if !ok {
-		return fmt.Errorf("hardened: exec %s: %w: process spec of type %T", r.ExecID, errdefs.ErrInvalidArgument, v)
+		return nil, fmt.Errorf("hardened: exec %s: %w: process spec of type %T", r.ExecID, errdefs.ErrInvalidArgument, v)
 	}
 	container, err := readSpec(c.bundle)
 	if err != nil {
-		return fmt.Errorf("hardened: exec %s: %w", r.ExecID, err)
+		return nil, fmt.Errorf("hardened: exec %s: %w", r.ExecID, err)
+	}
+	named := s.execContainer(ctx, c, r.ID, container)
+	level, host, err := s.levelOf(c)
+	if err != nil {
+		return nil, classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
+	}
+	if err := execaudit.Check(level, r.ID, r.ExecID, p); err != nil {
+		if c.mode != policy.Audit {
+			s.events.Publish(ctx, execaudit.Refused(named, r.ExecID, p, err))
+			return nil, err
+		}
+		log.G(ctx).WithField("id", r.ID).WithField("exec", r.ExecID).Warn("hardened audit: " + err.Error())
+	}
+	if c.mode == policy.Audit {
+		return execaudit.Record(named, r.ExecID, p, p, nil), nil
 	}
 	hp, changes, err := spec.HardenProcess(p, container, level, spec.Inputs{Host: host})
 	if err != nil {
-		return classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
-	}
-	for _, ch := range changes {
-		if !ch.Note {
-			log.G(ctx).WithField("id", r.ID).WithField("exec", r.ExecID).WithField("rule", ch.Rule).
-				Infof("hardened: %s %s -> %s (%s)", ch.Field, ch.From, ch.To, ch.Reason)
-		}
+		return nil, classify(errdefs.ErrFailedPrecondition, fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err))
 	}
 	any, err := typeurl.MarshalAnyToProto(hp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Spec = any
-	return nil
+	return execaudit.Record(named, r.ExecID, p, hp, changes), nil
 }
 
 // levelOf returns the level and host facts of a container's execs.
