@@ -441,7 +441,11 @@ func annotate(s *specs.Spec, summary string, d *policy.Decision) {
 func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
 	audit, err := s.hardenExec(ctx, r)
 	if err != nil {
-		log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
+		if audit != nil { // refused by the level: its event is the one line
+			s.events.Publish(ctx, audit)
+		} else {
+			log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
+		}
 		return nil, errgrpc.ToGRPC(err)
 	}
 	resp, err := s.TTRPCTaskService.Exec(ctx, r)
@@ -451,6 +455,8 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emp
 	return resp, err
 }
 
+// hardenExec hardens the exec's process and returns its audit event; with
+// an error, the event of the refusal when the level refused it.
 func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*event.Event, error) {
 	s.mu.Lock()
 	c := s.containers[r.ID]
@@ -478,8 +484,7 @@ func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest)
 	}
 	if err := execaudit.Check(level, r.ID, r.ExecID, p); err != nil {
 		if c.mode != policy.Audit {
-			s.events.Publish(ctx, execaudit.Refused(named, r.ExecID, p, err))
-			return nil, err
+			return execaudit.Refused(named, r.ExecID, p, err), err
 		}
 		log.G(ctx).WithField("id", r.ID).WithField("exec", r.ExecID).Warn("hardened audit: " + err.Error())
 	}
