@@ -7,6 +7,8 @@ import (
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+
+	"github.com/hardened-runtime/hardened/observe/execaudit"
 )
 
 // init registers the shim's TTRPC task service: the runc task service,
@@ -30,7 +32,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return newService(runc, ic.Properties[plugins.PropertyGRPCAddress]), nil
+			s := newService(runc, ic.Properties[plugins.PropertyGRPCAddress])
+			s.events = execaudit.NewPublisher(pp.(shim.Publisher))
+			return s, nil
 		},
 	})
 }

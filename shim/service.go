@@ -22,6 +22,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/hardened-runtime/hardened/observe/event"
+	"github.com/hardened-runtime/hardened/observe/execaudit"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
 )
@@ -38,6 +40,10 @@ type service struct {
 
 	// pipeline hardens the containers whose `shim start` did not.
 	pipeline *pipeline
+
+	// events logs and publishes the exec audit (observe/execaudit); set by
+	// the plugin, nil in unit tests (then it only logs).
+	events *execaudit.Publisher
 
 	// mu guards containers.
 	mu sync.Mutex
@@ -175,12 +181,21 @@ func (s *service) idleSoon() {
 // Exec hardens the exec'd process like the container's own: containerd
 // builds it from its stored, unhardened spec (root, default capabilities).
 func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
-	if err := s.hardenExec(ctx, r); err != nil {
+	audit, err := s.hardenExec(ctx, r)
+	if err != nil {
 		err = fmt.Errorf("hardened: exec %s in container %s: %w", r.ExecID, r.ID, err)
-		log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
+		if audit != nil { // refused by the level: its event is the one line
+			s.events.Publish(ctx, audit)
+		} else {
+			log.G(ctx).WithError(err).WithField("id", r.ID).WithField("exec", r.ExecID).Error("hardened: exec refused")
+		}
 		return nil, errgrpc.ToGRPC(err)
 	}
-	return s.TTRPCTaskService.Exec(ctx, r)
+	resp, err := s.TTRPCTaskService.Exec(ctx, r)
+	if err == nil && audit != nil {
+		s.events.Publish(ctx, audit)
+	}
+	return resp, err
 }
 
 func (s *service) container(id string) (*hardenedContainer, error) {
@@ -194,45 +209,49 @@ func (s *service) container(id string) (*hardenedContainer, error) {
 }
 
 // hardenExec hardens the process with the container's level, against the
-// container's hardened spec in the bundle.
-func (s *service) hardenExec(_ context.Context, r *taskAPI.ExecProcessRequest) error {
+// container's hardened spec in the bundle, and returns the exec's audit
+// event (execaudit); with an error, the event of the refusal when the
+// level refused it (exec: deny).
+func (s *service) hardenExec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*event.Event, error) {
 	c, err := s.container(r.ID)
 	if err != nil {
-		return err
-	}
-	if c.rec.Mode == policy.Audit {
-		return nil
+		return nil, err
 	}
 	v, err := typeurl.UnmarshalAny(r.Spec)
 	if err != nil {
-		return refuse(errInvalidArgument, "process spec: %v", err)
+		return nil, refuse(errInvalidArgument, "process spec: %v", err)
 	}
 	p, ok := v.(*specs.Process)
 	if !ok {
-		return refuse(errInvalidArgument, "process spec of type %T", v)
+		return nil, refuse(errInvalidArgument, "process spec of type %T", v)
 	}
 	container, err := readSpec(c.bundle)
 	if err != nil {
-		return refuse(errFailedPrecondition, "%v", err)
+		return nil, refuse(errFailedPrecondition, "%v", err)
 	}
+	ns, _ := namespaces.Namespace(ctx)
+	named := execaudit.ContainerOf(ns, r.ID, c.rec.Level, container.Annotations)
 	level := c.rec.LevelData
+	if err := execaudit.Check(level, r.ID, r.ExecID, p); err != nil {
+		if c.rec.Mode != policy.Audit {
+			return execaudit.Refused(named, r.ExecID, p, err), err
+		}
+		log.G(ctx).WithField("id", r.ID).WithField("exec", r.ExecID).Warn("hardened audit: " + err.Error())
+	}
+	if c.rec.Mode == policy.Audit {
+		return execaudit.Record(named, r.ExecID, p, p, nil), nil
+	}
 	host := s.pipeline.host.host(level.AppArmor.Profile)
 	hp, changes, err := spec.HardenProcess(p, container, level, spec.Inputs{Host: host})
 	if err != nil {
-		return refuse(errFailedPrecondition, "%v", err)
-	}
-	for _, ch := range changes {
-		if !ch.Note {
-			log.L.WithField("id", r.ID).WithField("exec", r.ExecID).WithField("rule", ch.Rule).
-				Infof("hardened: %s %s -> %s (%s)", ch.Field, ch.From, ch.To, ch.Reason)
-		}
+		return nil, refuse(errFailedPrecondition, "%v", err)
 	}
 	a, err := typeurl.MarshalAnyToProto(hp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Spec = a
-	return nil
+	return execaudit.Record(named, r.ExecID, p, hp, changes), nil
 }
 
 // Update changes a running container's resources only within what its
