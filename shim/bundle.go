@@ -101,6 +101,9 @@ type containerFacts struct {
 	// (containerd's record of it); Known says whether there was one.
 	SupplementalGroups      []uint32 `json:"supplementalGroups,omitempty"`
 	SupplementalGroupsKnown bool     `json:"supplementalGroupsKnown,omitempty"`
+	// Reference is the image reference a CRI container's config named (the
+	// pod spec's image, as the kubelet sends it); "" otherwise.
+	Reference string `json:"reference,omitempty"`
 }
 
 // imageRecord is the image a container runs, as containerd's records say:

@@ -22,6 +22,9 @@ type criMetadata struct {
 	Version  string
 	Metadata struct {
 		Config *struct {
+			Image *struct {
+				UserSpecifiedImage string `json:"user_specified_image"`
+			} `json:"image"`
 			Linux *struct {
 				SecurityContext *struct {
 					SupplementalGroups []int64 `json:"supplemental_groups"`
@@ -64,4 +67,18 @@ func criSupplementalGroups(value []byte) (groups []uint32, known bool, err error
 		groups = append(groups, uint32(g))
 	}
 	return groups, true, nil
+}
+
+// criUserSpecifiedImage returns the image reference a CRI container's config
+// named (the pod spec's image, CRI's user_specified_image), from the value
+// of its CRIMetadataExtension; "" when there is none or it cannot be read.
+func criUserSpecifiedImage(value []byte) string {
+	if len(value) == 0 {
+		return ""
+	}
+	var md criMetadata
+	if json.Unmarshal(value, &md) != nil || md.Version != "v1" || md.Metadata.Config == nil || md.Metadata.Config.Image == nil {
+		return ""
+	}
+	return md.Metadata.Config.Image.UserSpecifiedImage
 }

@@ -131,7 +131,11 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		// supplementalGroups and fsGroup); unreadable is unknown, which
 		// only drops groups.
 		c := &rec.Container
-		c.SupplementalGroups, c.SupplementalGroupsKnown, _ = criSupplementalGroups(ctr.GetExtensions()[CRIMetadataExtension].GetValue())
+		md := ctr.GetExtensions()[CRIMetadataExtension].GetValue()
+		c.SupplementalGroups, c.SupplementalGroupsKnown, _ = criSupplementalGroups(md)
+		// The reference the pod spec named (pinned requirements judge it):
+		// CRI records the kubelet's user_specified_image.
+		c.Reference = criUserSpecifiedImage(md)
 	}
 	if lookErr == nil && ctr.Image != "" {
 		rec.Image = imageRecord{ImageInfo: spec.ImageInfo{Name: ctr.Image}, Snapshotter: ctr.Snapshotter, SnapshotKey: ctr.SnapshotKey}
@@ -191,7 +195,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	if in.Root != nil {
 		rootPath = in.Root.Path
 	}
-	if rec.Signature, err = p.verifySignature(ctx, pol, req, rec.Image, rootPath); err != nil {
+	if rec.Signature, err = p.verifySignature(ctx, pol, req, rec.Image, rootPath, rec.Container.KubernetesNamespace, rec.Container.Reference); err != nil {
 		return nil, err
 	}
 	t.mark("signature")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hardened-runtime/hardened/policy"
+	"github.com/hardened-runtime/hardened/spec"
 	"github.com/hardened-runtime/hardened/verify/verdict"
 )
 
@@ -45,14 +47,21 @@ func verdictCacheDir() string {
 // Create checks the task's rootfs mounts against the snapshot's
 // (checkTask). So a container record cannot name a signed image and run
 // another.
-func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, req request, img imageRecord, rootPath string) (*verdict.Verdict, error) {
+//
+// The scope comes from the section of the pod's Kubernetes namespace
+// (kubernetesNamespace, a claim containerd's records confirmed; "" outside
+// Kubernetes) when the policy has per-namespace sections; pinned
+// requirements judge reference, the reference the container was created
+// from (for CRI, the pod spec's image).
+func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, req request, img imageRecord, rootPath, kubernetesNamespace, reference string) (*verdict.Verdict, error) {
 	sigs := pol.Signatures
 	if sigs == nil || sigs.Builtin {
 		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, Scope: "default", Builtin: true,
 			Requirements: []verdict.Satisfied{{Type: policy.InsecureAcceptAnything}}}, nil
 	}
+	section := ""
 	refuseFix := func(scope, fix, format string, args ...any) error {
-		r := &verdict.Refusal{Image: img.Name, Digest: img.Digest, Scope: scope, Reason: fmt.Sprintf(format, args...), Fix: fix}
+		r := &verdict.Refusal{Image: img.Name, Digest: img.Digest, Scope: scope, Namespace: section, Reason: fmt.Sprintf(format, args...), Fix: fix}
 		return refuse(errFailedPrecondition, "%s", r.Error())
 	}
 	if img.Name == "" {
@@ -62,14 +71,19 @@ func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, req 
 		}
 		return nil, refuse(errFailedPrecondition, "container has no image (made from a root filesystem): the signature policy's default requires a signed image")
 	}
-	sc, err := sigs.Match(img.Name, img.Digest, img.PlatformDigest)
+	if reference == "" {
+		reference = img.Name
+	}
+	sc, err := sigs.MatchIn(kubernetesNamespace, img.Name, img.Digest, img.PlatformDigest)
+	if errors.Is(err, policy.ErrNamespaceNeeded) {
+		return nil, refuseFix("-", "create the container through the CRI plugin (a pod), or give the policy's signatures a section that applies outside Kubernetes", "%v", err)
+	}
 	if err != nil {
 		return nil, refuseFix("-", verdict.NameFix, "%v", err)
 	}
-	for _, r := range sc.Requirements {
-		if r.Type == policy.Reject {
-			return nil, refuseFix(sc.Name, verdict.RejectFix, "the scope's requirements include reject")
-		}
+	section = sc.Namespace
+	if sc.Rejects() {
+		return nil, refuseFix(sc.Name, verdict.RejectFix, "the scope's requirements include reject")
 	}
 	// What runs must be the image the record names, whatever its scope
 	// requires: its rootfs (Create checks the task's mounts against the
@@ -84,24 +98,31 @@ func (p *pipeline) verifySignature(ctx context.Context, pol *policy.Policy, req 
 		return nil, refuseFix(sc.Name, verdict.BindingFix, "the container's rootfs snapshot %s has parent %q, not the image's layers %s: it does not run the image its record names",
 			img.SnapshotKey, img.SnapshotParent, img.ChainID)
 	}
-	if allAccept(sc) {
-		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, PlatformDigest: img.PlatformDigest, Scope: sc.Name, PolicyHash: sigs.Hash, Requirements: satisfiedAll(sc)}, nil
+	// Pinning is decided here, on the reference the container was created
+	// from, before any cached verdict counts.
+	if err := sc.CheckPinning(reference, img.Digest, img.PlatformDigest); err != nil {
+		var pe *policy.PinningError
+		if errors.As(err, &pe) {
+			return nil, refuseFix(sc.Name, pe.Fix, "%s", pe.Reason)
+		}
+		return nil, refuseFix(sc.Name, verdict.NameFix, "%v", err)
+	}
+	subject := verdict.Subject{PolicyHash: sigs.Hash, Image: img.Name, Digest: img.Digest, PlatformDigest: img.PlatformDigest, KubernetesNamespace: sc.Namespace}
+	if reference != img.Name {
+		subject.Reference = reference
+	}
+	if !sc.NeedsVerifier() {
+		return &verdict.Verdict{Image: img.Name, Digest: img.Digest, PlatformDigest: img.PlatformDigest, Scope: sc.Name, PolicyHash: sigs.Hash,
+			KubernetesNamespace: sc.Namespace, Reference: subject.Reference, Requirements: satisfiedAll(sc)}, nil
 	}
 	cache := verdict.Cache{Dir: p.verdictDir, TTL: time.Duration(sigs.VerdictTTL)}
-	if v, ok := cache.Load(sigs.Hash, img.Name, img.Digest, img.PlatformDigest); ok {
+	if v, ok := cache.LoadSubject(subject); ok {
 		return v, nil
 	}
-	return p.runVerifier(ctx, req.Policy.Path, sigs.Hash, img)
+	return p.runVerifier(ctx, req.Policy.Path, subject, kubernetesNamespace)
 }
 
-func allAccept(sc policy.Scope) bool {
-	for _, r := range sc.Requirements {
-		if r.Type != policy.InsecureAcceptAnything {
-			return false
-		}
-	}
-	return true
-}
+func allAccept(sc policy.Scope) bool { return sc.AcceptsAnything() }
 
 func satisfiedAll(sc policy.Scope) []verdict.Satisfied {
 	var out []verdict.Satisfied
@@ -130,14 +151,20 @@ func verifierPath() (string, error) {
 
 // runVerifier runs hardened-verify for the image: exit 0 and a verdict on
 // stdout, 1 a refusal on stderr, anything else an error.
-func (p *pipeline) runVerifier(ctx context.Context, policyPath, hash string, img imageRecord) (*verdict.Verdict, error) {
+func (p *pipeline) runVerifier(ctx context.Context, policyPath string, sub verdict.Subject, kubernetesNamespace string) (*verdict.Verdict, error) {
 	bin, err := verifierPath()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--policy", policyPath, "--policy-hash", hash, "--image", img.Name, "--digest", img.Digest}
+	hash := sub.PolicyHash
+	img := imageRecord{ImageInfo: spec.ImageInfo{Name: sub.Image, Digest: sub.Digest}, PlatformDigest: sub.PlatformDigest}
+	args := []string{"--policy", policyPath, "--policy-hash", hash, "--image", img.Name, "--digest", img.Digest,
+		"--kubernetes-namespace", kubernetesNamespace}
 	if img.PlatformDigest != "" {
 		args = append(args, "--platform-digest", img.PlatformDigest)
+	}
+	if sub.Reference != "" {
+		args = append(args, "--reference", sub.Reference)
 	}
 	if p.verdictDir != "" {
 		args = append(args, "--cache-dir", p.verdictDir)
@@ -152,7 +179,8 @@ func (p *pipeline) runVerifier(ctx context.Context, policyPath, hash string, img
 		if err := json.Unmarshal(stdout, &v); err != nil {
 			return nil, fmt.Errorf("%s: bad verdict: %w", VerifyBinary, err)
 		}
-		if v.Image != img.Name || v.Digest != img.Digest || v.PlatformDigest != img.PlatformDigest || v.PolicyHash != hash {
+		if v.Image != img.Name || v.Digest != img.Digest || v.PlatformDigest != img.PlatformDigest || v.PolicyHash != hash ||
+			v.KubernetesNamespace != sub.KubernetesNamespace || v.Reference != sub.Reference {
 			return nil, fmt.Errorf("%s answered for another image or policy", VerifyBinary)
 		}
 		return &v, nil
