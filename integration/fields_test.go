@@ -35,9 +35,6 @@ func TestFieldsThroughContainerd(t *testing.T) {
 		refuse []string // the error must say these; nil: it must start
 		probe  string   // shell run inside when it starts
 		inside []string // lines the probe must print
-		// shimFacts marks a case that needs the shim to pass the container's
-		// facts (spec.ContainerInfo: id, namespace, pod, bundle).
-		shimFacts bool
 	}{
 		{name: "hook-prestart", opts: []oci.SpecOpts{withSpec(func(s *specs.Spec) {
 			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: hookScript, Args: []string{hookScript}}}}
@@ -77,7 +74,7 @@ func TestFieldsThroughContainerd(t *testing.T) {
 			refuse: []string{"rule cgroups", "linux.cgroupsPath=/system.slice/containerd.service"}},
 		{name: "cgroup-of-another-namespace", opts: []oci.SpecOpts{withSpec(func(s *specs.Spec) {
 			s.Linux.CgroupsPath = "/k8s.io" + s.Linux.CgroupsPath[strings.LastIndex(s.Linux.CgroupsPath, "/"):]
-		})}, refuse: []string{"rule cgroups", "linux.cgroupsPath=/k8s.io/"}, shimFacts: true},
+		})}, refuse: []string{"rule cgroups", "linux.cgroupsPath=/k8s.io/"}},
 		{name: "root-path-host", opts: []oci.SpecOpts{withSpec(func(s *specs.Spec) { s.Root.Path = "/" })},
 			refuse: []string{"rule root-path", "root.path=/:"}},
 		{name: "personality", opts: []oci.SpecOpts{withSpec(func(s *specs.Spec) {
@@ -111,9 +108,6 @@ func TestFieldsThroughContainerd(t *testing.T) {
 			refuse: []string{"rule annotations", "annotations[org.criu.config]=/tmp/criu.conf"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.shimFacts && !shimPassesContainerFacts {
-				t.Skip("skipping: the shim does not pass spec.ContainerInfo (Namespace) yet")
-			}
 			probe := tc.probe
 			if probe == "" {
 				probe = "true"
@@ -144,10 +138,6 @@ func TestFieldsThroughContainerd(t *testing.T) {
 		t.Error("a refused hook ran on the host")
 	}
 }
-
-// shimPassesContainerFacts is true once the shim fills spec.Inputs.Container
-// (the id, containerd namespace, pod uid and bundle of the container).
-const shimPassesContainerFacts = false
 
 // TestListedHookRuns: a hook whose path the policy lists (hooks.allow)
 // runs, on the host, with the container's state on its stdin; the same
@@ -209,18 +199,11 @@ func TestPidsUnlimitedNeutralised(t *testing.T) {
 	}
 }
 
-// shimJudgesUpdates is true once the shim intercepts task Update and
-// calls spec.CheckUpdate.
-const shimJudgesUpdates = false
-
 // TestTaskUpdateRefused: a task update that would lift the level's pids
 // limit (the attack of issue 16: 4096 to unlimited) is refused, and the
 // container keeps its limit; one that only changes memory goes through.
 func TestTaskUpdateRefused(t *testing.T) {
 	require(t)
-	if !shimJudgesUpdates {
-		t.Skip("skipping: the shim does not intercept Update with spec.CheckUpdate yet")
-	}
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
 	id := newID("update")

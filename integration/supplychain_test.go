@@ -249,6 +249,48 @@ func TestSupplyChain(t *testing.T) {
 		}
 	})
 
+	t.Run("per-namespace sections", func(t *testing.T) {
+		// A pod's Kubernetes namespace (a claim the shim checked against
+		// containerd's records) picks its section; a container outside
+		// Kubernetes gets the policy's own.
+		open, _ := e.push(t, "open/app:v1") // unsigned
+		e.c.Pull(t, e.c.Namespace, open)
+		defer e.setPolicy(t, supplyPolicy) // the cached verdicts below are keyed by its hash
+		e.setPolicy(t, supplyPolicy+`  namespaces:
+    hostnet-nsopen:
+      default: [{type: reject}]
+      scopes:
+        "hardened.test/pause": [{type: insecureAcceptAnything}]
+        "REGISTRY/open": [{type: insecureAcceptAnything}]
+    hostnet-nsclosed:
+      default: [{type: reject}]
+      scopes:
+        "hardened.test/pause": [{type: insecureAcceptAnything}]
+`)
+		if _, err := e.run(t, open); err == nil || !strings.Contains(err.Error(), "reject") {
+			t.Errorf("%s outside Kubernetes: %v, want the policy's own default (reject)", open, err)
+		}
+		rs, _ := e.c.CRI(t)
+		e.c.CRIPull(t, open)
+		podID, podCfg, err := podWith(t, rs, "nsopen", "hardened", false)
+		if err != nil {
+			t.Fatalf("RunPodSandbox in hostnet-nsopen: %v", err)
+		}
+		if _, err := startImage(t, rs, podID, podCfg, "app", open, nil); err != nil {
+			t.Errorf("%s in namespace hostnet-nsopen, whose section accepts it: %v", open, err)
+		}
+		podID, podCfg, err = podWith(t, rs, "nsclosed", "hardened", false)
+		if err != nil {
+			t.Fatalf("RunPodSandbox in hostnet-nsclosed: %v", err)
+		}
+		_, err = startImage(t, rs, podID, podCfg, "app", open, nil)
+		if err == nil || !strings.Contains(err.Error(), `namespace "hostnet-nsclosed"`) || !strings.Contains(err.Error(), `signatures.namespaces["hostnet-nsclosed"].scopes`) {
+			t.Errorf("%s in namespace hostnet-nsclosed: %v, want a refusal by that namespace's section", open, err)
+		} else {
+			t.Logf("refused: %v", err)
+		}
+	})
+
 	t.Run("registry gone", func(t *testing.T) {
 		if err := e.reg.Stop(); err != nil {
 			t.Fatal(err)
@@ -261,16 +303,4 @@ func TestSupplyChain(t *testing.T) {
 		e.refused(t, neverVerified, e.reg.Addr()+"/attested", "connection refused")
 	})
 
-	t.Run("per-namespace sections", func(t *testing.T) {
-		// Until the shim says which Kubernetes namespace a container is
-		// in, a policy with per-namespace sections refuses every image
-		// that needs a decision: it never applies the wrong section.
-		e.setPolicy(t, supplyPolicy+"  namespaces:\n    prod:\n      default: [{type: reject}]\n")
-		_, err := e.run(t, pinnedDigest)
-		if err == nil || !strings.Contains(err.Error(), "per-namespace") {
-			t.Errorf("%s under a policy with namespaces: %v, want a refusal that names the per-namespace requirements", pinnedDigest, err)
-		} else {
-			t.Logf("refused: %v", err)
-		}
-	})
 }

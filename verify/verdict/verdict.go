@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hardened-runtime/hardened/internal/atomicfile"
@@ -247,6 +248,9 @@ func (e *Refusal) Error() string {
 		field += fmt.Sprintf(".scopes[%q]", e.Scope)
 	}
 	fix := e.Fix
+	if fix == RejectFix && e.Namespace != "" {
+		fix = strings.Replace(fix, "signatures.scopes", fmt.Sprintf("signatures.namespaces[%q].scopes", e.Namespace), 1)
+	}
 	if fix == "" {
 		fix = fmt.Sprintf("sign this digest with a key %s trusts (cosign sign --key), or change %s in the node policy", field, field)
 	}
