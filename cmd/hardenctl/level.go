@@ -20,6 +20,39 @@ var levelFlags = []cli.Flag{
 	&cli.StringFlag{Name: "image", Usage: "image reference, for the policy's image rules (default: the spec's io.kubernetes.cri.image-name annotation)"},
 	&cli.StringFlag{Name: "namespace", Value: "default", Usage: "containerd namespace, for the policy's rules"},
 	&cli.StringSliceFlag{Name: "image-volume", Usage: "a VOLUME the image declares (repeat); gets a tmpfs"},
+	// What the shim learns from containerd and the node: which host files
+	// are the container's own (mounts), which cgroup is (cgroups).
+	&cli.StringFlag{Name: "containerd-root", Value: "/var/lib/containerd", Usage: "containerd's root directory (CRI's per-pod files, image VOLUME directories)"},
+	&cli.StringFlag{Name: "containerd-state", Value: "/run/containerd", Usage: "containerd's state directory (CRI's shm, its sockets)"},
+	&cli.StringFlag{Name: "kubelet-root", Value: policy.DefaultKubeletRoot, Usage: "the kubelet's root directory (each pod's volumes)"},
+	&cli.StringFlag{Name: "id", Usage: "the container's id (default: the last element of linux.cgroupsPath)"},
+	&cli.StringFlag{Name: "sandbox-id", Usage: "the CRI pod's sandbox id (default: the spec's io.kubernetes.cri.sandbox-id annotation, which the shim only takes once containerd's records confirm it)"},
+	&cli.StringFlag{Name: "pod-uid", Usage: "the CRI pod's uid (default: the spec's io.kubernetes.cri.sandbox-uid annotation, likewise)"},
+}
+
+// containerFacts is what the shim would know of the container: from the
+// flags, else from the spec itself (a config.json as containerd wrote it).
+func containerFacts(c *cli.Context, s *specs.Spec, file string) spec.ContainerInfo {
+	ctr := spec.ContainerInfo{Namespace: c.String("namespace"), ID: c.String("id"),
+		SandboxID: c.String("sandbox-id"), PodUID: c.String("pod-uid")}
+	if file != "-" {
+		// A config.json's bundle is its directory: rule root-path allows
+		// <bundle>/rootfs as well as the relative rootfs.
+		if abs, err := filepath.Abs(file); err == nil {
+			ctr.Bundle = filepath.Dir(abs)
+		}
+	}
+	if ctr.ID == "" && s.Linux != nil && s.Linux.CgroupsPath != "" {
+		p := s.Linux.CgroupsPath
+		ctr.ID = p[strings.LastIndexAny(p, "/:")+1:]
+	}
+	if ctr.SandboxID == "" {
+		ctr.SandboxID = s.Annotations["io.kubernetes.cri.sandbox-id"]
+	}
+	if ctr.PodUID == "" {
+		ctr.PodUID = s.Annotations["io.kubernetes.cri.sandbox-uid"]
+	}
+	return ctr
 }
 
 // pickLevel resolves the level as the shim would, or takes --level.
@@ -77,14 +110,9 @@ func loadInput(c *cli.Context) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A config.json's bundle is its directory: rule root-path allows
-	// <bundle>/rootfs as well as the relative rootfs.
-	var ctr spec.ContainerInfo
-	if name := c.Args().First(); name != "-" {
-		if abs, err := filepath.Abs(name); err == nil {
-			ctr.Bundle = filepath.Dir(abs)
-		}
-	}
+	host.ContainerdRoot, host.ContainerdState, host.KubeletRoot = c.String("containerd-root"), c.String("containerd-state"), c.String("kubelet-root")
+	host.RuntimeSockets = []string{filepath.Join(host.ContainerdState, "containerd.sock"), filepath.Join(host.ContainerdState, "containerd.sock.ttrpc")}
+	ctr := containerFacts(c, s, c.Args().First())
 	return &input{spec: s, level: level, why: why,
 		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}, Container: ctr}}, nil
 }

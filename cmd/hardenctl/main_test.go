@@ -202,3 +202,22 @@ func TestStdin(t *testing.T) {
 		t.Error("harden - did not harden stdin")
 	}
 }
+
+// TestHardenCRISpec: a CRI config.json's own files (hosts, resolv.conf,
+// shm) are judged as the shim judges them, from the node's directories and
+// the spec's pod; under other directories they are not the container's.
+func TestHardenCRISpec(t *testing.T) {
+	cri := "../../spec/testdata/cri-container.in.json"
+	out := filepath.Join(t.TempDir(), "hardened.json")
+	code, _, stderr := hardenctl(t, append(append([]string{"harden", "--namespace", "k8s.io", "-o", out}, host...), cri)...)
+	if code != 0 {
+		t.Fatalf("harden of a CRI spec = %d: %s", code, stderr)
+	}
+	if code, stdout, _ := hardenctl(t, append(append([]string{"check", "--namespace", "k8s.io"}, host...), out)...); code != 0 {
+		t.Errorf("check of the hardened CRI spec = %d: %s", code, stdout)
+	}
+	code, _, stderr = hardenctl(t, append(append([]string{"harden", "--namespace", "k8s.io", "--containerd-root", "/srv/containerd"}, host...), cri)...)
+	if code == 0 || !strings.Contains(stderr, "mounts[/etc/resolv.conf].source") {
+		t.Errorf("harden with another containerd root = %d: %s, want the CRI files refused", code, stderr)
+	}
+}
