@@ -75,6 +75,7 @@ func ruleSeccomp(h *hardening) {
 	}
 	if v.Keep {
 		h.spec.Linux.Seccomp = deepCopy(have) // shared with the input until now
+		h.logDenials(want)
 		return
 	}
 	why := v.Looser.String()
@@ -130,4 +131,30 @@ func copySeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
 		c.DefaultErrnoRet = &e
 	}
 	return &c
+}
+
+// logDenials gives a workload's own kept profile the level's
+// SECCOMP_FILTER_FLAG_LOG (seccomp.mode enforce), so that its denials are
+// audit records `hardenctl observe` attributes like the level's. A profile
+// without flags gets SPEC_ALLOW with it, which runc would otherwise have
+// added (any flag stops runc from adding it): logging changes nothing else.
+func (h *hardening) logDenials(want *specs.LinuxSeccomp) {
+	p := h.spec.Linux.Seccomp
+	if !slices.Contains(want.Flags, specs.LinuxSeccompFlagLog) || slices.Contains(p.Flags, specs.LinuxSeccompFlagLog) {
+		return
+	}
+	before := list(flagNames(p.Flags))
+	if len(p.Flags) == 0 {
+		p.Flags = append(p.Flags, specs.LinuxSeccompFlagSpecAllow)
+	}
+	p.Flags = append(p.Flags, specs.LinuxSeccompFlagLog)
+	h.change("linux.seccomp.flags", before, list(flagNames(p.Flags)), "the container's own profile is kept; its denials are logged like the level's (hardenctl observe)")
+}
+
+func flagNames(fs []specs.LinuxSeccompFlag) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = string(f)
+	}
+	return out
 }

@@ -199,10 +199,16 @@ func TestSeccompJudgement(t *testing.T) {
 				t.Error("Harden changed its input's profile")
 			}
 			out := res.Spec.Linux.Seccomp
-			changed := slices.IndexFunc(res.Changes, func(c Change) bool { return c.Rule == "seccomp" && !c.Note })
+			changed := slices.IndexFunc(res.Changes, func(c Change) bool { return c.Rule == "seccomp" && !c.Note && c.Field == "linux.seccomp" })
 			if tc.kept {
-				if changed >= 0 || string(mustJSON(t, out)) != string(in) {
-					t.Fatalf("profile not kept: %+v", res.Changes[changed])
+				// Kept: the same profile, with the level's log flag added.
+				kept := *out
+				kept.Flags = s.Linux.Seccomp.Flags
+				if changed >= 0 || string(mustJSON(t, &kept)) != string(in) {
+					t.Fatalf("profile not kept: %+v", res.Changes)
+				}
+				if !slices.Contains(out.Flags, specs.LinuxSeccompFlagLog) {
+					t.Errorf("kept profile's flags %v: want the level's log flag", out.Flags)
 				}
 			} else {
 				if changed < 0 {
