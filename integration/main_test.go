@@ -53,6 +53,10 @@ rules:
     match:
       kubernetesNamespaces: ["hostnet-*"]
     level: hostnet
+  - name: user namespace test pods (userns_test.go), which share a host directory
+    match:
+      kubernetesNamespaces: ["userns-*"]
+    level: hostpaths
   - name: root tools
     match:
       images: ["registry.example/root-tool*"]
