@@ -114,6 +114,8 @@ func (h *hardening) allowlistName() string {
 func (h *hardening) userNamespaceUnavailable() string {
 	c := h.in.Container
 	switch {
+	case c.SandboxID != "" && c.SandboxID == c.ID:
+		return "it is a pod's sandbox: runc sets the pod's network sysctls from it, which a user namespace that does not own the pod's network namespace cannot"
 	case !h.in.Host.IDMappedMounts:
 		return "the kernel has no idmapped mounts (Linux 5.19 or later, with overlayfs), which the image's files need to keep their owners in a user namespace"
 	case c.UserNamespace.Size == 0 && c.UserNamespaceUnavailable != "":
@@ -122,8 +124,6 @@ func (h *hardening) userNamespaceUnavailable() string {
 		return "the runtime reserved no range of host ids for it"
 	case c.UserNamespace.HostID == 0:
 		return "the range of host ids the runtime reserved starts at the host's root"
-	case c.SandboxID != "" && c.SandboxID == c.ID:
-		return "it is a pod's sandbox: runc sets the pod's network sysctls from it, which a user namespace that does not own the pod's network namespace cannot"
 	case c.SupplementalGroupsKnown && slices.ContainsFunc(c.SupplementalGroups, func(g uint32) bool { return g != 0 }):
 		return "the pod's supplementalGroups and fsGroup (" + gidList(c.SupplementalGroups) + ") are host groups, which a user namespace would make other ids; hostUsers: false maps the pod's volumes instead"
 	case len(h.spec.Linux.UIDMappings) > 0 || len(h.spec.Linux.GIDMappings) > 0:
@@ -134,10 +134,11 @@ func (h *hardening) userNamespaceUnavailable() string {
 	} else if ok {
 		return "it asks for a user namespace without mappings"
 	}
-	for _, t := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace} {
-		if ns, ok := findNamespace(h.spec, t); ok && ns.Path != "" {
-			return "it joins the " + string(t) + " namespace " + ns.Path + ", which a new user namespace would not own (" + string(t) + " could not be mounted)"
-		}
+	if ns, ok := findNamespace(h.spec, specs.PIDNamespace); ok && ns.Path != "" {
+		return "it shares the PID namespace " + ns.Path + " (shareProcessNamespace), which a new user namespace would not own: /proc could not be mounted"
+	}
+	if ns, ok := findNamespace(h.spec, specs.MountNamespace); ok && ns.Path != "" {
+		return "it joins the mount namespace " + ns.Path + ", which a new user namespace would not own"
 	}
 	for _, k := range sortedKeys(h.spec.Linux.Sysctl) {
 		t := sysctlNamespace(k)

@@ -177,7 +177,7 @@ func TestRootInUserNamespace(t *testing.T) {
 			}
 		}},
 		{name: "a shared PID namespace keeps the host's user namespace", fixture: "real-cri-container", check: func(t *testing.T, s *specs.Spec, res *Result) {
-			if u, _ := userOf(s); u != 65534 || !noteSays(res, "pid namespace") {
+			if u, _ := userOf(s); u != 65534 || !noteSays(res, "PID namespace") {
 				t.Errorf("uid %d notes %v", u, res.Changes)
 			}
 		}},
