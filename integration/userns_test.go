@@ -457,3 +457,43 @@ func TestHostUsersFalsePod(t *testing.T) {
 		t.Errorf("ranges %+v %v: the pod's own not recorded", entries, err)
 	}
 }
+
+// idProbe prints the user a container runs as and the uid map of its user
+// namespace: what the tests that only need to know a container ran
+// hardened check with whoAmI.
+const idProbe = "id -u; cat /proc/self/uid_map"
+
+// rootInItsUserNamespace is what whoAmI says of a root image's process
+// under the default level: root in a user namespace of its own, whose ids
+// are a host range other than the host's root.
+const rootInItsUserNamespace = "root in its user namespace"
+
+// whoAmI reads idProbe's output: rootInItsUserNamespace, the uid of a
+// process in the host's user namespace ("65534"), or the output as it is.
+func whoAmI(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		return strings.TrimSpace(out)
+	}
+	m := strings.Fields(lines[1])
+	switch {
+	case len(m) != 3:
+		return strings.TrimSpace(out)
+	case m[0] == "0" && m[1] == "0" && m[2] == "4294967295":
+		return lines[0] // the host's user namespace
+	case lines[0] == "0" && m[0] == "0" && m[1] != "0" && m[2] == "65536":
+		return rootInItsUserNamespace
+	}
+	return strings.TrimSpace(out)
+}
+
+// inShimsWindow reports whether a host id is in the window of the test
+// containerd's shims' user namespace ranges.
+func inShimsWindow(id uint64) bool {
+	return id >= uint64(cd.UsernsFirst) && id < uint64(cd.UsernsFirst)+harness.UsernsSlots*65536
+}
+
+func parseUint(s string) uint64 {
+	n, _ := strconv.ParseUint(s, 10, 64)
+	return n
+}

@@ -136,6 +136,10 @@ func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owne
 	if err != nil {
 		return refuse(errFailedPrecondition, "user namespace: %v", err)
 	}
+	all := slices.Concat(in.Linux.UIDMappings, in.Linux.GIDMappings)
+	if slices.ContainsFunc(all, func(m specs.LinuxIDMapping) bool { return m.HostID == 0 }) {
+		return nil // the engine refuses it (rule user-namespace)
+	}
 	for _, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
 		for _, m := range ms {
 			if err := a.Record(owner, m.HostID, m.Size); err != nil {
