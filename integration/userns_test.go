@@ -14,6 +14,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -496,4 +497,35 @@ func inShimsWindow(id uint64) bool {
 func parseUint(s string) uint64 {
 	n, _ := strconv.ParseUint(s, 10, 64)
 	return n
+}
+
+// hardenedNoUserns is the benchmark's lifecycle variant of hardened
+// without root in a user namespace (level no-userns: user.namespace off,
+// the root image as 65534), beside hardened's default (root in its user
+// namespace): the difference is the user namespace's cost.
+const hardenedNoUserns = "hardened, user.namespace off"
+
+// lifecycleVariant is how the benchmark runs one of its lifecycle
+// variants: the runtime, spec options and rootfs snapshot. runc given the
+// hardened spec gets, for the spec's user namespace, a snapshot labelled
+// with its mappings, as containerd's CRI prepares one for a hostUsers:
+// false pod: the overlayfs snapshotter then has the rootfs idmapped, as
+// the shim does.
+func lifecycleVariant(v string, hardSpec *specs.Spec) (string, []oci.SpecOpts, func(string, containerd.Image, ...snapshots.Opt) containerd.NewContainerOpts) {
+	switch v {
+	case runcHardSpec:
+		snap := containerd.WithNewSnapshot
+		if l := hardSpec.Linux; len(l.UIDMappings) == 1 && len(l.GIDMappings) == 1 {
+			idmap := func(m specs.LinuxIDMapping) string { return fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size) }
+			labels := snapshots.WithLabels(map[string]string{
+				snapshots.LabelSnapshotUIDMapping: idmap(l.UIDMappings[0]), snapshots.LabelSnapshotGIDMapping: idmap(l.GIDMappings[0])})
+			snap = func(id string, img containerd.Image, _ ...snapshots.Opt) containerd.NewContainerOpts {
+				return containerd.WithNewSnapshot(id, img, labels)
+			}
+		}
+		return runcRT, []oci.SpecOpts{withSpecOf(hardSpec)}, snap
+	case hardenedNoUserns:
+		return hardenedRT, []oci.SpecOpts{withLevel("no-userns")}, containerd.WithNewSnapshot
+	}
+	return v, nil, containerd.WithNewSnapshot
 }
