@@ -72,10 +72,15 @@ func TestDemo(t *testing.T) {
 }
 
 type shimRecord struct {
-	Level   string
-	Mode    string
-	Reason  string
-	Changes []spec.Change
+	Level         string
+	Mode          string
+	Reason        string
+	Changes       []spec.Change
+	UserNamespace *struct {
+		HostID, Size uint32
+		Given        bool
+		Rootfs       string
+	}
 }
 
 // runRecorded runs a hardened container and also returns the shim's record
@@ -125,11 +130,11 @@ func runRecorded(t *testing.T, image string, args []string) (result, shimRecord,
 // TestRecordInBundle: the shim leaves its record in the bundle.
 func TestRecordInBundle(t *testing.T) {
 	require(t)
-	res, rec, err := runRecorded(t, harness.Busybox, []string{"id", "-u"})
+	res, rec, err := runRecorded(t, harness.Busybox, []string{"sh", "-c", idProbe})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(res.Stdout) != "65534" || rec.Level != "restricted" || len(rec.Changes) < 10 {
+	if whoAmI(res.Stdout) != rootInItsUserNamespace || rec.Level != "restricted" || len(rec.Changes) < 10 || rec.UserNamespace == nil || !rec.UserNamespace.Given {
 		t.Errorf("stdout %q stderr %q exit %d, level %s, %d changes", res.Stdout, res.Stderr, res.Exit, rec.Level, len(rec.Changes))
 	}
 }

@@ -33,8 +33,8 @@ func TestLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
-				res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"})
-				if err == nil && res.Stdout != "65534\n" {
+				res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"sh", "-c", idProbe})
+				if err == nil && whoAmI(res.Stdout) != rootInItsUserNamespace {
 					err = fmt.Errorf("runs as %q", res.Stdout)
 				}
 				if err != nil {
@@ -91,6 +91,7 @@ func leakCounts(t *testing.T) map[string]int {
 		"shim sockets":   countSockets(filepath.Join(cd.Dir, "s")) + countSockets(filepath.Join(cd.Dir, "s", "hardened")),
 		"bundles":        countDir(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns)),
 		"runc state":     countDir(filepath.Join("/run/containerd/runc", ns)),
+		"userns ranges":  len(usernsEntries(t, cd)),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -38,6 +39,11 @@ levels:
     description: strict, and the tests' host directory may be bind-mounted
     mounts:
       allowHostPaths: [/tmp/hardened-test-hostpaths]
+  no-userns:
+    extends: restricted
+    description: restricted without root in a user namespace (root images as 65534), to measure its cost
+    user:
+      namespace: "off"
   broad:
     extends: restricted
     description: restricted, and /tmp, which holds the test containerd's root, state and socket, may be bind-mounted
@@ -53,6 +59,10 @@ rules:
     match:
       kubernetesNamespaces: ["hostnet-*"]
     level: hostnet
+  - name: user namespace test pods (userns_test.go), which share a host directory
+    match:
+      kubernetesNamespaces: ["userns-*"]
+    level: hostpaths
   - name: root tools
     match:
       images: ["registry.example/root-tool*"]
@@ -66,7 +76,7 @@ rules:
     match:
       containerdNamespaces: [hardened-test]
     level: restricted
-    allowAnnotationLevels: [hostpaths, hostpaths-strict, broad]
+    allowAnnotationLevels: [hostpaths, hostpaths-strict, broad, no-userns]
 `
 
 const (
@@ -169,6 +179,13 @@ type result struct {
 // way `ctr run --rm` does, and removes it.
 func runContainer(t *testing.T, namespace, runtime, image string, args []string, opts ...oci.SpecOpts) (result, error) {
 	t.Helper()
+	return runContainerOn(t, namespace, runtime, image, args, containerd.WithNewSnapshot, opts...)
+}
+
+// runContainerOn is runContainer with the container's rootfs snapshot
+// made by snapshot (containerd.WithNewSnapshot, or a remapped one).
+func runContainerOn(t *testing.T, namespace, runtime, image string, args []string, snapshot func(string, containerd.Image, ...snapshots.Opt) containerd.NewContainerOpts, opts ...oci.SpecOpts) (result, error) {
+	t.Helper()
 	ctx, cancel := ctxFor(namespace)
 	defer cancel()
 	c := cd.Client(t)
@@ -178,7 +195,7 @@ func runContainer(t *testing.T, namespace, runtime, image string, args []string,
 	}
 	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), snapshot(id, img),
 		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(specOpts...))
 	if err != nil {
 		return result{}, err

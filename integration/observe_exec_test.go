@@ -78,26 +78,27 @@ func TestObserveExecAudit(t *testing.T) {
 	w := startObserver(t)
 	ctrOut := ctrEvents(t)
 	id := startSleeper(t, ns, nil)
+	// Root, as the container's root: in its user namespace.
 	out, err := cd.Ctr(t, "task", "exec", "--exec-id", "audited", "--user", "0", id, "id", "-u")
-	if err != nil || strings.TrimSpace(out) != "65534" {
+	if err != nil || strings.TrimSpace(out) != "0" {
 		t.Fatalf("ctr task exec: %q %v", out, err)
 	}
 	e := w.waitEvent(t, "for the exec", func(e *event.Event) bool {
 		return e.Exec != nil && e.Container.ID == id && e.Exec.ExecID == "audited"
 	})
 	x := e.Exec
-	if strings.Join(x.Args, " ") != "id -u" || x.User.UID != 65534 || x.RequestedUser.UID != 0 || x.Terminal || x.Refused ||
-		e.Container.Namespace != ns || e.Container.Level != "restricted" || len(x.Capabilities) != 0 {
+	if strings.Join(x.Args, " ") != "id -u" || x.User.UID != 0 || x.RequestedUser.UID != 0 || x.Terminal || x.Refused ||
+		e.Container.Namespace != ns || e.Container.Level != "restricted" || len(x.Capabilities) != 9 {
 		t.Errorf("exec event %+v %+v", e.Container, x)
 	}
-	if !strings.Contains(strings.Join(x.Changes, "\n"), "exec.user.uid: 0 -> 65534") {
-		t.Errorf("exec changes %q lack the user", x.Changes)
+	if !strings.Contains(strings.Join(x.Changes, "\n"), "exec.capabilities.bounding: [") {
+		t.Errorf("exec changes %q lack the capabilities", x.Changes)
 	}
 	t.Logf("event: %s", e)
 	// One line (logrus quotes the message: \"id\").
 	waitFor(t, "the exec's line in the containerd log", func() bool {
 		for _, l := range strings.Split(cd.Log(), "\n") {
-			if strings.Contains(l, "hardened: exec audited into "+ns+"/"+id+": [") && strings.Contains(l, "] as 65534:65534 (asked 0:0+0), no tty, level restricted; changed: exec.user.uid: 0 -> 65534") {
+			if strings.Contains(l, "hardened: exec audited into "+ns+"/"+id+": [") && strings.Contains(l, "] as 0:0") && strings.Contains(l, "(asked 0:0+0), no tty, level restricted; changed: exec.capabilities.bounding") {
 				return true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,14 +21,16 @@ import (
 )
 
 // probe prints what the tests check inside a container.
-const probe = `id -u; id -g; cat /proc/self/status
+const probe = `id -u; id -g; cat /proc/self/status; cat /proc/self/uid_map
 (echo x > /probe) 2>&1; echo "root-write=$?"
 (echo x > /tmp/probe && echo tmp-ok) 2>&1
 unshare -U true 2>&1; echo "unshare=$?"
 mount -t tmpfs none /mnt 2>&1; echo "mount=$?"`
 
 // TestHardenedVersusRunc runs the same root container under plain runc
-// and under hardened: the shim makes the difference.
+// and under hardened: the shim makes the difference. Under hardened it is
+// root only in a user namespace of its own, with the level's namespaced
+// capabilities.
 func TestHardenedVersusRunc(t *testing.T) {
 	require(t)
 	plain, err := runContainer(t, ns, runcRT, harness.Busybox, []string{"sh", "-c", probe})
@@ -40,12 +43,18 @@ func TestHardenedVersusRunc(t *testing.T) {
 	}
 	t.Logf("runc:\n%s\nhardened:\n%s", plain.Stdout, hard.Stdout)
 	lines := strings.Split(hard.Stdout, "\n")
-	if lines[0] != "65534" || lines[1] != "65534" {
-		t.Errorf("hardened uid/gid = %s/%s, want 65534/65534", lines[0], lines[1])
+	var m []string // the uid map: one line of three fields
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "0" {
+			m = f
+		}
 	}
-	for _, f := range []string{"CapEff", "CapPrm", "CapBnd", "CapAmb", "CapInh"} {
-		if v := statusField(hard.Stdout, f); v != "0000000000000000" {
-			t.Errorf("hardened %s = %s, want 0", f, v)
+	if lines[0] != "0" || lines[1] != "0" || len(m) != 3 || !inShimsWindow(parseUint(m[1])) {
+		t.Errorf("hardened uid/gid = %s/%s, uid_map %v: want root in a user namespace on a range of the shims'", lines[0], lines[1], m)
+	}
+	for f, want := range map[string]string{"CapEff": namespacedCaps, "CapPrm": namespacedCaps, "CapBnd": namespacedCaps, "CapAmb": "0000000000000000", "CapInh": "0000000000000000"} {
+		if v := statusField(hard.Stdout, f); v != want {
+			t.Errorf("hardened %s = %s, want %s", f, v, want)
 		}
 	}
 	for f, want := range map[string]string{"NoNewPrivs": "1", "Seccomp": "2"} {
@@ -94,31 +103,34 @@ func TestExecIsHardened(t *testing.T) {
 		t.Fatal(err)
 	}
 	pspec := spec.Process
-	pspec.Args = []string{"sh", "-c", "id -u; cat /proc/self/status"}
+	pspec.Args = []string{"sh", "-c", "id -u; cat /proc/self/status; cat /proc/self/uid_map"}
 	pspec.User = specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{0}}
 	pspec.Terminal = false
+	pspec.Capabilities.Bounding = append(pspec.Capabilities.Bounding, "CAP_SYS_CHROOT", "CAP_MKNOD")
 	out, err := execIn(ctx, task, "root-exec", pspec)
 	if err != nil {
 		t.Fatalf("exec: %v", err)
 	}
-	if !strings.HasPrefix(out, "65534\n") {
-		t.Errorf("exec as root runs as %q, want 65534", strings.SplitN(out, "\n", 2)[0])
+	// Root as the container's root: in its user namespace (its range's
+	// host ids), with the container's namespaced capabilities at most.
+	if first := rangeOf(t, task.Pid()); !strings.HasPrefix(out, "0\n") || !strings.Contains(out, " "+strconv.Itoa(int(first))+" ") {
+		t.Errorf("exec as root runs as %q, want 0 in the container's user namespace (range %d):\n%s", strings.SplitN(out, "\n", 2)[0], first, out)
 	}
-	if v := statusField(out, "CapEff"); v != "0000000000000000" {
-		t.Errorf("exec CapEff = %s", v)
+	if v := statusField(out, "CapEff"); v != namespacedCaps {
+		t.Errorf("exec CapEff = %s, want %s", v, namespacedCaps)
+	}
+	if v := statusField(out, "CapBnd"); v != namespacedCaps {
+		t.Errorf("exec CapBnd = %s, want %s", v, namespacedCaps)
 	}
 	if v := statusField(out, "NoNewPrivs"); v != "1" {
 		t.Errorf("exec NoNewPrivs = %s", v)
-	}
-	if v := statusField(out, "Groups"); strings.Contains(" "+v+" ", " 0 ") {
-		t.Errorf("exec groups %q include 0", v)
 	}
 	// The same with the ctr binary.
 	ctrOut, err := cd.Ctr(t, "task", "exec", "--exec-id", "ctr-exec", "--user", "0", id, "sh", "-c", "id -u; grep CapEff /proc/self/status")
 	if err != nil {
 		t.Fatalf("ctr task exec: %v\n%s", err, ctrOut)
 	}
-	if !strings.Contains(ctrOut, "\n65534\n") && !strings.HasPrefix(ctrOut, "65534\n") || !strings.Contains(ctrOut, "CapEff:\t0000000000000000") {
+	if !strings.Contains(ctrOut, "\n0\n") && !strings.HasPrefix(ctrOut, "0\n") || !strings.Contains(ctrOut, "CapEff:\t"+namespacedCaps) {
 		t.Errorf("ctr task exec --user 0 = %q", ctrOut)
 	}
 	task.Kill(ctx, syscall.SIGKILL)
@@ -198,11 +210,11 @@ func TestGroupingNeverFallsBackToRunc(t *testing.T) {
 	claim := oci.WithAnnotations(map[string]string{"io.kubernetes.cri.sandbox-id": "shared-sandbox"})
 	_, task := startTask(t, ctx, newID("runc-group-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), group)
 	_, task2 := startTask(t, ctx, newID("runc-sandbox-owner"), runcRT, oci.WithProcessArgs("sleep", "600"), claim)
-	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, group)
+	res, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"sh", "-c", idProbe}, group)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(res.Stdout) != "65534" {
+	if whoAmI(res.Stdout) != rootInItsUserNamespace {
 		t.Errorf("hardened container in a runc group runs as %q: it went to the runc shim", res.Stdout)
 	}
 	res, err = runContainer(t, ns, hardenedRT, harness.Busybox, []string{"id", "-u"}, claim)
@@ -227,7 +239,7 @@ func TestAuditMode(t *testing.T) {
 		t.Errorf("audit mode container runs as %q, want 0 (unchanged)", res.Stdout)
 	}
 	log := cd.Log()
-	for _, want := range []string{"hardened audit: rule user: process.user.uid=0", "hardened audit: rule seccomp"} {
+	for _, want := range []string{"hardened audit: rule user: linux.namespaces[user]=the host's", "hardened audit: rule seccomp"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("containerd log lacks %q", want)
 		}
@@ -241,8 +253,8 @@ func TestChangesAreRecorded(t *testing.T) {
 	if _, err := runContainer(t, ns, hardenedRT, harness.Busybox, []string{"true"}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(cd.Log(), "hardened: 0 -> 65534") {
-		t.Error("the shim log does not list the user change")
+	if !strings.Contains(cd.Log(), "hardened: the host's -> its own") {
+		t.Error("the shim log does not list the user namespace")
 	}
 }
 

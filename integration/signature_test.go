@@ -122,8 +122,9 @@ func (e *signatureEnv) repoOf(t *testing.T, ref string) string {
 	return ref
 }
 
-// run runs `id -u` in a new hardened container of image (pulled before),
-// the way `ctr run --rm` does; the error is NewTask's.
+// run runs idProbe in a new hardened container of image (pulled before),
+// the way `ctr run --rm` does, and says who it ran as (whoAmI); the error
+// is NewTask's.
 func (e *signatureEnv) run(t *testing.T, image string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(e.c.Context(t), time.Minute)
@@ -135,7 +136,7 @@ func (e *signatureEnv) run(t *testing.T, image string) (string, error) {
 	}
 	id := newID("sig")
 	ctr, err := client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("id", "-u")))
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sh", "-c", idProbe)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func (e *signatureEnv) run(t *testing.T, image string) (string, error) {
 	if st.ExitCode() != 0 || stdout.Len() == 0 {
 		t.Logf("container %s of %s: exit %d, stdout %q, stderr %q", id, image, st.ExitCode(), stdout.String(), stderr.String())
 	}
-	return strings.TrimSpace(stdout.String()), nil
+	return whoAmI(stdout.String()), nil
 }
 
 // refused checks that image is refused at Create with one line naming
@@ -273,8 +274,8 @@ func TestSignatures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", image, err)
 			}
-			if out != "65534" {
-				t.Errorf("%s runs as %q, want 65534 (hardened)", image, out)
+			if out != rootInItsUserNamespace {
+				t.Errorf("%s runs as %q, want %s (hardened)", image, out, rootInItsUserNamespace)
 			}
 		}
 		log := e.c.Log()
@@ -287,7 +288,7 @@ func TestSignatures(t *testing.T) {
 
 	t.Run("platform manifest of an index", func(t *testing.T) {
 		out, err := e.run(t, multi)
-		if err != nil || out != "65534" {
+		if err != nil || out != rootInItsUserNamespace {
 			t.Fatalf("%s: %q %v", multi, out, err)
 		}
 		if !strings.Contains(e.c.Log(), "on platform manifest "+pd.String()) {
@@ -359,7 +360,7 @@ func TestSignatures(t *testing.T) {
 	})
 
 	t.Run("scopes", func(t *testing.T) {
-		if out, err := e.run(t, open); err != nil || out != "65534" {
+		if out, err := e.run(t, open); err != nil || out != rootInItsUserNamespace {
 			t.Errorf("%s (insecureAcceptAnything scope): %q %v", open, out, err)
 		}
 		// Signed by the trusted key, but the default is reject.
@@ -397,7 +398,7 @@ func TestSignatures(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Verified before: the cached verdict keeps it working.
-		if out, err := e.run(t, classic); err != nil || out != "65534" {
+		if out, err := e.run(t, classic); err != nil || out != rootInItsUserNamespace {
 			t.Errorf("%s with the registry gone: %q %v, want it to run from the cached verdict", classic, out, err)
 		}
 		// Never verified: fail closed.

@@ -182,11 +182,11 @@ func TestSupplyChain(t *testing.T) {
 	t.Run("pinning", func(t *testing.T) {
 		e.refused(t, pinnedTag, e.reg.Addr()+"/pinned", "a reference by tag", "requires a digest (pinned: requireDigest)",
 			"fix: create the container from its digest, "+pinnedDigest)
-		if out, err := e.run(t, pinnedDigest); err != nil || out != "65534" {
+		if out, err := e.run(t, pinnedDigest); err != nil || out != rootInItsUserNamespace {
 			t.Errorf("%s: %q %v, want it to run", pinnedDigest, out, err)
 		}
 		e.refused(t, latest, e.reg.Addr()+"/tagged", `tag "latest" moves`, "@"+latestDesc.Digest.String())
-		if out, err := e.run(t, release); err != nil || out != "65534" {
+		if out, err := e.run(t, release); err != nil || out != rootInItsUserNamespace {
 			t.Errorf("%s: %q %v, want it to run", release, out, err)
 		}
 	})
@@ -196,7 +196,7 @@ func TestSupplyChain(t *testing.T) {
 			for _, c := range attCases {
 				ref := refs[format+"/"+c.name]
 				if c.wants == nil {
-					if out, err := e.run(t, ref); err != nil || out != "65534" {
+					if out, err := e.run(t, ref); err != nil || out != rootInItsUserNamespace {
 						t.Errorf("%s: %q %v, want it to run", ref, out, err)
 					}
 					continue
@@ -212,7 +212,7 @@ func TestSupplyChain(t *testing.T) {
 	t.Run("keyless", func(t *testing.T) {
 		for _, format := range []string{"v2", "v3"} {
 			good := keyless[format+"/builder@example.com"]
-			if out, err := e.run(t, good); err != nil || out != "65534" {
+			if out, err := e.run(t, good); err != nil || out != rootInItsUserNamespace {
 				t.Errorf("%s: %q %v, want it to run", good, out, err)
 			}
 			e.refused(t, keyless[format+"/mallory@example.com"], e.reg.Addr()+"/keyless", `got "mallory@example.com"`,
@@ -296,7 +296,7 @@ func TestSupplyChain(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ref := range []string{refs["v2/good"], refs["v3/good"], pinnedDigest} {
-			if out, err := e.run(t, ref); err != nil || out != "65534" {
+			if out, err := e.run(t, ref); err != nil || out != rootInItsUserNamespace {
 				t.Errorf("%s with the registry gone: %q %v, want it to run from the cached verdict", ref, out, err)
 			}
 		}

@@ -61,6 +61,38 @@ type UserControl struct {
 	GID uint32 `json:"gid" yaml:"gid"`
 	// OnRoot is fix (run as UID:GID instead) or refuse. Default fix.
 	OnRoot Action `json:"onRoot,omitempty" yaml:"onRoot,omitempty"`
+	// Namespace says where a root process (a root image, or a workload
+	// that asks for uid 0) runs:
+	//   - auto: as root inside a user namespace of its own, whose ids map
+	//     to a range of host ids that the runtime reserves for its pod (or
+	//     for the container alone) and that no other pod and no host user
+	//     has, with its root filesystem seen through an idmapped mount;
+	//     where the node or the container cannot have one (no idmapped
+	//     mounts, a pod's sandbox, a shared PID namespace, ...) it runs as
+	//     OnRoot says, and the reason is recorded;
+	//   - required: the same, but refused where it cannot have one;
+	//   - off: as OnRoot says (UID:GID with runAsNonRoot).
+	// A pod that brings its own user namespace (Kubernetes hostUsers:
+	// false) keeps root inside it with auto and required, and is moved to
+	// UID:GID with off. Inside, the process keeps only
+	// capabilities.inUserNamespace. Default off; auto in restricted.
+	Namespace UserNamespaceMode `json:"namespace,omitempty" yaml:"namespace,omitempty"`
+}
+
+// UserNamespaceMode is user.namespace: auto, required or off.
+type UserNamespaceMode string
+
+// User namespace modes.
+const (
+	UserNamespaceAuto     UserNamespaceMode = "auto"
+	UserNamespaceRequired UserNamespaceMode = "required"
+	UserNamespaceOff      UserNamespaceMode = "off"
+)
+
+// UsesUserNamespace reports whether root runs in a user namespace of its
+// own under the control (auto or required).
+func (u UserControl) UsesUserNamespace() bool {
+	return u.Namespace == UserNamespaceAuto || u.Namespace == UserNamespaceRequired
 }
 
 // CapabilityControl bounds all five capability sets.
@@ -73,6 +105,15 @@ type CapabilityControl struct {
 	// fix (drop it). Capabilities of the default set outside Allow are always
 	// dropped. Default refuse.
 	OnRequest Action `json:"onRequest,omitempty" yaml:"onRequest,omitempty"`
+	// InUserNamespace lists the capabilities a process keeps, instead of
+	// Allow, when it runs as root in a user namespace of its own (see
+	// user.namespace): they act only inside that namespace, on the ids it
+	// maps (its own files and processes), never on the host's.
+	// CAP_NET_RAW is kept only where the network namespace is the
+	// container's own too (created with its user namespace: nothing but
+	// loopback), never in a pod's network. Only capabilities of the
+	// runtime's default set (RuntimeDefaultCapabilities). Default none.
+	InUserNamespace []string `json:"inUserNamespace,omitempty" yaml:"inUserNamespace,omitempty"`
 }
 
 // SeccompControl picks the seccomp profile.
@@ -261,6 +302,9 @@ func (l *Level) SetDefaults() {
 	if l.User.OnRoot == "" {
 		l.User.OnRoot = Fix
 	}
+	if l.User.Namespace == "" {
+		l.User.Namespace = UserNamespaceOff
+	}
 	if l.Capabilities.OnRequest == "" {
 		l.Capabilities.OnRequest = Refuse
 	}
@@ -302,10 +346,24 @@ func (l *Level) Validate() error {
 	if l.User.RunAsNonRoot && (l.User.UID == 0 || l.User.GID == 0) && l.User.OnRoot == Fix {
 		bad("user.uid/gid", "must be non-zero when runAsNonRoot is true and onRoot is fix")
 	}
+	switch l.User.Namespace {
+	case UserNamespaceAuto, UserNamespaceRequired, UserNamespaceOff:
+	default:
+		bad("user.namespace", "%q is not one of %s, %s, %s", l.User.Namespace, UserNamespaceAuto, UserNamespaceRequired, UserNamespaceOff)
+	}
 	checkAction("capabilities.onRequest", l.Capabilities.OnRequest)
 	for _, c := range l.Capabilities.Allow {
 		if !IsCapability(c) {
 			bad("capabilities.allow", "%q is not a capability (want a name like CAP_NET_BIND_SERVICE)", c)
+		}
+	}
+	for _, c := range l.Capabilities.InUserNamespace {
+		switch {
+		case !IsCapability(c):
+			bad("capabilities.inUserNamespace", "%q is not a capability (want a name like CAP_CHOWN)", c)
+		case !slices.Contains(RuntimeDefaultCapabilities, c):
+			bad("capabilities.inUserNamespace", "%s is not in the runtime's default set (%s): even inside a user namespace it reaches kernel code an unprivileged process cannot; grant it with capabilities.allow of a level that needs it",
+				c, strings.Join(RuntimeDefaultCapabilities, ", "))
 		}
 	}
 	if l.Seccomp.Profile != SeccompRuntimeDefault && l.Seccomp.Profile != SeccompStrict {
@@ -411,6 +469,7 @@ func (l *Level) AllowsHostNamespace(t string) bool {
 func (l *Level) Clone() *Level {
 	c := *l
 	c.Capabilities.Allow = slices.Clone(l.Capabilities.Allow)
+	c.Capabilities.InUserNamespace = slices.Clone(l.Capabilities.InUserNamespace)
 	c.Seccomp.Packs = slices.Clone(l.Seccomp.Packs)
 	c.Rootfs.Tmpfs = slices.Clone(l.Rootfs.Tmpfs)
 	c.Rootfs.WritablePaths = slices.Clone(l.Rootfs.WritablePaths)

@@ -2,7 +2,8 @@
 # Installs what the tests and the demo need, idempotently:
 #   - Debian packages: libseccomp-dev (runc's seccomp, libseccomp-golang), busybox-static
 #     (test images), apparmor (apparmor_parser -Q for the profile test), pkg-config;
-#   - pinned containerd (containerd, ctr) and runc built from the Go module proxy into .tools/bin.
+#   - pinned containerd (containerd, ctr) and runc built from the Go module proxy into .tools/bin;
+#   - the CNI plugins loopback, tap and static into .tools/cni/bin (the integration tests' pod network).
 # Quick when everything is already there: it only checks versions.
 set -euo pipefail
 
@@ -44,3 +45,18 @@ if [ "$(stamp runc)" != "$RUNC_VERSION" ] || [ ! -x "$bin/runc" ]; then
   echo "$RUNC_VERSION" >"$bin/.runc.version"
 fi
 "$bin/runc" --version | grep -q 'libseccomp' || { echo "tools: runc was built without seccomp" >&2; exit 1; }
+
+# CNI plugins for the integration tests' pod network: every pod a network namespace of its own
+# with lo and a tap eth0 (static address), nothing on the host (a user-namespaced pod needs a
+# network namespace; containerd's CRI wants an address on eth0). Same version as
+# scripts/e2e-tools.sh builds (it adds the bridge network's plugins there).
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-v1.9.1}
+cni="$top/.tools/cni/bin"
+if [ ! -x "$cni/loopback" ] || [ ! -x "$cni/tap" ] || [ ! -x "$cni/static" ]; then
+  echo "tools: building the CNI plugins loopback, tap, static $CNI_PLUGINS_VERSION into .tools/cni/bin"
+  mkdir -p "$cni"
+  GOBIN="$cni" GOFLAGS=-buildvcs=false CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION" \
+    "github.com/containernetworking/plugins/plugins/main/tap@$CNI_PLUGINS_VERSION" \
+    "github.com/containernetworking/plugins/plugins/ipam/static@$CNI_PLUGINS_VERSION"
+fi

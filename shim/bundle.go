@@ -75,6 +75,10 @@ type record struct {
 	// Changes (enforce) or Violations (audit) of the spec.
 	Changes    []spec.Change    `json:"changes,omitempty"`
 	Violations []spec.Violation `json:"violations,omitempty"`
+	// UserNamespace is the container's user namespace range, when root
+	// runs in one (userns.go): the one the shim gave it, whose rootfs
+	// Create idmaps, or the pod's own.
+	UserNamespace *usernsRecord `json:"userNamespace,omitempty"`
 
 	// Refusal, when set, is why the container was refused; nothing else
 	// in the record then counts.
@@ -124,7 +128,8 @@ type imageRecord struct {
 	SnapshotParent string `json:",omitempty"`
 	// SnapshotMounts are the snapshot's mounts: what the task's rootfs
 	// must be (containerd's clients compute it and send it with Create).
-	// Read only under a signatures policy.
+	// Read only under a signatures policy, and for a root container that
+	// may get a user namespace (its rootfs is then idmapped).
 	SnapshotMounts []rootfsMount `json:",omitempty"`
 }
 

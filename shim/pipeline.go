@@ -209,6 +209,20 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
 		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
 		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown}}
+	// Root in a user namespace: the pod's range (userns.go).
+	if err := p.reserveUserNamespace(ctx, req, rec, d.Level, in, &inputs); err != nil {
+		return nil, err
+	}
+	t.mark("userns")
+	out, err := p.hardenSpec(req, rec, d, in, inputs)
+	if serr := p.settleUserNamespace(ctx, req, rec, out); serr != nil && err == nil {
+		return nil, serr
+	}
+	return out, err
+}
+
+// hardenSpec is step 4 proper: the engine under the level.
+func (p *pipeline) hardenSpec(req request, rec *record, d *policy.Decision, in *specs.Spec, inputs spec.Inputs) (*specs.Spec, error) {
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {

@@ -136,6 +136,9 @@ func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*rec
 	if err := checkTask(rec, r); err != nil {
 		return nil, err
 	}
+	if err := idmapRootfs(rec, r); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
 	s.mu.Unlock()
@@ -300,10 +303,15 @@ func (s *service) checkUpdate(r *taskAPI.UpdateTaskRequest) error {
 	return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: c.rec.Level, Violations: vs})
 }
 
-// Delete forgets the container once runc has deleted it.
+// Delete forgets the container once runc has deleted it, and gives back
+// the user namespace range of a pod whose sandbox, or of a container
+// outside a pod, it was.
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
+		if c, _ := s.container(r.ID); c != nil {
+			releaseUserNamespace(ctx, c.rec, r.ID)
+		}
 		s.forget(r.ID)
 	}
 	return resp, err

@@ -30,10 +30,20 @@ import (
 // has state (a shim that died with its container running, a create cut
 // short), the runc manager's Stop runs unchanged and kills and removes it.
 func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	defer releaseAfterDeadShim(ctx, id)
 	if st, ok := stopWithoutRunc(ctx, id); ok {
 		return st, nil
 	}
 	return m.Shim.Stop(ctx, id)
+}
+
+// releaseAfterDeadShim gives back the user namespace range of a pod's
+// sandbox or a container outside a pod whose shim died before its task
+// was deleted (after a normal delete it has none left).
+func releaseAfterDeadShim(ctx context.Context, id string) {
+	if cwd, err := os.Getwd(); err == nil {
+		releaseUserNamespace(ctx, readRecordAnyPolicy(filepath.Join(filepath.Dir(cwd), id)), id)
+	}
 }
 
 // stopWithoutRunc is the runc manager's Stop (containerd v2.4.2,

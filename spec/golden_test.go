@@ -29,6 +29,9 @@ type goldenCase struct {
 // noAppArmorHost is this build machine: no AppArmor, the port sysctl present.
 var noAppArmorHost = Host{UnprivilegedPortSysctl: true}
 
+// usernsHost is this build machine as the shim sees it: idmapped mounts too.
+var usernsHost = Host{UnprivilegedPortSysctl: true, IDMappedMounts: true}
+
 // Facts of the containers the CRI fixtures come from: the runtime's
 // (containerd's root, state and socket; the kubelet's root) and the
 // container's (its id, its pod's sandbox id and uid), matching the paths
@@ -67,8 +70,9 @@ func withFacts(fixture string, in Inputs) Inputs {
 	if !ok {
 		return in
 	}
-	ns := in.Container.Namespace
+	ns, userns := in.Container.Namespace, in.Container.UserNamespace
 	in.Container = f.Container
+	in.Container.UserNamespace = userns
 	if in.Container.Namespace == "" {
 		in.Container.Namespace = ns
 	}
@@ -99,6 +103,15 @@ var goldenCases = []goldenCase{
 	{name: "real-cri-container.restricted", in: "real-cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
 	{name: "real-cri-container.host-network", in: "real-cri-container", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
 	{name: "real-cri-sandbox.host-network", in: "real-cri-sandbox", level: "host-network", in2: Inputs{Host: noAppArmorHost}},
+	// Root in a user namespace of its own (user.namespace auto): the
+	// runtime reserved a range and the kernel has idmapped mounts. ctr run
+	// has a network namespace of its own (CAP_NET_RAW kept); the CRI
+	// container joins its pod's network and IPC namespaces (sysfs becomes
+	// the host's /sys read-only, no mqueue, no port sysctl of its own, no
+	// CAP_NET_RAW); the sandbox keeps the host's user namespace.
+	{name: "real-ctr-run.restricted-userns", in: "real-ctr-run", level: "restricted", in2: Inputs{Host: usernsHost, Image: ImageInfo{Volumes: []string{"/data"}}, Container: ContainerInfo{UserNamespace: testRange}}},
+	{name: "cri-container.restricted-userns", in: "cri-container", level: "restricted", in2: Inputs{Host: usernsHost, Container: ContainerInfo{UserNamespace: testRange}}},
+	{name: "real-cri-sandbox.host-network-userns", in: "real-cri-sandbox", level: "host-network", in2: Inputs{Host: usernsHost, Container: ContainerInfo{UserNamespace: testRange}}},
 	// Without the facts nothing below containerd's root is the container's
 	// own: its CRI files are refused (fail closed).
 	{name: "real-cri-container.restricted-no-facts", in: "real-cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}, noFacts: true},

@@ -19,7 +19,13 @@ var hosts = map[string]Host{
 	"no-apparmor": {UnprivilegedPortSysctl: true},
 	"apparmor":    {AppArmor: true, UnprivilegedPortSysctl: true},
 	"old-kernel":  {},
+	// idmapped mounts, and a range of host ids the runtime reserved: root
+	// images get a user namespace of their own (user.namespace auto).
+	"userns": {UnprivilegedPortSysctl: true, IDMappedMounts: true},
 }
+
+// testRange is the range of host ids the invariants' runtime reserved.
+var testRange = IDRange{HostID: 1879048192, Size: 65536}
 
 // expectedRefusals lists the (fixture, level) pairs that are refused, with
 // the field each refusal names, whatever the host: the CNI-less real CRI
@@ -46,6 +52,9 @@ func forEachHardened(t *testing.T, f func(t *testing.T, in *specs.Spec, l *profi
 					in := readSpec(t, name)
 					inputs := Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data"}}, Container: containerOf(t, name, in)}
 					inputs = withFacts(name, inputs)
+					if host.IDMappedMounts {
+						inputs.Container.UserNamespace = testRange
+					}
 					res, err := Harden(in, testLevel(t, ln), inputs)
 					want, expected := expectedRefusals[name+"/"+ln]
 					var refused *RefusedError
@@ -198,8 +207,17 @@ func TestHardenNeverLoosens(t *testing.T) {
 			t.Errorf("oomScoreAdj %d lowered", *in.Process.OOMScoreAdj)
 		}
 		if !cmp.Equal(in.Hooks, out.Hooks) || !cmp.Equal(in.Process.Scheduler, out.Process.Scheduler) || !cmp.Equal(in.Process.IOPriority, out.Process.IOPriority) ||
-			!cmp.Equal(in.Linux.CgroupsPath, out.Linux.CgroupsPath) || !cmp.Equal(in.Root.Path, out.Root.Path) || !cmp.Equal(in.Linux.UIDMappings, out.Linux.UIDMappings) {
-			t.Error("hooks, scheduling, cgroupsPath, root.path or user namespace mappings changed: rules only judge them")
+			!cmp.Equal(in.Linux.CgroupsPath, out.Linux.CgroupsPath) || !cmp.Equal(in.Root.Path, out.Root.Path) {
+			t.Error("hooks, scheduling, cgroupsPath or root.path changed: rules only judge them")
+		}
+		// Mappings are only ever added, for root, onto the reserved range
+		// (never the host's root), and then the process runs in them.
+		if !cmp.Equal(in.Linux.UIDMappings, out.Linux.UIDMappings) || !cmp.Equal(in.Linux.GIDMappings, out.Linux.GIDMappings) {
+			want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: testRange.HostID, Size: testRange.Size}}
+			if len(in.Linux.UIDMappings) > 0 || in.Process.User.UID != 0 || !cmp.Equal(out.Linux.UIDMappings, want) || !cmp.Equal(out.Linux.GIDMappings, want) ||
+				!slices.ContainsFunc(out.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace && n.Path == "" }) {
+				t.Errorf("user namespace mappings %v -> %v: only a root process may get the reserved range %v", in.Linux.UIDMappings, out.Linux.UIDMappings, want)
+			}
 		}
 		for _, r := range out.Process.Rlimits {
 			i := slices.IndexFunc(in.Process.Rlimits, func(x specs.POSIXRlimit) bool { return x.Type == r.Type })

@@ -14,8 +14,10 @@ import (
 // Restricted fields: process.capabilities.{bounding,effective,permitted,
 // inheritable,ambient}.
 //
-// Allowed values: the level's capabilities.allow; for an exec'd process also
-// no more than the container's own process has.
+// Allowed values: the level's capabilities.allow, or, for root in a user
+// namespace of the container's own, capabilities.inUserNamespace
+// (CAP_NET_RAW only with a network namespace of its own too); for an
+// exec'd process also no more than the container's own process has.
 //
 // Otherwise: capabilities of the runtime's default set are dropped; others
 // (ones the workload asked for, such as CAP_SYS_ADMIN) are refused when
@@ -23,7 +25,7 @@ import (
 // capabilities object (which runc reads as "keep all of root's") becomes
 // the allowlist.
 func ruleCapabilities(h *hardening) {
-	allow := h.level.Capabilities.Allow
+	allow := h.capabilityAllowlist()
 	if h.container != nil && h.container.Process.Capabilities != nil {
 		allow = intersect(allow, h.container.Process.Capabilities.Bounding)
 	}
@@ -61,7 +63,7 @@ func ruleCapabilities(h *hardening) {
 		if len(dropped) > 0 {
 			before := list(*s.set)
 			*s.set = slices.DeleteFunc(*s.set, func(c string) bool { return slices.Contains(dropped, c) })
-			h.change(prefix+"."+s.name, before, list(*s.set), "not in the allowlist of level "+h.level.Name)
+			h.change(prefix+"."+s.name, before, list(*s.set), "not in "+h.allowlistName())
 		}
 	}
 }

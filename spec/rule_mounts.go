@@ -170,10 +170,12 @@ func (h *hardening) badDestination(kind, dest string, m *specs.Mount, seen map[s
 
 // hostSysBind reports whether m is the read-only bind of the host's /sys
 // that containerd's CRI gives a container with its own user namespace in
-// the host's network namespace, where mounting sysfs fails with EPERM.
+// the host's network namespace, and rule user one in a pod's (userns.go):
+// mounting sysfs fails with EPERM where the user namespace does not own
+// the network namespace.
 func (h *hardening) hostSysBind(m *specs.Mount) bool {
 	return m.Source == "/sys" && slices.Contains(m.Options, "rro") && !slices.Contains(m.Options, "rrw") && !slices.Contains(m.Options, "rw") &&
-		h.ownNamespace(specs.UserNamespace) && !h.ownNamespace(specs.NetworkNamespace)
+		h.ownNamespace(specs.UserNamespace) && !h.networkOfItsOwn()
 }
 
 // mountFlags are the options runc turns into mount flags, propagation and

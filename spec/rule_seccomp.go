@@ -46,7 +46,7 @@ func ruleSeccomp(h *hardening) {
 	// being refused do not count (and cannot grow the profile cache).
 	var bounding []string
 	if h.proc.Capabilities != nil {
-		bounding = intersect(h.proc.Capabilities.Bounding, h.level.Capabilities.Allow)
+		bounding = intersect(h.proc.Capabilities.Bounding, h.capabilityAllowlist())
 	}
 	want, err := profiles.Seccomp(h.level, bounding)
 	if err != nil {

@@ -39,7 +39,7 @@ func ruleSysctls(h *hardening) {
 				"remove it, or give the container its own network namespace")
 		}
 	}
-	if h.level.Sysctls.UnprivilegedPorts && ownNet && h.in.Host.UnprivilegedPortSysctl {
+	if h.level.Sysctls.UnprivilegedPorts && ownNet && h.in.Host.UnprivilegedPortSysctl && h.netSysctlsWritable() {
 		if _, ok := h.spec.Linux.Sysctl[profiles.UnprivilegedPortSysctl]; !ok {
 			m := make(map[string]string, len(h.spec.Linux.Sysctl)+1)
 			for k, v := range h.spec.Linux.Sysctl {

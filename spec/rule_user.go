@@ -7,15 +7,26 @@ import (
 	"github.com/hardened-runtime/hardened/profiles"
 )
 
-// ruleUser makes the process non-root where the level requires it.
+// ruleUser makes the process non-root where the level requires it, or
+// root only inside a user namespace of its own.
 //
 // Restricted fields: process.user.uid, process.user.gid,
-// process.user.additionalGids, and process.env HOME when the user changes.
+// process.user.additionalGids, and process.env HOME when the user changes;
+// with user.namespace, linux.namespaces[user], linux.uidMappings,
+// linux.gidMappings, and the sysfs and mqueue mounts (userns.go).
 //
 // Allowed values: with user.runAsNonRoot, uid and gid other than 0 and no
-// supplementary group 0. A workload's own non-root user is kept.
+// supplementary group 0. A workload's own non-root user is kept. With
+// user.namespace auto or required, uid 0 in a user namespace of the
+// container's own whose mappings do not reach the host's root (the pod's
+// own, hostUsers: false; for an exec, the container's when it runs as
+// root there).
 //
-// Otherwise: with user.onRoot fix, a root uid (or gid) becomes the level's
+// Otherwise: with user.namespace auto or required, a root process without
+// one gets a user namespace of its own on the host ids the runtime
+// reserved for its pod (userns.go); where it cannot have one, required
+// refuses it and auto notes why and goes on as below. With user.onRoot
+// fix, a root uid (or gid) becomes the level's
 // uid (gid); for an exec'd process, the container's own user; root's
 // supplementary groups go with it, the pod's own (supplementalGroups,
 // fsGroup) stay (see dropRootGroups). Group 0 is dropped from the
@@ -24,6 +35,9 @@ import (
 // refuse, the container is refused.
 func ruleUser(h *hardening) {
 	u := &h.proc.User
+	if u.UID == 0 && h.level.User.UsesUserNamespace() && h.keepsRootInUserNamespace() {
+		return
+	}
 	if !h.level.User.RunAsNonRoot {
 		return
 	}

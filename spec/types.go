@@ -165,6 +165,23 @@ type Host struct {
 	// /var/lib/kubelet), below which each pod's volumes live in
 	// pods/<pod uid>/. "" when there is no kubelet.
 	KubeletRoot string
+	// IDMappedMounts is true when the kernel can show a filesystem through
+	// an idmapped mount, overlayfs lower layers included (Linux 5.19+): a
+	// root image in a user namespace of its own then sees its files with
+	// the owners it was built with (user.namespace).
+	IDMappedMounts bool
+}
+
+// IDRange is a range of host ids (uids and the same gids): [HostID,
+// HostID+Size).
+type IDRange struct {
+	HostID uint32 `json:"hostID"`
+	Size   uint32 `json:"size"`
+}
+
+// Contains reports whether id is in the range.
+func (r IDRange) Contains(id uint32) bool {
+	return r.Size > 0 && id >= r.HostID && uint64(id) < uint64(r.HostID)+uint64(r.Size)
 }
 
 // ContainerInfo is what the runtime knows about the container being
@@ -202,6 +219,16 @@ type ContainerInfo struct {
 	// CRI container); otherwise a process moved off root keeps no
 	// supplementary group.
 	SupplementalGroupsKnown bool
+	// UserNamespace is the range of host ids the runtime reserved for the
+	// container's pod (or the container alone, outside a pod): a root
+	// process gets a user namespace mapping its ids 0 to Size-1 onto it
+	// (user.namespace). Size 0: none reserved, for the reason in
+	// UserNamespaceUnavailable.
+	UserNamespace IDRange
+	// UserNamespaceUnavailable says why the runtime reserved no range (the
+	// root filesystem cannot be idmapped, no range is free, ...); "" when
+	// it did or was not asked to.
+	UserNamespaceUnavailable string
 }
 
 // Inputs are everything Harden needs besides the spec and the level.

@@ -56,7 +56,7 @@ EXAMPLES:
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			outputFlag, apparmorFlag, portSysctlFlag,
+			outputFlag, apparmorFlag, portSysctlFlag, idmapFlag,
 		},
 		Before:   checkOutput,
 		Commands: []*cli.Command{hardenCommand(), checkCommand(), profilesCommand(), policyCommand(), installCommand(), uninstallCommand(), runCommand(), learnCommand(), verifyCommand(), eventsCommand(), observeCommand()},
@@ -71,6 +71,7 @@ EXAMPLES:
 var (
 	apparmorFlag   = &cli.StringFlag{Name: "apparmor", Value: "auto", Usage: "does the host have AppArmor: auto (probe this machine), true or false"}
 	portSysctlFlag = &cli.StringFlag{Name: "unprivileged-port-sysctl", Value: "auto", Usage: "does the kernel have net.ipv4.ip_unprivileged_port_start: auto, true or false"}
+	idmapFlag      = &cli.StringFlag{Name: "idmapped-mounts", Value: "auto", Usage: "does the kernel have idmapped mounts of overlayfs layers (Linux 5.19+), which a root image in a user namespace needs: auto, true or false"}
 )
 
 // lineageString is a flag's value from the innermost command that set it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // hostFacts probes this machine, or takes the --apparmor and
-// --unprivileged-port-sysctl flags.
+// --unprivileged-port-sysctl and --idmapped-mounts flags.
 func hostFacts(c *cli.Context) (spec.Host, error) {
 	var h spec.Host
 	var err error
@@ -21,9 +22,27 @@ func hostFacts(c *cli.Context) (spec.Host, error) {
 	}); err != nil {
 		return h, err
 	}
-	h.UnprivilegedPortSysctl, err = boolFlag(c, "unprivileged-port-sysctl", func() bool {
+	if h.UnprivilegedPortSysctl, err = boolFlag(c, "unprivileged-port-sysctl", func() bool {
 		_, err := os.Stat("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 		return err == nil
+	}); err != nil {
+		return h, err
+	}
+	h.IDMappedMounts, err = boolFlag(c, "idmapped-mounts", func() bool {
+		var u syscall.Utsname
+		if syscall.Uname(&u) != nil {
+			return false
+		}
+		var b strings.Builder
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			b.WriteByte(byte(c))
+		}
+		var major, minor int
+		n, _ := fmt.Sscanf(b.String(), "%d.%d", &major, &minor)
+		return n == 2 && (major > 5 || (major == 5 && minor >= 19))
 	})
 	return h, err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
@@ -14,7 +15,8 @@ import (
 )
 
 var levelFlags = []cli.Flag{
-	outputFlag, apparmorFlag, portSysctlFlag,
+	outputFlag, apparmorFlag, portSysctlFlag, idmapFlag,
+	&cli.StringFlag{Name: "userns-range", Value: "1879048192:65536", Usage: "the host ids <first>:<count> the shim reserves for the pod's user namespace (a root image's, under user.namespace auto): any free range of its window, the first one here; none: the shim could reserve none"},
 	&cli.StringFlag{Name: "level", Aliases: []string{"l"}, Usage: "level to apply (baseline, restricted, strict, or one of the policy's); default: what the policy picks"},
 	&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Value: policy.DefaultPath, Usage: "node policy file; a missing file means the built-in default (restricted)"},
 	&cli.StringFlag{Name: "image", Usage: "image reference, for the policy's image rules (default: the spec's io.kubernetes.cri.image-name annotation)"},
@@ -113,6 +115,15 @@ func loadInput(c *cli.Context) (*input, error) {
 	host.ContainerdRoot, host.ContainerdState, host.KubeletRoot = c.String("containerd-root"), c.String("containerd-state"), c.String("kubelet-root")
 	host.RuntimeSockets = []string{filepath.Join(host.ContainerdState, "containerd.sock"), filepath.Join(host.ContainerdState, "containerd.sock.ttrpc")}
 	ctr := containerFacts(c, s, c.Args().First())
+	if r := c.String("userns-range"); r != "none" {
+		first, size, err := userns.ParseRange(r)
+		if err != nil || size != userns.Size {
+			return nil, usageError{fmt.Sprintf("--userns-range %q: want <first host id>:%d, or none", r, userns.Size)}
+		}
+		ctr.UserNamespace = spec.IDRange{HostID: first, Size: size}
+	} else {
+		ctr.UserNamespaceUnavailable = "the shim could reserve no range of host ids (--userns-range none)"
+	}
 	return &input{spec: s, level: level, why: why,
 		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}, Container: ctr}}, nil
 }

@@ -19,7 +19,7 @@ func hardenctl(t *testing.T, args ...string) (int, string, string) {
 
 const ctrSpec = "../../spec/testdata/ctr-run.in.json"
 
-var host = []string{"--apparmor", "false", "--unprivileged-port-sysctl", "true", "--policy", "/nonexistent/policy.yaml"}
+var host = []string{"--apparmor", "false", "--unprivileged-port-sysctl", "true", "--idmapped-mounts", "false", "--policy", "/nonexistent/policy.yaml"}
 
 func TestHardenExplainThenCheck(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "hardened.json")

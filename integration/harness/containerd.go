@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"text/template"
@@ -32,7 +33,18 @@ const (
 	// CacheDirEnv is where the shim caches image facts; the harness keeps it
 	// in the private state directory. The same as shim.CacheDirEnv.
 	CacheDirEnv = "HARDENED_CACHE_DIR"
+	// UsernsDirEnv and UsernsRangeEnv are where the shim keeps its user
+	// namespace ranges and the window of host ids it takes them from
+	// (internal/userns): the harness keeps them private (Containerd.UsernsDir,
+	// UsernsFirst).
+	UsernsDirEnv   = "HARDENED_USERNS_DIR"
+	UsernsRangeEnv = "HARDENED_USERNS_RANGE"
 )
+
+// UsernsSlots is how many user namespace ranges of 65536 ids a test
+// containerd's shims may hand out: a window of its own (see UsernsFirst),
+// so that test binaries running at once do not share ranges.
+const UsernsSlots = 64
 
 // DefaultNamespace is Containerd.Namespace unless a test changes it.
 const DefaultNamespace = "hardened-test"
@@ -100,6 +112,10 @@ type Containerd struct {
 	// Namespace is the containerd namespace of Client, Context, Ctr and the
 	// Import helpers; DefaultNamespace unless changed.
 	Namespace string
+	// UsernsDir is the shims' user namespace state directory, and
+	// UsernsFirst the first host id of their window of UsernsSlots ranges.
+	UsernsDir   string
+	UsernsFirst uint32
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when containerd has exited
@@ -176,9 +192,11 @@ imports = []
         [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.hardened.options]
           ConfigPath = {{q .ConfigPath}}
 {{- end}}
-    # No CNI here: the tests use host-network pods only. Empty private
-    # directories keep the CRI plugin from creating /etc/cni/net.d; it starts
-    # and reports NetworkReady=false.
+    # Private CNI directories: with the plugins make tools builds, a pod
+    # network with nothing on the host (99-hardened-test-pods.conflist: lo
+    # and a tap eth0 in each pod's own network namespace). Without them
+    # the CRI plugin reports NetworkReady=false and only host-network pods
+    # run.
     [plugins."io.containerd.cri.v1.runtime".cni]
       bin_dirs = [{{q .CNIBin}}]
       conf_dir = {{q .CNIConf}}
@@ -208,6 +226,9 @@ func Start(t testing.TB, opts Options) *Containerd {
 	return c
 }
 
+// launches counts the containerds this test binary launched.
+var launches atomic.Int64
+
 // Launch is Start for TestMain, which has no *testing.T: the caller must
 // call Stop. On error nothing is left running.
 func Launch(opts Options) (*Containerd, error) {
@@ -225,7 +246,11 @@ func Launch(opts Options) (*Containerd, error) {
 		LogPath:      filepath.Join(dir, "containerd.log"),
 		FIFODir:      filepath.Join(dir, "fifo"),
 		Namespace:    DefaultNamespace,
-		exited:       make(chan struct{}),
+		UsernsDir:    filepath.Join(dir, "userns"),
+		// 0x70000000 plus a window of UsernsSlots ranges picked by pid
+		// and launch: test binaries, and containerds of one, apart.
+		UsernsFirst: 0x70000000 + uint32((os.Getpid()+7*int(launches.Add(1)))%60)*UsernsSlots*65536,
+		exited:      make(chan struct{}),
 	}
 	if err := c.launch(opts); err != nil {
 		c.Stop()
@@ -263,10 +288,18 @@ func (c *Containerd) launch(opts Options) error {
 			return err
 		}
 	}
+	if err := podNetwork(vars["CNIConf"], vars["CNIBin"]); err != nil {
+		return err
+	}
 	// Bundles, config.json writes and fsyncs cost here what they cost on a
-	// node, where /run/containerd is a tmpfs.
-	if err := syscall.Mount("tmpfs", c.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0700"); err != nil {
+	// node, where /run/containerd is a tmpfs. Mode 0711 as there: a
+	// container's root in a user namespace of its own (a host id of its
+	// range) must reach its bundle's rootfs.
+	if err := syscall.Mount("tmpfs", c.State, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0711"); err != nil {
 		return fmt.Errorf("mount a tmpfs on %s: %w", c.State, err)
+	}
+	if err := os.Chmod(c.Dir, 0o711); err != nil {
+		return err
 	}
 	var cfg bytes.Buffer
 	tmpl := template.Must(template.New("config").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(configTemplate))
@@ -284,8 +317,48 @@ func (c *Containerd) launch(opts Options) error {
 			return fmt.Errorf("BeforeStart: %w", err)
 		}
 	}
-	c.env = containerdEnv(opts, c.State)
+	c.env = append(containerdEnv(opts, c.State), UsernsDirEnv+"="+c.UsernsDir,
+		fmt.Sprintf("%s=%d:%d", UsernsRangeEnv, c.UsernsFirst, UsernsSlots*65536))
 	return c.startProcess()
+}
+
+// PodNetworkPlugins are the CNI plugins of the tests' pod network, which
+// `make tools` builds into <repo>/.tools/cni/bin.
+var PodNetworkPlugins = []string{"loopback", "tap", "static"}
+
+// CNIBin is where `make tools` puts the CNI plugins.
+func CNIBin() string { return filepath.Join(RepoRoot(), ".tools", "cni", "bin") }
+
+// HasPodNetwork reports whether the plugins of the tests' pod network are
+// there: then pods without the host network run (see podNetwork).
+func HasPodNetwork() bool {
+	for _, p := range PodNetworkPlugins {
+		if _, err := os.Stat(filepath.Join(CNIBin(), p)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// podNetwork gives the CRI plugin the tests' pod network when its plugins
+// are there: each pod a network namespace of its own with lo and a
+// tap eth0, a tap device no one reads (10.255.255.2, the same in every pod:
+// nothing connects them), and nothing on the host's side. A suite's own network (a BeforeStart hook's
+// conflist, named before it) takes precedence.
+func podNetwork(confDir, binDir string) error {
+	if !HasPodNetwork() {
+		return nil
+	}
+	for _, p := range PodNetworkPlugins {
+		if err := os.Symlink(filepath.Join(CNIBin(), p), filepath.Join(binDir, p)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	conf := `{"cniVersion": "1.0.0", "name": "hardened-test-pods", "plugins": [
+  {"type": "tap", "ipam": {"type": "static", "addresses": [{"address": "10.255.255.2/24"}]}}
+]}
+`
+	return os.WriteFile(filepath.Join(confDir, "99-hardened-test-pods.conflist"), []byte(conf), 0o600)
 }
 
 // startProcess starts containerd on c.Config and waits until it serves.
@@ -344,7 +417,7 @@ func (c *Containerd) KillAndRestart() error {
 func containerdEnv(opts Options, state string) []string {
 	env := slices.DeleteFunc(os.Environ(), func(e string) bool {
 		name, _, _ := strings.Cut(e, "=")
-		return name == "PATH" || name == PolicyEnv || name == CacheDirEnv || strings.HasPrefix(name, "CONTAINERD_")
+		return name == "PATH" || name == PolicyEnv || name == CacheDirEnv || name == UsernsDirEnv || name == UsernsRangeEnv || strings.HasPrefix(name, "CONTAINERD_")
 	})
 	path := []string{ToolsBin(), os.Getenv("PATH")}
 	if opts.ShimDir != "" {

@@ -1,0 +1,354 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/internal/userns"
+	"github.com/hardened-runtime/hardened/profiles"
+	"github.com/hardened-runtime/hardened/spec"
+)
+
+// Root in a user namespace of its own (level key user.namespace): the
+// engine decides it (spec/userns.go); the shim does what only the node
+// can:
+//
+//   - reserve the pod's range of host ids (internal/userns), before the
+//     engine runs, for a root container of a level that wants one;
+//   - record a range a pod brought itself (hostUsers: false), so that
+//     none is handed out over it, and refuse one over another pod's;
+//   - let the container's root reach its bundle (group of the range, mode
+//     0710, as containerd does for a user-namespaced pod);
+//   - at Create, after the task was checked against the record, show the
+//     container its root filesystem through an idmapped mount: the
+//     rootfs mounts get containerd's uidmap= and gidmap= options (its mount
+//     code then idmaps the overlay's lower layers), and the overlay's upper
+//     directory, which holds the root directory's owner, is given the
+//     range's root;
+//   - release the range when the pod's sandbox, or the container outside a
+//     pod, is deleted.
+
+// usernsRecord is the user namespace of a container, in its record.
+type usernsRecord struct {
+	// Owner is who the range belongs to: the pod (its sandbox's id) or the
+	// container outside a pod.
+	Owner userns.Owner `json:"owner"`
+	// HostID and Size are the range: the container's ids 0 to Size-1.
+	HostID uint32 `json:"hostID"`
+	Size   uint32 `json:"size"`
+	// Given is true when the shim gave the container this user namespace:
+	// Create idmaps its root filesystem.
+	Given bool `json:"given,omitempty"`
+	// Own is true for a pod's own (hostUsers: false), which containerd set
+	// up and the shim only recorded.
+	Own bool `json:"own,omitempty"`
+	// Rootfs says what Create does to the task's root filesystem.
+	Rootfs string `json:"rootfs,omitempty"`
+}
+
+func (u *usernsRecord) mapping() string {
+	return "0:" + strconv.FormatUint(uint64(u.HostID), 10) + ":" + strconv.FormatUint(uint64(u.Size), 10)
+}
+
+// ownerOf is who a container's range belongs to: its pod, or itself.
+func ownerOf(ns string, c containerFacts) userns.Owner {
+	if c.SandboxID != "" {
+		return userns.Owner{Namespace: ns, ID: c.SandboxID}
+	}
+	return userns.Owner{Namespace: ns, ID: c.ID}
+}
+
+// allocator returns the node's range allocator, which reclaims a leaked
+// range only when containerd's records no longer have its owner.
+func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
+	a, err := userns.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	a.Alive = func(o userns.Owner) (bool, error) {
+		_, err := p.records.container(ctx, o.Namespace, o.ID)
+		if err != nil && errdefs.IsNotFound(errgrpc.ToNative(errors.Unwrap(err))) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	return a, nil
+}
+
+// reserveUserNamespace runs before the engine: for a root process of a
+// level that runs root in a user namespace, it reserves the pod's range
+// (or says in inputs why there is none), or records and checks the range
+// a pod brought itself. It returns a refusal only for a pod's own range
+// that collides with another's.
+func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *record, level *profiles.Level, in *specs.Spec, inputs *spec.Inputs) error {
+	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 || in.Linux == nil {
+		return nil
+	}
+	owner := ownerOf(req.Namespace, rec.Container)
+	if len(in.Linux.UIDMappings) > 0 || len(in.Linux.GIDMappings) > 0 {
+		return p.recordOwnUserNamespace(ctx, owner, rec, in)
+	}
+	c := &inputs.Container
+	if !inputs.Host.IDMappedMounts || (c.SandboxID != "" && c.SandboxID == c.ID) {
+		return nil // the engine says why
+	}
+	if why := p.idmappableRootfs(ctx, req, rec); why != "" {
+		c.UserNamespaceUnavailable = why
+		return nil
+	}
+	if why := searchableBy(req.Bundle); why != "" {
+		c.UserNamespaceUnavailable = why
+		return nil
+	}
+	a, err := p.allocator(ctx)
+	if err == nil {
+		var e userns.Entry
+		if e, err = a.Reserve(owner); err == nil {
+			c.UserNamespace = spec.IDRange{HostID: e.HostID, Size: e.Size}
+			rec.UserNamespace = &usernsRecord{Owner: owner, HostID: e.HostID, Size: e.Size}
+			return nil
+		}
+	}
+	c.UserNamespaceUnavailable = "no range of host ids: " + err.Error()
+	return nil
+}
+
+// recordOwnUserNamespace records the range of a pod that brought its own
+// user namespace (hostUsers: false: the kubelet picks it), and refuses it
+// when it overlaps a range reserved for another pod or holds a host
+// user's id.
+func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owner, rec *record, in *specs.Spec) error {
+	a, err := p.allocator(ctx)
+	if err != nil {
+		return refuse(errFailedPrecondition, "user namespace: %v", err)
+	}
+	all := slices.Concat(in.Linux.UIDMappings, in.Linux.GIDMappings)
+	if slices.ContainsFunc(all, func(m specs.LinuxIDMapping) bool { return m.HostID == 0 }) {
+		return nil // the engine refuses it (rule user-namespace)
+	}
+	for _, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
+		for _, m := range ms {
+			if err := a.Record(owner, m.HostID, m.Size); err != nil {
+				return refuse(errFailedPrecondition, "the pod's own user namespace (linux.uidMappings %d:%d:%d): %v; fix: give the kubelet subordinate ids (/etc/subuid and /etc/subgid entries for user kubelet) outside the runtime's window (%s), or narrow the window",
+					m.ContainerID, m.HostID, m.Size, err, userns.RangeEnv)
+			}
+		}
+	}
+	m := in.Linux.UIDMappings
+	if len(m) > 0 {
+		rec.UserNamespace = &usernsRecord{Owner: owner, HostID: m[0].HostID, Size: m[0].Size, Own: true}
+	}
+	return nil
+}
+
+// idmappableRootfs reads the container's rootfs snapshot and says why it
+// cannot be shown through an idmapped mount, or "".
+func (p *pipeline) idmappableRootfs(ctx context.Context, req request, rec *record) string {
+	img := &rec.Image
+	if img.SnapshotKey == "" {
+		return "the container has no rootfs snapshot of containerd's to idmap"
+	}
+	if img.SnapshotMounts == nil {
+		parent, mounts, err := p.records.snapshot(ctx, req.Namespace, img.Snapshotter, img.SnapshotKey)
+		if err != nil {
+			return "its rootfs snapshot cannot be read: " + err.Error()
+		}
+		img.SnapshotParent, img.SnapshotMounts = parent, mounts
+	}
+	if len(img.SnapshotMounts) != 1 {
+		return fmt.Sprintf("its rootfs is %d mounts (snapshotter %s); the runtime idmaps one overlay or bind mount", len(img.SnapshotMounts), img.Snapshotter)
+	}
+	m := img.SnapshotMounts[0]
+	var dirs []string
+	switch {
+	case m.Type == "overlay":
+		for _, o := range m.Options {
+			if v, ok := strings.CutPrefix(o, "lowerdir="); ok {
+				dirs = append(dirs, strings.Split(v, ":")...)
+			}
+			if strings.HasPrefix(o, "uidmap=") || strings.HasPrefix(o, "gidmap=") {
+				return "its rootfs snapshot is idmapped already"
+			}
+		}
+	case m.Type == "bind" || slices.Contains(m.Options, "rbind") || slices.Contains(m.Options, "bind"):
+		dirs = []string{m.Source}
+	}
+	if len(dirs) == 0 {
+		return "its rootfs is a " + m.Type + " mount (snapshotter " + img.Snapshotter + "); the runtime idmaps overlay and bind mounts"
+	}
+	for _, d := range dirs {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(d, &st); err != nil {
+			return "its rootfs layer " + d + " cannot be read: " + err.Error()
+		}
+		if !idmapFS[int64(st.Type)] {
+			return fmt.Sprintf("its rootfs layers are on a filesystem (type %#x) that has no idmapped mounts", st.Type)
+		}
+	}
+	return ""
+}
+
+// idmapFS are the filesystems (statfs f_type) a snapshot's layers may be
+// on to be idmapped: those that support idmapped mounts on Linux 6.x.
+var idmapFS = map[int64]bool{
+	0xef53:     true, // ext2/3/4
+	0x58465342: true, // xfs
+	0x9123683e: true, // btrfs
+	0x01021994: true, // tmpfs
+	0xf2f52010: true, // f2fs
+	0xe0f5e1e2: true, // erofs
+}
+
+// searchableBy says why the container's root, a host id of its range,
+// could not reach the bundle's rootfs, or "": every directory above the
+// bundle must let others through (containerd's state directory at mode
+// 0711, as a user-namespaced pod needs it too).
+func searchableBy(bundle string) string {
+	for d := filepath.Dir(filepath.Clean(bundle)); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return "its bundle's directory " + d + " cannot be read: " + err.Error()
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Sprintf("the directory %s above its bundle has mode %#o: the container's root, a host id of its own, could not reach its root filesystem (give containerd's state directory mode 0711)", d, fi.Mode().Perm())
+		}
+		if d == "/" {
+			return ""
+		}
+	}
+}
+
+// settleUserNamespace runs after the engine: the container that got the
+// range gets its bundle opened to it and its record says what Create will
+// do; a range reserved for a container that did not take it is released
+// (a pod's stays for its other containers).
+func (p *pipeline) settleUserNamespace(ctx context.Context, req request, rec *record, out *specs.Spec) error {
+	u := rec.UserNamespace
+	if u == nil || u.Own {
+		return nil
+	}
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: u.HostID, Size: u.Size}}
+	if out != nil && out.Linux != nil && slices.Equal(out.Linux.UIDMappings, want) && slices.Equal(out.Linux.GIDMappings, want) &&
+		slices.ContainsFunc(out.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace && n.Path == "" }) {
+		u.Given = true
+		u.Rootfs = "idmapped: uidmap=" + u.mapping() + " gidmap=" + u.mapping()
+		if m := rec.Image.SnapshotMounts[0]; m.Type == "overlay" {
+			u.Rootfs += "; its upper directory owned by " + strconv.FormatUint(uint64(u.HostID), 10)
+		}
+		// As containerd prepares a user-namespaced pod's bundle
+		// (core/runtime/v2/bundle_linux.go): the range's root group may
+		// enter it.
+		if err := os.Chown(req.Bundle, -1, int(u.HostID)); err != nil {
+			return fmt.Errorf("open the bundle to the container's user namespace: %w", err)
+		}
+		if err := os.Chmod(req.Bundle, 0o710); err != nil {
+			return fmt.Errorf("open the bundle to the container's user namespace: %w", err)
+		}
+		return nil
+	}
+	rec.UserNamespace = nil
+	if u.Owner.ID != req.ID {
+		return nil // the pod's: kept for its other containers
+	}
+	a, err := p.allocator(ctx)
+	if err == nil {
+		err = a.Release(u.Owner)
+	}
+	if err != nil {
+		return fmt.Errorf("release the unused range of host ids %d: %w", u.HostID, err)
+	}
+	return nil
+}
+
+func optionValue(opts []string, key string) string {
+	for _, o := range opts {
+		if v, ok := strings.CutPrefix(o, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// idmapRootfs makes the task's root filesystem the snapshot's seen
+// through an idmapped mount for the container's user namespace. It runs
+// after checkTask: the rootfs mounts must be the snapshot's the record
+// names (a client may send others), and are changed only here.
+func idmapRootfs(rec *record, r *taskAPI.CreateTaskRequest) error {
+	u := rec.UserNamespace
+	if u == nil || !u.Given {
+		return nil
+	}
+	same := len(r.Rootfs) == len(rec.Image.SnapshotMounts)
+	for i := 0; same && i < len(r.Rootfs); i++ {
+		m, w := r.Rootfs[i], rec.Image.SnapshotMounts[i]
+		same = m.Type == w.Type && m.Source == w.Source && m.Target == w.Target && slices.Equal(m.Options, w.Options)
+	}
+	if !same {
+		return refuse(errFailedPrecondition, "the task's rootfs mounts are not those of snapshot %s, which the container's user namespace (host ids %d-%d) would see through an idmapped mount; fix: create the task with the container's snapshot mounts",
+			rec.Image.SnapshotKey, u.HostID, uint64(u.HostID)+uint64(u.Size)-1)
+	}
+	for _, m := range r.Rootfs {
+		if m.Type == "overlay" {
+			if upper := optionValue(m.Options, "upperdir"); upper != "" {
+				// The overlay's root directory is the upper directory's:
+				// owned by the range's root, the container's root owns /
+				// (runc creates mount points there).
+				if err := os.Lchown(upper, int(u.HostID), int(u.HostID)); err != nil {
+					return fmt.Errorf("give the rootfs's upper directory to the container's user namespace: %w", err)
+				}
+			}
+		}
+		m.Options = append(slices.Clip(m.Options), "uidmap="+u.mapping(), "gidmap="+u.mapping())
+	}
+	return nil
+}
+
+// readRecordAnyPolicy reads the bundle's record as it is, or nil: what a
+// release needs is who the container was, whatever policy file it came
+// from.
+func readRecordAnyPolicy(bundle string) *record {
+	data, err := os.ReadFile(filepath.Join(bundle, RecordFile))
+	if err != nil {
+		return nil
+	}
+	var rec record
+	if json.Unmarshal(data, &rec) != nil || rec.Version != recordVersion {
+		return nil
+	}
+	return &rec
+}
+
+// releaseUserNamespace gives back the range of the pod whose sandbox, or
+// of the container outside a pod whose task, is deleted (id, whose record
+// is rec). Errors are logged: the range is then reclaimed when no other is
+// free and containerd no longer has its owner.
+func releaseUserNamespace(ctx context.Context, rec *record, id string) {
+	if rec == nil || rec.Refusal != nil {
+		return
+	}
+	owner := ownerOf(rec.Container.Namespace, rec.Container)
+	if owner.ID != id || owner.Namespace == "" {
+		return
+	}
+	a, err := userns.FromEnv()
+	if err == nil {
+		err = a.Release(owner)
+	}
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
+	}
+}

@@ -1,0 +1,241 @@
+package shim
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/internal/userns"
+	"github.com/hardened-runtime/hardened/spec"
+)
+
+// usernsEnv is the test environment with a user namespace range window of
+// two ranges and containers whose rootfs layers are real directories.
+type usernsEnv struct {
+	*testEnv
+	alloc *userns.Allocator
+}
+
+const testWindowFirst = 1 << 24
+
+func newUsernsEnv(t *testing.T) *usernsEnv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the bundle is given to the range's group (needs root)")
+	}
+	if !newHostProbe("").host("").IDMappedMounts {
+		t.Skip("skipping: the kernel has no idmapped overlay layers")
+	}
+	e := newTestEnv(t)
+	t.Setenv(userns.RangeEnv, "16777216:131072") // two ranges
+	a, err := userns.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &usernsEnv{testEnv: e, alloc: a}
+}
+
+// rootfs gives container id's snapshot layers and upper directory on the
+// disk, and returns its mounts as the task gets them.
+func (e *usernsEnv) rootfs(id string) []*types.Mount {
+	dir := e.t.TempDir()
+	for _, d := range []string{"lower", "upper", "work"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	m := []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"index=off", "workdir=" + filepath.Join(dir, "work"),
+		"upperdir=" + filepath.Join(dir, "upper"), "lowerdir=" + filepath.Join(dir, "lower")}}}
+	e.fake.mu.Lock()
+	e.fake.mounts["overlayfs/"+id+"-snap"] = m
+	e.fake.mu.Unlock()
+	return m
+}
+
+// openBundle lets others through the directories above a bundle, as
+// containerd's state directory is on a node (0711).
+func openBundle(t *testing.T, bundle string) {
+	t.Helper()
+	for d := filepath.Dir(bundle); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyMounts(ms []*types.Mount) []*types.Mount {
+	out := make([]*types.Mount, len(ms))
+	for i, m := range ms {
+		out[i] = &types.Mount{Type: m.Type, Source: m.Source, Target: m.Target, Options: slices.Clone(m.Options)}
+	}
+	return out
+}
+
+// TestUserNamespaceGivenAndReleased: a root container gets a range, its
+// bundle is opened to it, its rootfs is idmapped at Create (upper
+// directory given to the range's root), and the range is released when
+// its task is deleted.
+func TestUserNamespaceGivenAndReleased(t *testing.T) {
+	e := newUsernsEnv(t)
+	s, runc := e.service()
+	bundle := e.bundle(testNS, "u1", e.image, nil)
+	openBundle(t, bundle)
+	mounts := e.rootfs("u1")
+	if _, err := e.create(s, testNS, "u1", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(mounts) }); err != nil {
+		t.Fatal(err)
+	}
+	rec, ok := readRecord(bundle, e.policy.Path)
+	if !ok || rec.UserNamespace == nil || !rec.UserNamespace.Given || rec.UserNamespace.HostID != testWindowFirst ||
+		rec.UserNamespace.Owner != (userns.Owner{Namespace: testNS, ID: "u1"}) || !strings.Contains(rec.UserNamespace.Rootfs, "idmapped") {
+		t.Fatalf("record's user namespace = %+v", rec.UserNamespace)
+	}
+	cfg := readBundleSpec(t, bundle)
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: testWindowFirst, Size: userns.Size}}
+	if cfg.Process.User.UID != 0 || !slices.Equal(cfg.Linux.UIDMappings, want) {
+		t.Errorf("config.json: uid %d mappings %v, want 0 in %v", cfg.Process.User.UID, cfg.Linux.UIDMappings, want)
+	}
+	fi, err := os.Stat(bundle)
+	if err != nil || fi.Mode().Perm() != 0o710 || fi.Sys().(*syscall.Stat_t).Gid != testWindowFirst {
+		t.Errorf("bundle %v %v: want mode 0710, group %d", fi.Mode(), err, testWindowFirst)
+	}
+	got := runc.creates[0].Rootfs[0].Options
+	for _, o := range []string{"uidmap=0:16777216:65536", "gidmap=0:16777216:65536"} {
+		if !slices.Contains(got, o) {
+			t.Errorf("runc's rootfs options %v lack %s", got, o)
+		}
+	}
+	fi, err = os.Stat(optionValue(mounts[0].Options, "upperdir"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Uid != testWindowFirst {
+		t.Errorf("upper directory %v %v: want it owned by %d", fi, err, testWindowFirst)
+	}
+	// Create again (a restart of the task): the same range.
+	if e, _ := e.alloc.Entries(); len(e) != 1 {
+		t.Errorf("entries %v", e)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, err := e.alloc.Entries(); err != nil || len(entries) != 0 {
+		t.Errorf("after Delete: entries %v %v, want none", entries, err)
+	}
+}
+
+// TestUserNamespaceRootfsBinding: the task's rootfs must be the
+// snapshot's to be idmapped.
+func TestUserNamespaceRootfsBinding(t *testing.T) {
+	e := newUsernsEnv(t)
+	s, _ := e.service()
+	bundle := e.bundle(testNS, "u2", e.image, nil)
+	openBundle(t, bundle)
+	e.rootfs("u2")
+	other := e.rootfs("elsewhere")
+	_, err := e.create(s, testNS, "u2", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(other) })
+	if err == nil || !strings.Contains(err.Error(), "idmapped mount") {
+		t.Fatalf("Create with another rootfs = %v, want a refusal", err)
+	}
+}
+
+// TestUserNamespaceFallbacks: what gives a root container no range, and
+// the range it does not use goes back.
+func TestUserNamespaceFallbacks(t *testing.T) {
+	e := newUsernsEnv(t)
+	// Non-root: nothing reserved, the snapshot not read.
+	b := e.bundle(testNS, "n1", e.image, func(s *specs.Spec) { s.Process.User = specs.User{UID: 1000, GID: 1000} })
+	openBundle(t, b)
+	e.rootfs("n1")
+	if rec, err := e.run(e.pipeline("create"), testNS, "n1", b); err != nil || rec.UserNamespace != nil || rec.Image.SnapshotParent != "" {
+		t.Errorf("non-root: %v %+v", err, rec)
+	}
+	// A bundle the range could not reach: the reason noted, 65534.
+	b = e.bundle("closed-ns", "closed", e.image, nil)
+	e.rootfs("closed")
+	rec, err := e.run(e.pipeline("create"), "closed-ns", "closed", b)
+	if err != nil || rec.UserNamespace != nil || !noted(rec, "give containerd's state directory mode 0711") || readBundleSpec(t, b).Process.User.UID != 65534 {
+		t.Errorf("closed bundle: %v %+v", err, rec.Changes)
+	}
+	// Audit mode changes nothing: the range goes back.
+	b = e.bundle("audit", "a1", e.image, nil)
+	openBundle(t, b)
+	e.rootfs("a1")
+	if rec, err := e.run(e.pipeline("create"), "audit", "a1", b); err != nil || rec.UserNamespace != nil {
+		t.Errorf("audit: %v %+v", err, rec)
+	}
+	if entries, _ := e.alloc.Entries(); len(entries) != 0 {
+		t.Errorf("entries %v after audit, want none", entries)
+	}
+	// The window full of live owners: the reason noted.
+	var x1 userns.Entry
+	for _, id := range []string{"x1", "x2"} {
+		e.fake.addContainer(id, e.image, e.image.chainID)
+		x, err := e.alloc.Reserve(userns.Owner{Namespace: testNS, ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == "x1" {
+			x1 = x
+		}
+	}
+	b = e.bundle(testNS, "full", e.image, nil)
+	openBundle(t, b)
+	e.rootfs("full")
+	if rec, err := e.run(e.pipeline("create"), testNS, "full", b); err != nil || rec.UserNamespace != nil || !noted(rec, "no free range") {
+		t.Errorf("full window: %v %+v", err, rec.Changes)
+	}
+	// One of them gone from containerd's records: its range is reclaimed.
+	e.fake.mu.Lock()
+	delete(e.fake.containers, "x1")
+	e.fake.mu.Unlock()
+	b = e.bundle(testNS, "after", e.image, nil)
+	openBundle(t, b)
+	e.rootfs("after")
+	if rec, err := e.run(e.pipeline("create"), testNS, "after", b); err != nil || rec.UserNamespace == nil || rec.UserNamespace.HostID != x1.HostID {
+		t.Errorf("after x1 went: %v %+v", err, rec.UserNamespace)
+	}
+}
+
+// TestPodsOwnUserNamespace: a pod that brings its user namespace
+// (hostUsers: false) keeps root; its range is recorded, one over another
+// pod's is refused, and it goes back with the pod.
+func TestPodsOwnUserNamespace(t *testing.T) {
+	e := newUsernsEnv(t)
+	own := func(host uint32) func(*specs.Spec) {
+		return func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: host, Size: 65536}}
+			s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
+		}
+	}
+	b := e.bundle(testNS, "k1", e.image, own(1<<30))
+	rec, err := e.run(e.pipeline("create"), testNS, "k1", b)
+	if err != nil || rec.UserNamespace == nil || !rec.UserNamespace.Own || rec.UserNamespace.Given || readBundleSpec(t, b).Process.User.UID != 0 {
+		t.Fatalf("own user namespace: %v %+v", err, rec)
+	}
+	// Another container whose mapping is over a range the shim reserved.
+	if _, err := e.alloc.Reserve(userns.Owner{Namespace: testNS, ID: "mine"}); err != nil {
+		t.Fatal(err)
+	}
+	b = e.bundle(testNS, "k2", e.image, own(testWindowFirst))
+	if _, err := e.run(e.pipeline("create"), testNS, "k2", b); err == nil || !strings.Contains(err.Error(), "kubelet") ||
+		!strings.Contains(err.Error(), userns.RangeEnv) || !strings.Contains(err.Error(), testNS+"/mine") {
+		t.Errorf("colliding own range = %v, want a refusal naming the owner and the fix", err)
+	}
+	releaseUserNamespace(context.Background(), rec, "k1")
+	entries, _ := e.alloc.Entries()
+	if slices.ContainsFunc(entries, func(x userns.Entry) bool { return x.Owner.ID == "k1" }) {
+		t.Errorf("entries %v: k1's range kept after release", entries)
+	}
+}
+
+func noted(rec *record, words string) bool {
+	return rec != nil && slices.ContainsFunc(rec.Changes, func(c spec.Change) bool { return c.Note && strings.Contains(c.Reason, words) })
+}
