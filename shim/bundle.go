@@ -75,6 +75,8 @@ type record struct {
 	// Changes (enforce) or Violations (audit) of the spec.
 	Changes    []spec.Change    `json:"changes,omitempty"`
 	Violations []spec.Violation `json:"violations,omitempty"`
+	// Writable is what the hardening made writable (writable.go).
+	Writable *writableFacts `json:"writable,omitempty"`
 
 	// Refusal, when set, is why the container was refused; nothing else
 	// in the record then counts.

@@ -137,8 +137,10 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		// CRI records the kubelet's user_specified_image.
 		c.Reference = criUserSpecifiedImage(md)
 	}
+	var snap chan snapshotFacts // the rootfs snapshot, beside the image
 	if lookErr == nil && ctr.Image != "" {
 		rec.Image = imageRecord{ImageInfo: spec.ImageInfo{Name: ctr.Image}, Snapshotter: ctr.Snapshotter, SnapshotKey: ctr.SnapshotKey}
+		snap = p.snapshotSoon(ctx, req.Namespace, &rec.Image)
 		lookErr = p.image(ctx, req.Namespace, &rec.Image)
 		t.mark("image")
 	}
@@ -183,10 +185,10 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	}
 	rec.Level, rec.LevelData, rec.Mode, rec.Rule, rec.Reason = d.Level.Name, d.Level, d.Mode, d.Rule, d.Reason
 
-	// 3. The signature of the image that runs.
-	if !pol.Signatures.Builtin && rec.Image.SnapshotKey != "" {
-		img := &rec.Image
-		if img.SnapshotParent, img.SnapshotMounts, err = p.records.snapshot(ctx, req.Namespace, img.Snapshotter, img.SnapshotKey); err != nil {
+	// 3. The signature of the image that runs (bound to the snapshot,
+	// whose mounts also show the rules the image's files: imageFS).
+	if snap != nil {
+		if err := (<-snap).into(&rec.Image, !pol.Signatures.Builtin); err != nil {
 			return nil, err
 		}
 		t.mark("snapshot")
@@ -208,7 +210,8 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	host.KubeletRoot = pol.KubeletRoot
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
 		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
-		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown}}
+		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown,
+		VolumeDir: volumeDir(host.ContainerdRoot, req.Namespace, req.ID)}}
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
@@ -228,6 +231,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		return nil, refuse(errInvalidArgument, "%v", err)
 	}
 	rec.Changes = res.Changes
+	rec.Writable = newWritableFacts(inputs.Container.VolumeDir, res)
 	annotate(res.Spec, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	return res.Spec, nil
 }

@@ -45,6 +45,10 @@ type service struct {
 	// the plugin, nil in unit tests (then it only logs).
 	events *execaudit.Publisher
 
+	// giveFiles gives copied-up files to the process user after runc's
+	// create (writable.go); giveCopiedFiles unless a test replaces it.
+	giveFiles func(w *writableFacts, pid uint32) error
+
 	// mu guards containers.
 	mu sync.Mutex
 	// containers holds, per container id, the record of its hardening:
@@ -101,7 +105,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 			logRecord(logger, rec)
 		}()
 	}
-	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	resp, err := s.createWritable(ctx, r, rec)
 	if err != nil {
 		<-logged // the record, then why runc failed
 		s.forget(r.ID)
@@ -304,6 +308,7 @@ func (s *service) checkUpdate(r *taskAPI.UpdateTaskRequest) error {
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
+		s.deleteWritable(ctx, r.ID)
 		s.forget(r.ID)
 	}
 	return resp, err

@@ -30,6 +30,7 @@ import (
 // has state (a shim that died with its container running, a create cut
 // short), the runc manager's Stop runs unchanged and kills and removes it.
 func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	defer removeVolumesOfBundle(ctx, id)
 	if st, ok := stopWithoutRunc(ctx, id); ok {
 		return st, nil
 	}

@@ -1,0 +1,425 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/shim"
+)
+
+// The images of these tests follow the patterns of the most-pulled
+// official images that a read-only root broke (issue 18): busybox-static
+// scripts that do at start what those entrypoints do, under the default
+// policy (restricted: a root image runs as 65534, seccomp on, read-only
+// root). Each runs with no policy change.
+
+// syncBuffer is a buffer a task's output is copied into while tests read.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// app is a running container of an application image.
+type app struct {
+	id   string
+	ctr  containerd.Container
+	task containerd.Task
+	out  *syncBuffer
+	exit <-chan containerd.ExitStatus
+}
+
+// startApp imports img and starts it under the hardened runtime with its
+// own config, its output in a buffer.
+func startApp(t *testing.T, ctx context.Context, img harness.AppImage, opts ...oci.SpecOpts) *app {
+	t.Helper()
+	image := harness.ImportApp(t, cd, ns, img)
+	c := cd.Client(t)
+	a := &app{id: newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-")), out: &syncBuffer{}}
+	var err error
+	a.ctr, err = c.NewContainer(ctx, a.id, containerd.WithImage(image), containerd.WithNewSnapshot(a.id, image),
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(image)}, opts...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.ctr.Delete(context.Background(), containerd.WithSnapshotCleanup) })
+	a.task, err = a.ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, a.out, a.out), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
+	if err != nil {
+		t.Fatalf("create %s: %v", img.Name, err)
+	}
+	t.Cleanup(func() { a.task.Delete(context.Background(), containerd.WithProcessKill) })
+	if a.exit, err = a.task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.task.Start(ctx); err != nil {
+		t.Fatalf("start %s: %v", img.Name, err)
+	}
+	return a
+}
+
+// waitOutput waits for the container to print want, and fails if it
+// exits first.
+func (a *app) waitOutput(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(a.out.String(), want) {
+		select {
+		case st := <-a.exit:
+			t.Fatalf("the container exited %d before printing %q; its output:\n%s", st.ExitCode(), want, a.out.String())
+		case <-deadline:
+			t.Fatalf("the container did not print %q; its output:\n%s", want, a.out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// exec runs a shell command in the container, as containerd's stored spec
+// says (root: the shim makes it the container's user).
+func (a *app) exec(t *testing.T, ctx context.Context, script string) string {
+	t.Helper()
+	s, err := a.ctr.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Process
+	p.Args, p.Terminal = []string{"sh", "-c", script}, false
+	out, err := execIn(ctx, a.task, newID("x"), p)
+	if err != nil {
+		t.Fatalf("exec %q: %v", script, err)
+	}
+	return out
+}
+
+// record reads the container's hardened.json.
+func (a *app) record(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, a.id, shim.RecordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// writablePaths are the record's writable.paths by path.
+func (a *app) writablePaths(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	w, _ := a.record(t)["writable"].(map[string]any)
+	ps, _ := w["paths"].([]any)
+	for _, p := range ps {
+		m := p.(map[string]any)
+		out[m["path"].(string)] = m
+	}
+	return out
+}
+
+// checkHardened checks what every pattern runs with: uid 65534 on the
+// host, seccomp filtering, no capabilities, and the image's files
+// immutable.
+func (a *app) checkHardened(t *testing.T, ctx context.Context, imageFiles ...string) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.task.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid := strings.Fields(statusField(string(status), "Uid")); len(uid) == 0 || uid[0] == "0" {
+		t.Errorf("the container's process runs as host uid %v", uid)
+	}
+	if v := statusField(string(status), "Seccomp"); v != "2" {
+		t.Errorf("Seccomp: %s, want 2 (filtering)", v)
+	}
+	if v := statusField(string(status), "CapEff"); v != "0000000000000000" {
+		t.Errorf("CapEff: %s", v)
+	}
+	for _, f := range append(imageFiles, "/bin/busybox", "/etc/passwd") {
+		out := a.exec(t, ctx, "touch "+f+" 2>&1; echo exit=$?")
+		if !strings.Contains(out, "Read-only file system") || strings.Contains(out, "exit=0") {
+			t.Errorf("touch %s in the container: %q, want Read-only file system", f, out)
+		}
+	}
+}
+
+// stop kills the task and waits for it.
+func (a *app) stop(t *testing.T, ctx context.Context) {
+	t.Helper()
+	a.task.Kill(ctx, syscall.SIGKILL)
+	select {
+	case <-a.exit:
+	case <-ctx.Done():
+	}
+}
+
+// TestNginxLikeCacheDirs: nginx makes its temp directories below
+// /var/cache/nginx at start (mkdir() "/var/cache/nginx/client_temp" failed
+// (30: Read-only file system) until now), writes its pid to /var/run and its
+// error log to /var/log/nginx, then serves on port 80.
+func TestNginxLikeCacheDirs(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	a := startApp(t, ctx, harness.AppImage{
+		Name: "hardened.test/nginx-like:1",
+		Config: v1.Config{Entrypoint: []string{"/docker-entrypoint.sh"}, Cmd: []string{"nginx", "-g", "daemon off;"},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}}, StopSignal: "SIGQUIT"},
+		Files: []harness.File{
+			{Path: "etc/nginx", Dir: true},
+			{Path: "etc/nginx/nginx.conf", Data: "user nginx;\nworker_processes auto;\npid /var/run/nginx.pid;\n", Mode: 0o644},
+			{Path: "usr/share/nginx/html", Dir: true},
+			{Path: "usr/share/nginx/html/index.html", Data: "hello from nginx-like\n", Mode: 0o644},
+			{Path: "var/cache", Dir: true},
+			{Path: "var/cache/nginx", Dir: true},
+			{Path: "var/log", Dir: true},
+			{Path: "var/log/nginx", Dir: true},
+			{Path: "docker-entrypoint.sh", Data: `#!/bin/sh
+set -e
+# what nginx does before it serves: its temp directories, its pid file, its log
+mkdir /var/cache/nginx/client_temp /var/cache/nginx/proxy_temp /var/cache/nginx/fastcgi_temp
+echo $$ > /var/run/nginx.pid
+echo "$(date) [notice] start worker processes" >> /var/log/nginx/error.log
+echo ready
+exec httpd -f -p 80 -h /usr/share/nginx/html
+`},
+		},
+	})
+	a.waitOutput(t, "ready")
+	if out := a.exec(t, ctx, "wget -qO- http://127.0.0.1:80/"); !strings.Contains(out, "hello from nginx-like") {
+		t.Errorf("GET / = %q", out)
+	}
+	if out := a.exec(t, ctx, "ls -dn /var/cache/nginx/client_temp; cat /var/log/nginx/error.log"); !strings.Contains(out, " 65534 ") || !strings.Contains(out, "start worker processes") {
+		t.Errorf("cache and log: %q", out)
+	}
+	a.checkHardened(t, ctx, "/usr/share/nginx/html/index.html", "/etc/nginx/nginx.conf", "/docker-entrypoint.sh")
+	w := a.writablePaths(t)
+	if p := w["/var/cache/nginx"]; p == nil || p["kind"] != "state" || p["medium"] != "tmpfs" || p["copyUp"] != true {
+		t.Errorf("record: /var/cache/nginx = %v", p)
+	}
+	for _, p := range []string{"/usr", "/usr/share/nginx/html", "/etc/nginx"} {
+		if w[p] != nil {
+			t.Errorf("record: %s made writable", p)
+		}
+	}
+	a.stop(t, ctx)
+}
+
+// TestAppWritesUnderWorkdir: an application writes uploads/ and logs/
+// below its WORKDIR, which the image has (with a file in uploads/), while
+// its code beside them stays read-only.
+func TestAppWritesUnderWorkdir(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	a := startApp(t, ctx, harness.AppImage{
+		Name:   "hardened.test/workdir-app:1",
+		Config: v1.Config{WorkingDir: "/app", Entrypoint: []string{"./server.sh"}},
+		Files: []harness.File{
+			{Path: "app", Dir: true},
+			{Path: "app/lib", Dir: true},
+			{Path: "app/lib/util.sh", Data: "greet() { echo hello; }\n", Mode: 0o644},
+			{Path: "app/uploads", Dir: true},
+			{Path: "app/uploads/.keep", Mode: 0o644},
+			{Path: "app/logs", Dir: true},
+			{Path: "app/server.sh", Data: `#!/bin/sh
+. ./lib/util.sh
+echo "upload at $(date)" > uploads/first.txt || exit 1
+echo "$(greet) started" >> logs/app.log || exit 1
+test -f uploads/.keep || { echo "the image's uploads/.keep is gone"; exit 1; }
+if echo x > server.sh 2>/dev/null; then echo "the code is writable"; exit 1; fi
+if touch lib/new 2>/dev/null; then echo "lib is writable"; exit 1; fi
+if mkdir /app/new 2>/dev/null; then echo "the WORKDIR is writable"; exit 1; fi
+echo ready
+exec sleep 600
+`},
+		},
+	})
+	a.waitOutput(t, "ready")
+	if out := a.exec(t, ctx, "cat /app/logs/app.log; ls -n /app/uploads"); !strings.Contains(out, "hello started") || !strings.Contains(out, "first.txt") {
+		t.Errorf("the application's files: %q", out)
+	}
+	a.checkHardened(t, ctx, "/app/server.sh", "/app/lib/util.sh")
+	a.stop(t, ctx)
+}
+
+// TestSupervisordLikeLogs: supervisord writes its log to
+// /var/log/supervisor, its pid to /var/run, and its programs' output to
+// files in /var/log/supervisor (here as the level's non-root user; the
+// privilege drop of a root supervisord is root in a user namespace).
+func TestSupervisordLikeLogs(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	a := startApp(t, ctx, harness.AppImage{
+		Name:   "hardened.test/supervisord-like:1",
+		Config: v1.Config{Entrypoint: []string{"/usr/bin/supervisord"}, Cmd: []string{"-n", "-c", "/etc/supervisor/supervisord.conf"}},
+		Files: []harness.File{
+			{Path: "etc/supervisor", Dir: true},
+			{Path: "etc/supervisor/supervisord.conf", Data: "[supervisord]\nlogfile=/var/log/supervisor/supervisord.log\npidfile=/var/run/supervisord.pid\n[program:app]\ncommand=/bin/sh -c 'while true; do echo tick; sleep 1; done'\n", Mode: 0o644},
+			{Path: "var/log", Dir: true},
+			{Path: "var/log/supervisor", Dir: true},
+			{Path: "usr/bin", Dir: true},
+			{Path: "usr/bin/supervisord", Data: `#!/bin/sh
+log=/var/log/supervisor/supervisord.log
+echo "INFO supervisord started with pid $$" >> $log || exit 1
+echo $$ > /var/run/supervisord.pid || exit 1
+(while true; do echo tick; sleep 1; done) >> /var/log/supervisor/app-stdout---supervisor.log 2>&1 &
+echo "INFO spawned: 'app' with pid $!" >> $log
+echo ready
+wait
+`},
+		},
+	})
+	a.waitOutput(t, "ready")
+	deadline := time.Now().Add(30 * time.Second)
+	for out := ""; !strings.Contains(out, "tick"); out = a.exec(t, ctx, "cat /var/log/supervisor/app-stdout---supervisor.log") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the program's log: %q", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out := a.exec(t, ctx, "cat /var/log/supervisor/supervisord.log /var/run/supervisord.pid"); !strings.Contains(out, "spawned: 'app'") {
+		t.Errorf("supervisord's log: %q", out)
+	}
+	a.checkHardened(t, ctx, "/usr/bin/supervisord", "/etc/supervisor/supervisord.conf")
+	a.stop(t, ctx)
+}
+
+// TestPackageManagerLikeState: an entrypoint runs a package-manager-like
+// tool that updates its records in /var/lib and its downloads in
+// /var/cache, which the image has (with records in them), before the
+// application starts. dpkg's records stay read-only.
+func TestPackageManagerLikeState(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	a := startApp(t, ctx, harness.AppImage{
+		Name:   "hardened.test/pkgtool-like:1",
+		Config: v1.Config{Entrypoint: []string{"/docker-entrypoint.sh"}, Env: []string{"PATH=/usr/bin:/bin"}},
+		Files: []harness.File{
+			{Path: "var/lib", Dir: true},
+			{Path: "var/lib/pkgtool", Dir: true},
+			{Path: "var/lib/pkgtool/status", Data: "Package: base\nStatus: installed\n", Mode: 0o644},
+			{Path: "var/lib/pkgtool/lists", Dir: true},
+			{Path: "var/lib/dpkg", Dir: true},
+			{Path: "var/lib/dpkg/status", Data: "Package: busybox\n", Mode: 0o644},
+			{Path: "var/cache", Dir: true},
+			{Path: "var/cache/pkgtool", Dir: true},
+			{Path: "usr/bin", Dir: true},
+			{Path: "usr/bin/pkgtool", Data: `#!/bin/sh
+# update, then install: the lists, the download, the records
+mkdir -p /var/lib/pkgtool/lists/partial /var/cache/pkgtool/archives/partial || exit 1
+echo "Package: $2" > /var/lib/pkgtool/lists/main_Packages || exit 1
+echo "$2.pkg" > /var/cache/pkgtool/archives/$2.pkg || exit 1
+printf 'Package: %s\nStatus: installed\n' "$2" >> /var/lib/pkgtool/status || exit 1
+grep -q "Package: base" /var/lib/pkgtool/status || { echo "the image's records are gone"; exit 1; }
+echo "installed $2"
+`},
+			{Path: "docker-entrypoint.sh", Data: `#!/bin/sh
+set -e
+pkgtool install extra
+echo ready
+exec sleep 600
+`},
+		},
+	})
+	a.waitOutput(t, "ready")
+	if !strings.Contains(a.out.String(), "installed extra") {
+		t.Errorf("output %q", a.out.String())
+	}
+	a.checkHardened(t, ctx, "/usr/bin/pkgtool", "/var/lib/dpkg/status")
+	if w := a.writablePaths(t); w["/var/lib/dpkg"] != nil || w["/var/lib/pkgtool"] == nil {
+		t.Errorf("record: writable %v, want /var/lib/pkgtool and not /var/lib/dpkg", w)
+	}
+	a.stop(t, ctx)
+}
+
+// TestDatabaseVolumeOnDisk: a database fills its declared VOLUME past the
+// 64 MiB a tmpfs would hold; the volume is a directory on disk private to
+// the container, owned by its user, that starts with the image's files
+// there, and is gone once the container is deleted.
+func TestDatabaseVolumeOnDisk(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	a := startApp(t, ctx, harness.AppImage{
+		Name: "hardened.test/db-like:1",
+		Config: v1.Config{Entrypoint: []string{"/usr/bin/db"},
+			Volumes: map[string]struct{}{"/var/lib/db/data": {}}},
+		Files: []harness.File{
+			{Path: "var/lib", Dir: true},
+			{Path: "var/lib/db", Dir: true},
+			{Path: "var/lib/db/data", Dir: true, Mode: 0o700},
+			{Path: "var/lib/db/data/PG_VERSION", Data: "16\n", Mode: 0o600},
+			{Path: "usr/bin", Dir: true},
+			{Path: "usr/bin/db", Data: `#!/bin/sh
+cd /var/lib/db/data || exit 1
+test "$(cat PG_VERSION)" = 16 || { echo "no PG_VERSION from the image"; exit 1; }
+dd if=/dev/zero of=base.dat bs=1M count=80 2>/dev/null || { echo "could not write 80 MiB"; exit 1; }
+sync
+echo ready
+exec sleep 600
+`},
+		},
+	})
+	a.waitOutput(t, "ready")
+	if out := a.exec(t, ctx, "grep ' /var/lib/db/data ' /proc/mounts"); strings.HasPrefix(out, "tmpfs ") || out == "" {
+		t.Errorf("the volume's mount: %q, want a directory on disk", out)
+	}
+	w := a.writablePaths(t)["/var/lib/db/data"]
+	if w == nil || w["medium"] != "disk" {
+		t.Fatalf("record: /var/lib/db/data = %v", w)
+	}
+	src := w["source"].(string)
+	if !strings.HasPrefix(src, filepath.Join(cd.Root, "io.containerd.runtime.v2.task", ns, a.id)+"/") {
+		t.Errorf("the volume is at %s, not in the task's working directory", src)
+	}
+	for name, size := range map[string]int64{"base.dat": 80 << 20, "PG_VERSION": 3} {
+		fi, err := os.Lstat(filepath.Join(src, name))
+		if err != nil {
+			t.Errorf("on disk: %v", err)
+			continue
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Size() != size || st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s on disk: %d bytes, owner %d:%d; want %d bytes, 65534:65534", name, fi.Size(), st.Uid, st.Gid, size)
+		}
+	}
+	a.checkHardened(t, ctx, "/usr/bin/db")
+	a.stop(t, ctx)
+	if _, err := a.task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Errorf("the volume is still on disk after delete: %v", err)
+	}
+}
+
+var _ = specs.Spec{}
