@@ -18,8 +18,10 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
+	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/shim"
 )
 
@@ -422,4 +424,147 @@ exec sleep 600
 	}
 }
 
-var _ = specs.Spec{}
+// earlyExitImage fails at start as an application does on a read-only
+// root: it makes a directory in its own tree, which the image has and no
+// level makes writable.
+var earlyExitImage = harness.AppImage{
+	Name:   "hardened.test/early-exit:1",
+	Config: v1.Config{Entrypoint: []string{"/opt/app/start.sh"}},
+	Files: []harness.File{
+		{Path: "opt", Dir: true},
+		{Path: "opt/app", Dir: true},
+		{Path: "opt/app/start.sh", Data: `#!/bin/sh
+echo "starting"
+mkdir /opt/app/cache || { echo "app: cannot create its cache directory" >&2; exit 3; }
+exec sleep 600
+`},
+	},
+}
+
+// TestEarlyExitIsExplained: a container that fails on what the hardening
+// took away exits with its own message; the shim explains it in
+// containerd's log, in the record and in an event, with the knob.
+func TestEarlyExitIsExplained(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	events, errs := cd.Client(t).Subscribe(ctx, `topic=="/hardened/early-exit"`)
+	a := startApp(t, ctx, earlyExitImage)
+	var st containerd.ExitStatus
+	select {
+	case st = <-a.exit:
+	case <-ctx.Done():
+		t.Fatal("the container did not exit")
+	}
+	if st.ExitCode() != 3 || !strings.Contains(a.out.String(), "Read-only file system") {
+		t.Fatalf("exit %d, output %q: want the application's own failure", st.ExitCode(), a.out.String())
+	}
+	select {
+	case ev := <-events:
+		var s specs.Spec
+		if err := json.Unmarshal(ev.Event.GetValue(), &s); err != nil || s.Annotations["hardened.dev/exit"] != "3" || !strings.HasSuffix(s.Annotations["hardened.dev/container"], "/"+a.id) {
+			t.Errorf("event %s: %v %v", ev.Topic, s.Annotations, err)
+		}
+	case err := <-errs:
+		t.Fatal(err)
+	case <-ctx.Done():
+		t.Fatal("no /hardened/early-exit event")
+	}
+	x, _ := a.record(t)["earlyExit"].(map[string]any)
+	msg, _ := x["message"].(string)
+	for _, want := range []string{"exited 3", "uid 65534", "read-only root", "/tmp tmpfs 64m", "rootfs.writablePaths", "user.namespace", "rootfs.tmpfsSize"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("record: earlyExit.message %q lacks %q", msg, want)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(cd.Log(), "exited 3 after") {
+		if time.Now().After(deadline) {
+			t.Fatal("no warning in containerd's log")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, line := range strings.Split(cd.Log(), "\n") {
+		if strings.Contains(line, "exited 3 after") && (!strings.Contains(line, "level=warning") || !strings.Contains(line, a.id)) {
+			t.Errorf("log line %q: want a warning naming the container", line)
+		}
+	}
+}
+
+// TestEarlyExitThroughCRI: for a Kubernetes container, the shim reads the
+// end of the container's log (the CRI plugin's file), names the knob of
+// the message it finds, and writes the explanation into the termination
+// message file the kubelet bind-mounts (what `kubectl describe pod` shows
+// as the last state's message).
+func TestEarlyExitThroughCRI(t *testing.T) {
+	require(t)
+	harness.ImportApp(t, cd, harness.CRINamespace, earlyExitImage)
+	rs, _ := cd.CRI(t)
+	podID, podCfg, err := pod(t, rs, "early", false)
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	// The kubelet's file: <kubelet root>/pods/<pod uid>/containers/<name>/<n>
+	// (the test policy's kubelet root is the default).
+	dir := filepath.Join(policy.DefaultKubeletRoot, "pods", podCfg.Metadata.Uid)
+	for _, d := range []string{policy.DefaultKubeletRoot, filepath.Dir(dir)} {
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			t.Cleanup(func() { os.Remove(d) }) // after dir, if it is empty
+		}
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	msgFile := filepath.Join(dir, "containers", "app", "0a1b2c3d")
+	if err := os.MkdirAll(filepath.Dir(msgFile), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(msgFile, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := rs.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: podCfg, Config: &runtime.ContainerConfig{
+		Metadata:    &runtime.ContainerMetadata{Name: "app"},
+		Image:       &runtime.ImageSpec{Image: earlyExitImage.Name},
+		LogPath:     "app/0.log",
+		Annotations: map[string]string{"io.kubernetes.container.terminationMessagePath": "/dev/termination-log"},
+		Mounts:      []*runtime.Mount{{ContainerPath: "/dev/termination-log", HostPath: msgFile}},
+		Linux:       &runtime.LinuxContainerConfig{SecurityContext: kubeletDefaults(nil)},
+	}})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := rs.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	for {
+		st, err := rs.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: resp.ContainerId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status.State == runtime.ContainerState_CONTAINER_EXITED {
+			if st.Status.ExitCode != 3 {
+				t.Fatalf("exit %d", st.Status.ExitCode)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the container did not exit")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	msg, err := os.ReadFile(msgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("termination message (kubectl describe pod: Last State: Terminated, Message):\n%s", msg)
+	for _, want := range []string{"exited 3", "uid 65534", "Read-only file system", "rootfs.writablePaths"} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("termination message %q lacks %q", msg, want)
+		}
+	}
+	// Found in the log, the cause names its knob alone.
+	if strings.Contains(string(msg), "rootfs.tmpfsSize") {
+		t.Errorf("termination message %q names every knob: the log was not read", msg)
+	}
+}

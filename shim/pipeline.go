@@ -136,6 +136,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		// The reference the pod spec named (pinned requirements judge it):
 		// CRI records the kubelet's user_specified_image.
 		c.Reference = criUserSpecifiedImage(md)
+		c.LogPath, c.TerminationMessagePath = criExitFacts(md)
 	}
 	var snap chan snapshotFacts // the rootfs snapshot, beside the image
 	if lookErr == nil && ctr.Image != "" {
