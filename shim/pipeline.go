@@ -212,7 +212,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
 		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
 		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown,
-		VolumeDir: volumeDir(host.ContainerdRoot, req.Namespace, req.ID)}}
+		VolumeDir: spec.TaskVolumeDir(host.ContainerdRoot, req.Namespace, req.ID)}}
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {

@@ -60,23 +60,9 @@ type writablePath struct {
 	HostGID uint32 `json:"hostGID"`
 }
 
-// volumesSubdir is the directory below containerd's working directory of
-// the task that holds the container's volumes.
+// volumesSubdir is the last element of a container's volume directory
+// (spec.TaskVolumeDir).
 const volumesSubdir = "volumes"
-
-// volumeDir returns the container's volume directory: in containerd's
-// working directory of the task (<root>/io.containerd.runtime.v2.task/
-// <namespace>/<id>), which containerd removes with the task.
-func volumeDir(containerdRoot, ns, id string) string {
-	if containerdRoot == "" || !isPathElement(ns) || !isPathElement(id) {
-		return ""
-	}
-	return filepath.Join(containerdRoot, taskPlugin, ns, id, volumesSubdir)
-}
-
-func isPathElement(s string) bool {
-	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
-}
 
 // newWritableFacts records res.Writable with host owners from the hardened
 // spec's user namespace mappings.

@@ -268,6 +268,19 @@ func (h *hardening) addVolumes() {
 	}
 }
 
+// TaskVolumeDir is where the runtime keeps a container's volumes on disk
+// (ContainerInfo.VolumeDir): in containerd's working directory of the task,
+// <containerd root>/io.containerd.runtime.v2.task/<namespace>/<id>/volumes,
+// which containerd removes with the task, and on its next start after a
+// reboot. "" when a fact is missing or not one path element.
+func TaskVolumeDir(containerdRoot, namespace, id string) string {
+	root := cleanAbs(containerdRoot)
+	if root == "" || !isPathElement(namespace) || !isPathElement(id) {
+		return ""
+	}
+	return path.Join(root, "io.containerd.runtime.v2.task", namespace, id, "volumes")
+}
+
 // volumeName is the name of the directory of volume v below VolumeDir:
 // its path with / as _, made unique among names.
 func volumeName(v string, names map[string]bool) string {
