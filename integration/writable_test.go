@@ -15,6 +15,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -567,4 +568,61 @@ func TestEarlyExitThroughCRI(t *testing.T) {
 	if strings.Contains(string(msg), "rootfs.tmpfsSize") {
 		t.Errorf("termination message %q names every knob: the log was not read", msg)
 	}
+}
+
+// TestVolumesDirCrashAndOrphans: with the policy's volumesDir, volumes are
+// <volumesDir>/<namespace>/<id>; a shim that dies with its container has
+// them removed by `shim delete`, and directories that outlived their
+// containers (a reboot) are removed at the next shim's first create.
+func TestVolumesDirCrashAndOrphans(t *testing.T) {
+	require(t)
+	shimDir, err := harness.BuildShimDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := filepath.Join(t.TempDir(), "volumes")
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policyFile, []byte(testPolicy+"volumesDir: "+vols+"\n"), 0o644)
+	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile})
+	img := harness.ImportApp(t, c, ns, harness.AppImage{Name: "hardened.test/vol:1",
+		Config: v1.Config{Volumes: map[string]struct{}{"/data": {}}, Cmd: []string{"sh", "-c", "echo x > /data/f && sleep 600"}}})
+	orphan := filepath.Join(vols, ns, "gone-before-reboot", "data")
+	os.MkdirAll(orphan, 0o755)
+	os.WriteFile(filepath.Join(orphan, "old"), []byte("x"), 0o644)
+
+	ctx := namespaces.WithNamespace(t.Context(), ns)
+	id := newID("vols")
+	ctr, err := c.Client(t).NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctr.Delete(context.Background(), containerd.WithSnapshotCleanup) })
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { task.Delete(context.Background(), containerd.WithProcessKill) })
+	exitCh, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(vols, ns, id, "data", "f")
+	waitFor(t, "the volume's file on disk", func() bool { _, err := os.Stat(file); return err == nil })
+	waitFor(t, "the orphan's removal", func() bool { _, err := os.Stat(filepath.Dir(orphan)); return os.IsNotExist(err) })
+
+	// The shim dies with its container: containerd runs `shim delete`.
+	for _, pid := range c.ShimPIDs() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	syscall.Kill(int(task.Pid()), syscall.SIGKILL)
+	select {
+	case <-exitCh:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no exit after the shim died")
+	}
+	waitFor(t, "the volumes' removal after the shim died", func() bool { _, err := os.Stat(filepath.Join(vols, ns, id)); return os.IsNotExist(err) })
 }

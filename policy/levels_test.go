@@ -119,3 +119,17 @@ func indent(s, prefix string) string {
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
+
+func TestVolumesDir(t *testing.T) {
+	if p := mustParse(t, "volumesDir: /var/lib/hardened/volumes\n"); p.VolumesDir != "/var/lib/hardened/volumes" {
+		t.Errorf("volumesDir = %q", p.VolumesDir)
+	}
+	if p := mustParse(t, ""); p.VolumesDir != "" {
+		t.Errorf("default volumesDir = %q, want \"\" (containerd's working directory of each task)", p.VolumesDir)
+	}
+	for _, bad := range []string{"relative", "/", "/var/lib/../etc", "/etc/volumes", "/var/lib/kubelet/x", "/var"} {
+		if _, err := Parse([]byte("volumesDir: " + bad + "\n")); err == nil || !strings.Contains(err.Error(), "volumesDir") {
+			t.Errorf("volumesDir %s: %v, want an error", bad, err)
+		}
+	}
+}

@@ -66,6 +66,14 @@ type Policy struct {
 	// which each pod's volumes live in pods/<pod uid>/. Default
 	// /var/lib/kubelet.
 	KubeletRoot string `yaml:"kubeletRoot" json:"kubeletRoot"`
+	// VolumesDir is where the containers' volumes on disk are
+	// (rootfs.volumes: disk): <volumesDir>/<namespace>/<id>, removed with
+	// the container, and, after a crash, at the next start of a shim of
+	// the same containerd. Default "": in containerd's working directory of
+	// each task (<containerd root>/io.containerd.runtime.v2.task/
+	// <namespace>/<id>/volumes), which containerd removes with the task.
+	// One containerd per directory.
+	VolumesDir string `yaml:"volumesDir" json:"volumesDir,omitempty"`
 
 	// Source says where the policy came from (a path or the built-in default).
 	Source string `yaml:"-" json:"source"`
@@ -179,6 +187,7 @@ func Parse(data []byte) (*Policy, error) {
 		Rules        []Rule              `yaml:"rules"`
 		Signatures   *Signatures         `yaml:"signatures"`
 		KubeletRoot  string              `yaml:"kubeletRoot"`
+		VolumesDir   string              `yaml:"volumesDir"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -404,6 +413,18 @@ func (p *Policy) Validate() error {
 	}
 	if !path.IsAbs(p.KubeletRoot) || path.Clean(p.KubeletRoot) != p.KubeletRoot || p.KubeletRoot == "/" {
 		bad("kubeletRoot: %q must be a clean absolute path other than / (the kubelet's --root-dir)", p.KubeletRoot)
+	}
+	if v := p.VolumesDir; v != "" {
+		if !path.IsAbs(v) || path.Clean(v) != v || v == "/" {
+			bad("volumesDir: %q must be a clean absolute path other than / (for example /var/lib/hardened/volumes)", v)
+		} else {
+			for _, s := range profiles.SensitiveHostPaths {
+				if s.Path != "/" && (s.Covers(v) || profiles.IsBelow(s.Path, v)) {
+					bad("volumesDir: %q is or holds %s (%s): containers would get (and the runtime remove) directories there; pick a directory of its own, such as /var/lib/hardened/volumes", v, s.Path, s.Why)
+					break
+				}
+			}
+		}
 	}
 	names := map[string]int{}
 	for i, r := range p.Rules {

@@ -212,7 +212,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
 		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
 		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown,
-		VolumeDir: spec.TaskVolumeDir(host.ContainerdRoot, req.Namespace, req.ID)}}
+		VolumeDir: volumeDirOf(pol, host.ContainerdRoot, req.Namespace, req.ID)}}
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
@@ -232,7 +232,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		return nil, refuse(errInvalidArgument, "%v", err)
 	}
 	rec.Changes = res.Changes
-	rec.Writable = newWritableFacts(inputs.Container.VolumeDir, res)
+	rec.Writable = newWritableFacts(inputs.Container.VolumeDir, pol.VolumesDir, res)
 	annotate(res.Spec, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	return res.Spec, nil
 }

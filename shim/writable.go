@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
@@ -22,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardened-runtime/hardened/internal/imagefs"
+	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -45,6 +48,9 @@ import (
 type writableFacts struct {
 	// VolumeDir is the container's volume directory (spec.ContainerInfo).
 	VolumeDir string `json:"volumeDir,omitempty"`
+	// VolumesRoot is the policy's volumesDir, when it names one: VolumeDir
+	// is then <VolumesRoot>/<namespace>/<id>.
+	VolumesRoot string `json:"volumesRoot,omitempty"`
 	// Paths are the rootfs rule's Writable, with the owners on the host.
 	Paths []writablePath `json:"paths,omitempty"`
 	// UIDMappings and GIDMappings are the hardened spec's: the image's
@@ -64,13 +70,25 @@ type writablePath struct {
 // (spec.TaskVolumeDir).
 const volumesSubdir = "volumes"
 
+// volumeDirOf is the container's volume directory: below the policy's
+// volumesDir, or in containerd's working directory of the task.
+func volumeDirOf(pol *policy.Policy, containerdRoot, ns, id string) string {
+	if pol.VolumesDir == "" {
+		return spec.TaskVolumeDir(containerdRoot, ns, id)
+	}
+	if ns == "" || id == "" || strings.ContainsAny(ns+id, "/\x00") || ns == "." || ns == ".." || id == "." || id == ".." {
+		return ""
+	}
+	return filepath.Join(pol.VolumesDir, ns, id)
+}
+
 // newWritableFacts records res.Writable with host owners from the hardened
 // spec's user namespace mappings.
-func newWritableFacts(volumeDir string, res *spec.Result) *writableFacts {
+func newWritableFacts(volumeDir, volumesRoot string, res *spec.Result) *writableFacts {
 	if len(res.Writable) == 0 {
 		return nil
 	}
-	w := &writableFacts{VolumeDir: volumeDir}
+	w := &writableFacts{VolumeDir: volumeDir, VolumesRoot: volumesRoot}
 	if l := res.Spec.Linux; l != nil {
 		w.UIDMappings, w.GIDMappings = l.UIDMappings, l.GIDMappings
 	}
@@ -255,12 +273,77 @@ func copyEntry(img *imagefs.FS, src, dst string, info fs.FileInfo, w *writableFa
 	return nil
 }
 
-// removeVolumes removes the container's volume directory.
+// removeVolumes removes the container's volume directory: never anything
+// but what volumeDirOf names.
 func removeVolumes(w *writableFacts) error {
-	if w == nil || w.VolumeDir == "" || !filepath.IsAbs(w.VolumeDir) || filepath.Base(w.VolumeDir) != volumesSubdir {
+	if w == nil || w.VolumeDir == "" || !filepath.IsAbs(w.VolumeDir) || filepath.Clean(w.VolumeDir) != w.VolumeDir {
 		return nil
 	}
-	return os.RemoveAll(w.VolumeDir)
+	if w.VolumesRoot == "" && filepath.Base(w.VolumeDir) == volumesSubdir ||
+		w.VolumesRoot != "" && filepath.Dir(filepath.Dir(w.VolumeDir)) == w.VolumesRoot {
+		return os.RemoveAll(w.VolumeDir)
+	}
+	return nil
+}
+
+// sweepOnce runs sweepVolumes once per shim process.
+var sweepOnce sync.Once
+
+// sweepVolumes removes the volume directories below the policy's
+// volumesDir whose container no longer has a bundle in containerd's state
+// (taskDir, <state>/io.containerd.runtime.v2.task): left by a shim that
+// died and a `shim delete` that did not run (a reboot, a crash of
+// containerd). A directory is renamed away first, then its bundle looked
+// for again: a container's volumes exist only while its bundle does
+// (made after it, removed before it), so a container created meanwhile
+// under the same id is seen, and its directory put back.
+func sweepVolumes(ctx context.Context, root, taskDir string) {
+	nss, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, ns := range nss {
+		if !ns.IsDir() || strings.HasPrefix(ns.Name(), ".") {
+			continue
+		}
+		ids, err := os.ReadDir(filepath.Join(root, ns.Name()))
+		if err != nil {
+			continue
+		}
+		for _, id := range ids {
+			bundle := filepath.Join(taskDir, ns.Name(), id.Name())
+			if _, err := os.Lstat(bundle); err == nil || !id.IsDir() {
+				continue
+			}
+			dir := filepath.Join(root, ns.Name(), id.Name())
+			trash, err := os.MkdirTemp(root, ".removing-")
+			if err != nil {
+				return
+			}
+			moved := filepath.Join(trash, "v")
+			if err := os.Rename(dir, moved); err != nil {
+				os.Remove(trash)
+				continue
+			}
+			if _, err := os.Lstat(bundle); err == nil {
+				os.Rename(moved, dir) // created meanwhile: its own
+				os.Remove(trash)
+				continue
+			}
+			if err := os.RemoveAll(trash); err != nil {
+				log.G(ctx).WithError(err).WithField("dir", dir).Warn("hardened: remove the volumes of a container that is gone")
+				continue
+			}
+			log.G(ctx).WithField("dir", dir).Info("hardened: removed the volumes of a container that is gone")
+		}
+	}
+	// Trash of a sweep that was cut short (not one under way elsewhere).
+	old, _ := filepath.Glob(filepath.Join(root, ".removing-*"))
+	for _, t := range old {
+		if fi, err := os.Lstat(t); err == nil && time.Since(fi.ModTime()) > 10*time.Minute {
+			os.RemoveAll(t)
+		}
+	}
 }
 
 // giveCopiedFiles gives the files runc copied into the container's tmpfs
@@ -392,6 +475,10 @@ func imageFS(mounts []rootfsMount) fs.FS {
 // task runc created is deleted and the error returned: the container does
 // not start with state it cannot write.
 func (s *service) createWritable(ctx context.Context, r *taskAPI.CreateTaskRequest, rec *record) (*taskAPI.CreateTaskResponse, error) {
+	if w := rec.Writable; w != nil && w.VolumesRoot != "" {
+		taskDir := filepath.Dir(filepath.Dir(r.Bundle))
+		sweepOnce.Do(func() { go sweepVolumes(context.WithoutCancel(ctx), w.VolumesRoot, taskDir) })
+	}
 	if err := prepareVolumes(rec.Writable, r.Rootfs); err != nil {
 		_ = removeVolumes(rec.Writable)
 		return nil, errgrpc.ToGRPC(fmt.Errorf("hardened: container %s: %w", r.ID, err))

@@ -9,12 +9,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -284,5 +286,65 @@ func TestCreatePreparesWritableState(t *testing.T) {
 	}
 	if n := len(runc.deletes); n == 0 || runc.deletes[n-1].ID != "cw2" {
 		t.Errorf("the task runc created was not deleted: %v", runc.deletes)
+	}
+}
+
+// TestVolumesDir: with the policy's volumesDir, a container's volumes are
+// <volumesDir>/<namespace>/<id>; removal touches nothing else; a sweep
+// removes the directories of containers without a bundle, and keeps those
+// with one.
+func TestVolumesDir(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "volumes")
+	pol, err := policy.Parse([]byte("volumesDir: " + root + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := volumeDirOf(pol, "/var/lib/containerd", "default", "db"); got != filepath.Join(root, "default", "db") {
+		t.Errorf("volumeDirOf = %s", got)
+	}
+	if got := volumeDirOf(pol, "/var/lib/containerd", "default", "../x"); got != "" {
+		t.Errorf("volumeDirOf(id ../x) = %q", got)
+	}
+	if got := volumeDirOf(policy.Default(), "/var/lib/containerd", "default", "db"); got != "/var/lib/containerd/io.containerd.runtime.v2.task/default/db/volumes" {
+		t.Errorf("volumeDirOf (default) = %s", got)
+	}
+	taskDir := filepath.Join(t.TempDir(), "io.containerd.runtime.v2.task")
+	for _, c := range []struct {
+		id     string
+		bundle bool
+	}{{"live", true}, {"gone", false}, {"gone2", false}} {
+		os.MkdirAll(filepath.Join(root, "default", c.id, "data"), 0o755)
+		os.WriteFile(filepath.Join(root, "default", c.id, "data", "f"), []byte("x"), 0o644)
+		if c.bundle {
+			os.MkdirAll(filepath.Join(taskDir, "default", c.id), 0o700)
+		}
+	}
+	old := filepath.Join(root, ".removing-old")
+	os.MkdirAll(old, 0o700)
+	os.Chtimes(old, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+	sweepVolumes(context.Background(), root, taskDir)
+	for id, want := range map[string]bool{"live": true, "gone": false, "gone2": false} {
+		_, err := os.Stat(filepath.Join(root, "default", id, "data", "f"))
+		if (err == nil) != want {
+			t.Errorf("after the sweep, %s: %v (want kept: %v)", id, err, want)
+		}
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an old sweep's trash is left: %v", err)
+	}
+	w := &writableFacts{VolumesRoot: root, VolumeDir: filepath.Join(root, "default", "live")}
+	if err := removeVolumes(w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(w.VolumeDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removeVolumes left %s", w.VolumeDir)
+	}
+	// Nothing but <root>/<ns>/<id>.
+	for _, dir := range []string{root, filepath.Join(root, "default"), filepath.Join(root, "default", "a", "b")} {
+		os.MkdirAll(dir, 0o755)
+		removeVolumes(&writableFacts{VolumesRoot: root, VolumeDir: dir})
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("removeVolumes removed %s", dir)
+		}
 	}
 }
