@@ -365,6 +365,29 @@ exec sleep 600
 	a.stop(t, ctx)
 }
 
+// dbImage is a database: its data directory is a VOLUME, which the image
+// has with a file in it; it fills it with 80 MiB at start.
+var dbImage = harness.AppImage{
+	Name: "hardened.test/db-like:1",
+	Config: v1.Config{Entrypoint: []string{"/usr/bin/db"},
+		Volumes: map[string]struct{}{"/var/lib/db/data": {}}},
+	Files: []harness.File{
+		{Path: "var/lib", Dir: true},
+		{Path: "var/lib/db", Dir: true},
+		{Path: "var/lib/db/data", Dir: true, Mode: 0o700},
+		{Path: "var/lib/db/data/PG_VERSION", Data: "16\n", Mode: 0o600},
+		{Path: "usr/bin", Dir: true},
+		{Path: "usr/bin/db", Data: `#!/bin/sh
+cd /var/lib/db/data || exit 1
+test "$(cat PG_VERSION)" = 16 || { echo "no PG_VERSION from the image"; exit 1; }
+dd if=/dev/zero of=base.dat bs=1M count=80 2>/dev/null || { echo "could not write 80 MiB"; exit 1; }
+sync
+echo ready
+exec sleep 600
+`},
+	},
+}
+
 // TestDatabaseVolumeOnDisk: a database fills its declared VOLUME past the
 // 64 MiB a tmpfs would hold; the volume is a directory on disk private to
 // the container, owned by its user, that starts with the image's files
@@ -373,26 +396,7 @@ func TestDatabaseVolumeOnDisk(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
 	defer cancel()
-	a := startApp(t, ctx, harness.AppImage{
-		Name: "hardened.test/db-like:1",
-		Config: v1.Config{Entrypoint: []string{"/usr/bin/db"},
-			Volumes: map[string]struct{}{"/var/lib/db/data": {}}},
-		Files: []harness.File{
-			{Path: "var/lib", Dir: true},
-			{Path: "var/lib/db", Dir: true},
-			{Path: "var/lib/db/data", Dir: true, Mode: 0o700},
-			{Path: "var/lib/db/data/PG_VERSION", Data: "16\n", Mode: 0o600},
-			{Path: "usr/bin", Dir: true},
-			{Path: "usr/bin/db", Data: `#!/bin/sh
-cd /var/lib/db/data || exit 1
-test "$(cat PG_VERSION)" = 16 || { echo "no PG_VERSION from the image"; exit 1; }
-dd if=/dev/zero of=base.dat bs=1M count=80 2>/dev/null || { echo "could not write 80 MiB"; exit 1; }
-sync
-echo ready
-exec sleep 600
-`},
-		},
-	})
+	a := startApp(t, ctx, dbImage)
 	a.waitOutput(t, "ready")
 	if out := a.exec(t, ctx, "grep ' /var/lib/db/data ' /proc/mounts"); strings.HasPrefix(out, "tmpfs ") || out == "" {
 		t.Errorf("the volume's mount: %q, want a directory on disk", out)
@@ -625,4 +629,59 @@ func TestVolumesDirCrashAndOrphans(t *testing.T) {
 		t.Fatal("no exit after the shim died")
 	}
 	waitFor(t, "the volumes' removal after the shim died", func() bool { _, err := os.Stat(filepath.Join(vols, ns, id)); return os.IsNotExist(err) })
+}
+
+// TestDatabaseVolumeThroughCRI: in a pod, containerd's CRI plugin makes the
+// VOLUME's directory (on disk, below its root) and fills it from the image
+// with the image's owners; the shim gives it to the level's user, so the
+// database writes its 80 MiB there.
+func TestDatabaseVolumeThroughCRI(t *testing.T) {
+	require(t)
+	harness.ImportApp(t, cd, harness.CRINamespace, dbImage)
+	rs, _ := cd.CRI(t)
+	podID, podCfg, err := pod(t, rs, "db", false)
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := rs.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: podID, SandboxConfig: podCfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "db"},
+		Image:    &runtime.ImageSpec{Image: dbImage.Name},
+		LogPath:  "db/0.log",
+		Linux:    &runtime.LinuxContainerConfig{SecurityContext: kubeletDefaults(nil)},
+	}})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := rs.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	logFile := filepath.Join(podCfg.LogDirectory, "db", "0.log")
+	for {
+		data, _ := os.ReadFile(logFile)
+		if strings.Contains(string(data), "ready") {
+			break
+		}
+		st, err := rs.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: resp.ContainerId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status.State == runtime.ContainerState_CONTAINER_EXITED {
+			t.Fatalf("the database exited %d: %s", st.Status.ExitCode, data)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the database did not start: %s", data)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	out, err := rs.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: resp.ContainerId, Cmd: []string{"sh", "-c", "id -u; ls -ln /var/lib/db/data; grep ' /var/lib/db/data ' /proc/mounts"}, Timeout: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := string(out.Stdout)
+	if !strings.HasPrefix(stdout, "65534\n") || !strings.Contains(stdout, "83886080") || strings.Contains(stdout, "tmpfs /var/lib/db/data") {
+		t.Errorf("in the pod: %s", stdout)
+	}
 }

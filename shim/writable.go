@@ -119,7 +119,18 @@ func hostID(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 // with what the image has at its path, read from the task's rootfs mounts
 // (the snapshot's directories).
 func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
-	if w == nil || !hasDiskVolumes(w) {
+	if w == nil {
+		return nil
+	}
+	// CRI's volumes are there, with the image's owners.
+	for _, p := range w.Paths {
+		if p.Medium == "disk" && p.MadeBy == "cri" && p.Chown {
+			if err := chownHostTree(p.Source, int(p.HostUID), int(p.HostGID)); err != nil {
+				return fmt.Errorf("volume %s: give CRI's directory %s to uid %d gid %d: %w", p.Path, p.Source, p.UID, p.GID, err)
+			}
+		}
+	}
+	if !hasDiskVolumes(w) {
 		return nil
 	}
 	if w.VolumeDir == "" || !filepath.IsAbs(w.VolumeDir) {
@@ -143,7 +154,7 @@ func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
 		return fmt.Errorf("create the volume directory: %w", err)
 	}
 	for _, p := range w.Paths {
-		if p.Medium != "disk" {
+		if p.Medium != "disk" || p.MadeBy != "" {
 			continue
 		}
 		if filepath.Dir(p.Source) != w.VolumeDir {
@@ -156,9 +167,10 @@ func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
 	return nil
 }
 
+// hasDiskVolumes reports whether the runtime makes volumes on disk.
 func hasDiskVolumes(w *writableFacts) bool {
 	for _, p := range w.Paths {
-		if p.Medium == "disk" {
+		if p.Medium == "disk" && p.MadeBy == "" {
 			return true
 		}
 	}
@@ -379,6 +391,24 @@ func giveCopiedFiles(w *writableFacts, pid uint32) error {
 		}
 	}
 	return nil
+}
+
+// chownHostTree chowns a host directory (never a link) and everything
+// below it on the same filesystem, without following links.
+func chownHostTree(dir string, uid, gid int) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if err := unix.Fchown(fd, uid, gid); err != nil {
+		return err
+	}
+	return chownBelow(fd, st.Dev, uid, gid, 0)
 }
 
 // maxChownDepth bounds the directory depth chownTree descends.

@@ -112,6 +112,10 @@ type Writable struct {
 	// image's root-owned directories); false keeps the image's owners, for
 	// a root process that chowns what it needs and drops to its own user.
 	Chown bool `json:"chown,omitempty"`
+	// MadeBy is "cri" for a volume containerd's CRI plugin made (and
+	// filled from the image) for the container, which the runtime only
+	// gives to the process user; "" for what the runtime makes itself.
+	MadeBy string `json:"madeBy,omitempty"`
 }
 
 // Kinds and media of Writable.
@@ -245,6 +249,9 @@ func (h *hardening) addVolumes() {
 	user := h.spec.Process.User
 	names := map[string]bool{}
 	for _, v := range vols {
+		if h.criVolume(v) {
+			continue
+		}
 		why := "the image declares VOLUME " + v + " and nothing is mounted there"
 		if mode == profiles.VolumesTmpfs || dir == "" {
 			if mode == profiles.VolumesDisk {
@@ -279,6 +286,30 @@ func TaskVolumeDir(containerdRoot, namespace, id string) string {
 		return ""
 	}
 	return path.Join(root, "io.containerd.runtime.v2.task", namespace, id, "volumes")
+}
+
+// criVolume records the VOLUME v when containerd's CRI plugin mounted a
+// directory of its own there (it does for every VOLUME of a pod's image:
+// <root>/io.containerd.grpc.v1.cri/containers/<id>/volumes/<uuid>, filled
+// from the image with the image's owners): the runtime gives its files to
+// a process user that is not root, as it does with its own volumes.
+func (h *hardening) criVolume(v string) bool {
+	root, id := cleanAbs(h.in.Host.ContainerdRoot), h.in.Container.ID
+	if root == "" || !isPathElement(id) {
+		return false
+	}
+	dir := path.Join(root, criPlugin, "containers", id, "volumes")
+	for _, m := range h.spec.Mounts {
+		if path.Clean(m.Destination) != v || !isBind(m.Type, m.Options) || !profiles.IsBelow(path.Clean(m.Source), dir) ||
+			slices.Contains(m.Options, "ro") || slices.Contains(m.Options, "rro") {
+			continue
+		}
+		user := h.spec.Process.User
+		h.writable = append(h.writable, Writable{Path: v, Kind: writableVolume, Medium: mediumDisk, Source: path.Clean(m.Source), CopyUp: true,
+			UID: user.UID, GID: user.GID, Chown: user.UID != 0, MadeBy: "cri"})
+		return true
+	}
+	return false
 }
 
 // volumeName is the name of the directory of volume v below VolumeDir:

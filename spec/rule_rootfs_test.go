@@ -292,3 +292,41 @@ func TestPingGroupRange(t *testing.T) {
 		})
 	}
 }
+
+// TestCRIVolumes: containerd's CRI plugin mounts a directory of its own on
+// each VOLUME of a pod's image; the rule leaves the mount and records it,
+// for the runtime to give its files to a process user that is not root.
+func TestCRIVolumes(t *testing.T) {
+	s := readSpec(t, "real-cri-container")
+	in := withFacts("real-cri-container", Inputs{Host: noAppArmorHost, Image: ImageInfo{Volumes: []string{"/data"}}})
+	res, err := Harden(s, testLevel(t, "restricted"), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := hasMount(res.Spec, "/data")
+	w, ok := writableAt(res, "/data")
+	if !ok || w.MadeBy != "cri" || w.Medium != "disk" || w.Source != m.Source || !w.Chown || w.UID != 65534 {
+		t.Errorf("Writable /data = %+v (mount %+v)", w, m)
+	}
+	// Another container's CRI volume is not this one's.
+	in.Container.ID = "other"
+	if res, _ := Harden(s, testLevel(t, "restricted"), in); res != nil {
+		if w, ok := writableAt(res, "/data"); ok {
+			t.Errorf("another container's CRI volume recorded: %+v", w)
+		}
+	}
+}
+
+func TestTaskVolumeDir(t *testing.T) {
+	for _, tc := range [][4]string{
+		{"/var/lib/containerd", "k8s.io", "abc", "/var/lib/containerd/io.containerd.runtime.v2.task/k8s.io/abc/volumes"},
+		{"", "k8s.io", "abc", ""},
+		{"relative", "k8s.io", "abc", ""},
+		{"/var/lib/containerd", "..", "abc", ""},
+		{"/var/lib/containerd", "k8s.io", "a/b", ""},
+	} {
+		if got := TaskVolumeDir(tc[0], tc[1], tc[2]); got != tc[3] {
+			t.Errorf("TaskVolumeDir(%q, %q, %q) = %q, want %q", tc[0], tc[1], tc[2], got, tc[3])
+		}
+	}
+}
