@@ -66,7 +66,7 @@ func ruleRootfs(h *hardening) {
 		h.fixSharedTmpfs(p)
 		// The image's own files there (/run/nginx, /var/run/postgresql)
 		// come along when they are few.
-		copyUp := root != nil && sized && fitsTmpfs(root, p, limit)
+		copyUp := root != nil && sized && hasEntries(root, p) && fitsTmpfs(root, p, limit)
 		opts := "mode=1777"
 		if copyUp {
 			opts += ",tmpcopyup"
@@ -75,12 +75,18 @@ func ruleRootfs(h *hardening) {
 	}
 	h.addVolumes()
 	for _, c := range h.statePaths() {
-		copyUp := !c.tooLarge
+		// Copying up costs runc a tmpfs mounted aside and moved: only
+		// where the image has something to copy (or might have).
+		copyUp := !c.tooLarge && (root == nil || hasEntries(root, c.path))
 		opts := "mode=" + c.mode + ",uid=" + itoa(user.UID) + ",gid=" + itoa(user.GID)
+		reason := c.reason
 		if copyUp {
 			opts += ",tmpcopyup"
+		} else if !c.tooLarge {
+			reason = strings.Replace(reason, "a tmpfs that starts with its content (copy-up)", "an empty tmpfs (the image's directory there is empty)", 1)
+			reason = strings.Replace(reason, "a tmpfs that starts with what the image has there (copy-up)", "an empty tmpfs (the image's directory there is empty)", 1)
 		}
-		h.addTmpfs(c.path, opts, c.reason, writableState, copyUp)
+		h.addTmpfs(c.path, opts, reason, writableState, copyUp)
 	}
 	if slices.Contains(lv.Tmpfs, "/tmp") && !hasEnv(h.spec.Process.Env, "TMPDIR") {
 		h.spec.Process.Env = append(h.spec.Process.Env, "TMPDIR=/tmp")
@@ -488,6 +494,16 @@ func fitsTmpfs(root fs.FS, p string, limit int64) bool {
 	})
 	// Half the tmpfs at most: the workload needs room to write.
 	return err == nil && n <= maxCopyUpEntries && size <= limit/2
+}
+
+// hasEntries reports whether the image has a directory at p with
+// something in it.
+func hasEntries(root fs.FS, p string) bool {
+	if fi, err := lstat(root, p); err != nil || !fi.IsDir() {
+		return false
+	}
+	entries, err := fs.ReadDir(root, strings.TrimPrefix(path.Clean(p), "/"))
+	return err == nil && len(entries) > 0
 }
 
 // tmpfsBytes parses a tmpfs size= value into bytes; ok is false for a
