@@ -66,6 +66,14 @@ type Policy struct {
 	// which each pod's volumes live in pods/<pod uid>/. Default
 	// /var/lib/kubelet.
 	KubeletRoot string `yaml:"kubeletRoot" json:"kubeletRoot"`
+	// VolumesDir is where the containers' volumes on disk are
+	// (rootfs.volumes: disk): <volumesDir>/<namespace>/<id>, removed with
+	// the container, and, after a crash, at the next start of a shim of
+	// the same containerd. Default "": in containerd's working directory of
+	// each task (<containerd root>/io.containerd.runtime.v2.task/
+	// <namespace>/<id>/volumes), which containerd removes with the task.
+	// One containerd per directory.
+	VolumesDir string `yaml:"volumesDir" json:"volumesDir,omitempty"`
 
 	// Source says where the policy came from (a path or the built-in default).
 	Source string `yaml:"-" json:"source"`
@@ -179,6 +187,7 @@ func Parse(data []byte) (*Policy, error) {
 		Rules        []Rule              `yaml:"rules"`
 		Signatures   *Signatures         `yaml:"signatures"`
 		KubeletRoot  string              `yaml:"kubeletRoot"`
+		VolumesDir   string              `yaml:"volumesDir"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -301,11 +310,77 @@ func (p *Policy) buildLevel(name string, node *yaml.Node, extends string) (*prof
 		return nil, fmt.Errorf("levels.%s (line %d): %w", name, node.Line, cleanYAMLError(err))
 	}
 	l.Name = name
+	if extends != "" {
+		if err := checkReplacedCapabilities(name, extends, p.levels[extends], l, node); err != nil {
+			return nil, err
+		}
+	}
+	normaliseLegacyKeys(l, node)
 	l.SetDefaults()
 	if err := l.Validate(); err != nil {
 		return nil, fmt.Errorf("levels.%s: %w", name, err)
 	}
+	l.FoldCapabilities()
 	return l, nil
+}
+
+// checkReplacedCapabilities refuses the capabilities.allow of a level
+// that extends another when it both adds capabilities the base level does
+// not allow and leaves out some it does. Such an allow replaces the base's
+// list (YAML lists are not merged), and an admin who meant to add one
+// capability would silently lose the others: capabilities.add says that.
+// An allow that only narrows the base's list (a subset) or only widens it
+// (a superset) means what it says and is kept.
+func checkReplacedCapabilities(name, extends string, base, l *profiles.Level, node *yaml.Node) error {
+	if !hasKey(node, "capabilities", "allow") {
+		return nil
+	}
+	var added, lost []string
+	for _, c := range l.Capabilities.Allow {
+		if !slices.Contains(base.Capabilities.Allow, c) {
+			added = append(added, c)
+		}
+	}
+	for _, c := range base.Capabilities.Allow {
+		if !slices.Contains(l.Capabilities.Allow, c) {
+			lost = append(lost, c)
+		}
+	}
+	if len(added) == 0 || len(lost) == 0 {
+		return nil
+	}
+	return fmt.Errorf("levels.%s.capabilities.allow: adds %s to level %s and leaves out %s, which %s allows: in a level that extends another, allow replaces the base level's list; to add to it write capabilities.add: [%s]; to leave some out as well, list them in capabilities.drop",
+		name, strings.Join(added, ", "), extends, strings.Join(lost, ", "), extends, strings.Join(added, ", "))
+}
+
+// normaliseLegacyKeys gives an older key its meaning in a level that
+// extends another: rootfs.volumesAsTmpfs without rootfs.volumes says what
+// the level's volumes are (true: tmpfs, false: none), whatever the base's.
+func normaliseLegacyKeys(l *profiles.Level, node *yaml.Node) {
+	if hasKey(node, "rootfs", "volumesAsTmpfs") && !hasKey(node, "rootfs", "volumes") {
+		l.Rootfs.Volumes = profiles.VolumesNone
+		if l.Rootfs.VolumesAsTmpfs {
+			l.Rootfs.Volumes = profiles.VolumesTmpfs
+		}
+		l.Rootfs.VolumesAsTmpfs = false
+	}
+}
+
+// hasKey reports whether the mapping node has the nested key path.
+func hasKey(node *yaml.Node, keys ...string) bool {
+	for _, k := range keys {
+		if node == nil || node.Kind != yaml.MappingNode {
+			return false
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == k {
+				next = node.Content[i+1]
+			}
+		}
+		node = next
+	}
+	return node != nil
 }
 
 // decodeLoose reads the header fields of a level, ignoring the rest.
@@ -338,6 +413,18 @@ func (p *Policy) Validate() error {
 	}
 	if !path.IsAbs(p.KubeletRoot) || path.Clean(p.KubeletRoot) != p.KubeletRoot || p.KubeletRoot == "/" {
 		bad("kubeletRoot: %q must be a clean absolute path other than / (the kubelet's --root-dir)", p.KubeletRoot)
+	}
+	if v := p.VolumesDir; v != "" {
+		if !path.IsAbs(v) || path.Clean(v) != v || v == "/" {
+			bad("volumesDir: %q must be a clean absolute path other than / (for example /var/lib/hardened/volumes)", v)
+		} else {
+			for _, s := range profiles.SensitiveHostPaths {
+				if s.Path != "/" && (s.Covers(v) || profiles.IsBelow(s.Path, v)) {
+					bad("volumesDir: %q is or holds %s (%s): containers would get (and the runtime remove) directories there; pick a directory of its own, such as /var/lib/hardened/volumes", v, s.Path, s.Why)
+					break
+				}
+			}
+		}
 	}
 	names := map[string]int{}
 	for i, r := range p.Rules {

@@ -62,6 +62,7 @@ func DecodeLevel(data []byte) (*Level, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
+	l.FoldCapabilities()
 	return &l, nil
 }
 

@@ -100,6 +100,12 @@ type CapabilityControl struct {
 	// Allow lists the capabilities a container may keep, as CAP_* names.
 	// Every set is reduced to it. Empty means none.
 	Allow []string `json:"allow" yaml:"allow"`
+	// Add and Drop edit Allow where a level is written: a policy level
+	// that extends another adds capabilities to the base level's Allow
+	// with Add and removes some with Drop. They are folded into Allow when
+	// the level is built (FoldCapabilities): a built level has none.
+	Add  []string `json:"add,omitempty" yaml:"add,omitempty"`
+	Drop []string `json:"drop,omitempty" yaml:"drop,omitempty"`
 	// OnRequest is what happens to a capability outside both Allow and the
 	// runtime's default set (that is, one the workload asked for): refuse, or
 	// fix (drop it). Capabilities of the default set outside Allow are always
@@ -114,6 +120,26 @@ type CapabilityControl struct {
 	// loopback), never in a pod's network. Only capabilities of the
 	// runtime's default set (RuntimeDefaultCapabilities). Default none.
 	InUserNamespace []string `json:"inUserNamespace,omitempty" yaml:"inUserNamespace,omitempty"`
+}
+
+// FoldCapabilities applies Add and Drop to Allow (Allow, then each added
+// capability it lacks, without the dropped ones) and empties them.
+func (l *Level) FoldCapabilities() {
+	c := &l.Capabilities
+	if len(c.Add) == 0 && len(c.Drop) == 0 {
+		return
+	}
+	allow := slices.Clone(c.Allow)
+	for _, a := range c.Add {
+		if !slices.Contains(allow, a) {
+			allow = append(allow, a)
+		}
+	}
+	allow = slices.DeleteFunc(allow, func(a string) bool { return slices.Contains(c.Drop, a) })
+	if allow == nil {
+		allow = []string{}
+	}
+	c.Allow, c.Add, c.Drop = allow, nil, nil
 }
 
 // SeccompControl picks the seccomp profile.
@@ -158,19 +184,54 @@ type RootfsControl struct {
 	// Tmpfs lists shared scratch paths that get a tmpfs with mode 1777 when
 	// nothing is mounted there (built-in: /tmp, /var/tmp, /run).
 	Tmpfs []string `json:"tmpfs,omitempty" yaml:"tmpfs,omitempty"`
-	// WritablePaths lists further paths that get a tmpfs owned by the
-	// process user (for example an application's cache directory).
+	// WritablePaths lists further paths that are writable (for example an
+	// application's upload directory): each gets a tmpfs owned by the
+	// process user that starts with what the image has there (copy-up),
+	// or empty where the image has nothing. They add to StatePaths: this is
+	// the key a policy level sets to make one more path writable.
 	WritablePaths []string `json:"writablePaths,omitempty" yaml:"writablePaths,omitempty"`
+	// StatePaths are the paths images usually write at run time. Each one
+	// the image has as a directory gets what a WritablePaths entry gets
+	// (copy-up, owned by the process user), unless it holds more than
+	// TmpfsSize; one the image does not have stays absent. An entry is an
+	// absolute path (/var/log), an absolute path ending in "/*" (each
+	// directory the image has there: /var/lib/* is /var/lib/<app> for each
+	// app), or a relative path, below the image's WORKDIR (uploads: the
+	// WORKDIR's uploads directory; never when the WORKDIR is /). Built-in:
+	// the usual state directories of /var and of an application's WORKDIR.
+	StatePaths []string `json:"statePaths,omitempty" yaml:"statePaths,omitempty"`
+	// StateExclude lists paths that StatePaths never make writable, nor a
+	// directory that holds one: the package managers' records of the image
+	// (/var/lib/dpkg, ...), which describe its read-only binaries and would
+	// only cost a copy per container.
+	StateExclude []string `json:"stateExclude,omitempty" yaml:"stateExclude,omitempty"`
 	// TmpfsSize is the size limit of each tmpfs, as the tmpfs size= option
 	// takes it ("64m", "1g"). Default "64m".
 	TmpfsSize string `json:"tmpfsSize,omitempty" yaml:"tmpfsSize,omitempty"`
 	// NoExec mounts the tmpfs paths noexec. Breaks JNA, snappy and friends
 	// that map code from /tmp; only the strict level sets it.
 	NoExec bool `json:"noExec,omitempty" yaml:"noExec,omitempty"`
-	// VolumesAsTmpfs gives the image's declared VOLUMEs that have no mount a
-	// tmpfs owned by the process user. Default false; true in the built-ins.
+	// Volumes is what the image's declared VOLUMEs that have no mount get:
+	// disk (a directory on the node's disk private to the container, owned
+	// by the process user, that starts with what the image has there and
+	// is removed with the container, as Docker's anonymous volumes), tmpfs
+	// (a tmpfs of TmpfsSize in memory, likewise) or none (they stay part
+	// of the read-only root). Default none; disk in the built-in levels.
+	Volumes VolumeMode `json:"volumes,omitempty" yaml:"volumes,omitempty"`
+	// VolumesAsTmpfs is the older spelling of volumes: tmpfs (true) or
+	// none (false), kept so that existing policies mean what they said.
 	VolumesAsTmpfs bool `json:"volumesAsTmpfs,omitempty" yaml:"volumesAsTmpfs,omitempty"`
 }
+
+// VolumeMode is what a level gives an image's declared VOLUMEs.
+type VolumeMode string
+
+// Volume modes.
+const (
+	VolumesDisk  VolumeMode = "disk"
+	VolumesTmpfs VolumeMode = "tmpfs"
+	VolumesNone  VolumeMode = "none"
+)
 
 // MountControl decides which host paths may be bind-mounted.
 type MountControl struct {
@@ -213,6 +274,12 @@ type SysctlControl struct {
 	// container that has its own network namespace, so a non-root server can
 	// bind ports below 1024 without CAP_NET_BIND_SERVICE.
 	UnprivilegedPorts bool `json:"unprivilegedPorts,omitempty" yaml:"unprivilegedPorts,omitempty"`
+	// PingGroupRange sets net.ipv4.ping_group_range in a container that has
+	// its own network namespace, to every group (0 2147483647, as Docker
+	// does) or, in a user namespace of its own, to the range of groups it
+	// maps, so that a non-root process can ping and use ICMP sockets
+	// without CAP_NET_RAW.
+	PingGroupRange bool `json:"pingGroupRange,omitempty" yaml:"pingGroupRange,omitempty"`
 }
 
 // Limits are defaults set when the spec has none; a workload's own lower
@@ -326,6 +393,12 @@ func (l *Level) SetDefaults() {
 	if l.Rootfs.TmpfsSize == "" {
 		l.Rootfs.TmpfsSize = "64m"
 	}
+	if l.Rootfs.Volumes == "" {
+		l.Rootfs.Volumes = VolumesNone
+		if l.Rootfs.VolumesAsTmpfs {
+			l.Rootfs.Volumes, l.Rootfs.VolumesAsTmpfs = VolumesTmpfs, false
+		}
+	}
 }
 
 // Validate reports every problem of the level at once; each names the key.
@@ -370,6 +443,18 @@ func (l *Level) Validate() error {
 		bad("seccomp.profile", "%q is not one of %s, %s", l.Seccomp.Profile, SeccompRuntimeDefault, SeccompStrict)
 	}
 	checkAction("seccomp.onWeaker", l.Seccomp.OnWeaker)
+	for _, set := range []struct {
+		key  string
+		caps []string
+	}{{"capabilities.add", l.Capabilities.Add}, {"capabilities.drop", l.Capabilities.Drop}} {
+		for _, c := range set.caps {
+			if !IsCapability(c) {
+				bad(set.key, "%q is not a capability (want a name like CAP_NET_BIND_SERVICE)", c)
+			} else if set.key == "capabilities.add" && slices.Contains(l.Capabilities.Drop, c) {
+				bad("capabilities.add/drop", "%s is both added and dropped", c)
+			}
+		}
+	}
 	if !slices.Contains(SeccompModes, l.Seccomp.Mode) {
 		bad("seccomp.mode", "%q is not one of %s", l.Seccomp.Mode, joinModes(SeccompModes))
 	}
@@ -388,6 +473,27 @@ func (l *Level) Validate() error {
 		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
 			bad("rootfs.tmpfs/writablePaths", "%q must be a clean absolute path other than /", p)
 		}
+	}
+	for _, p := range l.Rootfs.StatePaths {
+		if dir, ok := strings.CutSuffix(p, "/*"); ok {
+			p = dir
+		}
+		if strings.ContainsAny(p, "*?[") || path.Clean(p) != p || p == "/" || p == "." || strings.HasPrefix(p, "../") || p == ".." {
+			bad("rootfs.statePaths", "%q is not a clean path (absolute, optionally ending in /*, or relative to the WORKDIR) other than /", p)
+		}
+	}
+	for _, p := range l.Rootfs.StateExclude {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+			bad("rootfs.stateExclude", "%q must be a clean absolute path other than /", p)
+		}
+	}
+	switch l.Rootfs.Volumes {
+	case VolumesDisk, VolumesTmpfs, VolumesNone:
+	default:
+		bad("rootfs.volumes", "%q is not one of %s, %s, %s", l.Rootfs.Volumes, VolumesDisk, VolumesTmpfs, VolumesNone)
+	}
+	if l.Rootfs.VolumesAsTmpfs && l.Rootfs.Volumes != VolumesTmpfs {
+		bad("rootfs.volumesAsTmpfs", "true contradicts volumes: %s; leave volumesAsTmpfs out (it is the older spelling of volumes: tmpfs)", l.Rootfs.Volumes)
 	}
 	if !validSize(l.Rootfs.TmpfsSize) {
 		bad("rootfs.tmpfsSize", "%q is not a tmpfs size such as 64m or 1g", l.Rootfs.TmpfsSize)
@@ -473,6 +579,8 @@ func (l *Level) Clone() *Level {
 	c.Seccomp.Packs = slices.Clone(l.Seccomp.Packs)
 	c.Rootfs.Tmpfs = slices.Clone(l.Rootfs.Tmpfs)
 	c.Rootfs.WritablePaths = slices.Clone(l.Rootfs.WritablePaths)
+	c.Rootfs.StatePaths = slices.Clone(l.Rootfs.StatePaths)
+	c.Rootfs.StateExclude = slices.Clone(l.Rootfs.StateExclude)
 	c.Mounts.AllowHostPaths = slices.Clone(l.Mounts.AllowHostPaths)
 	c.Namespaces.AllowHost = slices.Clone(l.Namespaces.AllowHost)
 	c.Devices.Allow = slices.Clone(l.Devices.Allow)
@@ -483,6 +591,8 @@ func (l *Level) Clone() *Level {
 		}
 	}
 	c.Sysctls.Allow = slices.Clone(l.Sysctls.Allow)
+	c.Capabilities.Add = slices.Clone(l.Capabilities.Add)
+	c.Capabilities.Drop = slices.Clone(l.Capabilities.Drop)
 	c.Hooks.Allow = slices.Clone(l.Hooks.Allow)
 	c.Cgroups.Parents = slices.Clone(l.Cgroups.Parents)
 	return &c

@@ -79,6 +79,11 @@ type record struct {
 	// runs in one (userns.go): the one the shim gave it, whose rootfs
 	// Create idmaps, or the pod's own.
 	UserNamespace *usernsRecord `json:"userNamespace,omitempty"`
+	// Writable is what the hardening made writable (writable.go).
+	Writable *writableFacts `json:"writable,omitempty"`
+	// EarlyExit explains an exit with an error soon after the start
+	// (exitwatch.go); written when it happens.
+	EarlyExit *earlyExit `json:"earlyExit,omitempty"`
 
 	// Refusal, when set, is why the container was refused; nothing else
 	// in the record then counts.
@@ -108,6 +113,11 @@ type containerFacts struct {
 	// Reference is the image reference a CRI container's config named (the
 	// pod spec's image, as the kubelet sends it); "" otherwise.
 	Reference string `json:"reference,omitempty"`
+	// LogPath is a CRI container's log file and TerminationMessagePath the
+	// kubelet's terminationMessagePath in it: an early exit is explained
+	// from the one and into the other (exitwatch.go).
+	LogPath                string `json:"logPath,omitempty"`
+	TerminationMessagePath string `json:"terminationMessagePath,omitempty"`
 }
 
 // imageRecord is the image a container runs, as containerd's records say:

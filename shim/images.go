@@ -43,7 +43,7 @@ func (p *pipeline) image(ctx context.Context, ns string, img *imageRecord) error
 	}
 	img.Digest = target.Digest.String()
 	if f, ok := p.imageCache.load(target.Digest); ok && f.ChainID != "" {
-		img.User, img.Volumes, img.PlatformDigest, img.ChainID = f.User, f.Volumes, f.PlatformDigest, f.ChainID
+		img.User, img.Volumes, img.PlatformDigest, img.ChainID, img.WorkingDir = f.User, f.Volumes, f.PlatformDigest, f.ChainID, f.WorkingDir
 		return nil
 	}
 	read := func(ctx context.Context, d ocispec.Descriptor) ([]byte, error) { return p.records.readBlob(ctx, ns, d) }
@@ -51,7 +51,7 @@ func (p *pipeline) image(ctx context.Context, ns string, img *imageRecord) error
 	if err != nil {
 		return fmt.Errorf("read config of image %s: %w", img.Name, err)
 	}
-	img.User = cfg.Config.User
+	img.User, img.WorkingDir = cfg.Config.User, cfg.Config.WorkingDir
 	img.Volumes = nil
 	for v := range cfg.Config.Volumes {
 		img.Volumes = append(img.Volumes, v)
@@ -61,7 +61,7 @@ func (p *pipeline) image(ctx context.Context, ns string, img *imageRecord) error
 		img.PlatformDigest = platform.String()
 	}
 	img.ChainID = identity.ChainID(cfg.RootFS.DiffIDs).String()
-	p.imageCache.store(target.Digest, imageFacts{User: img.User, Volumes: img.Volumes, PlatformDigest: img.PlatformDigest, ChainID: img.ChainID})
+	p.imageCache.store(target.Digest, imageFacts{User: img.User, Volumes: img.Volumes, PlatformDigest: img.PlatformDigest, ChainID: img.ChainID, WorkingDir: img.WorkingDir})
 	return nil
 }
 
@@ -74,6 +74,7 @@ type imageFacts struct {
 	Volumes        []string `json:"volumes,omitempty"`
 	PlatformDigest string   `json:"platformDigest,omitempty"`
 	ChainID        string   `json:"chainID,omitempty"`
+	WorkingDir     string   `json:"workingDir,omitempty"`
 }
 
 // imageCache is a directory of imageFacts by digest; "" disables it.

@@ -136,9 +136,12 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		// The reference the pod spec named (pinned requirements judge it):
 		// CRI records the kubelet's user_specified_image.
 		c.Reference = criUserSpecifiedImage(md)
+		c.LogPath, c.TerminationMessagePath = criExitFacts(md)
 	}
+	var snap chan snapshotFacts // the rootfs snapshot, beside the image
 	if lookErr == nil && ctr.Image != "" {
 		rec.Image = imageRecord{ImageInfo: spec.ImageInfo{Name: ctr.Image}, Snapshotter: ctr.Snapshotter, SnapshotKey: ctr.SnapshotKey}
+		snap = p.snapshotSoon(ctx, req.Namespace, &rec.Image)
 		lookErr = p.image(ctx, req.Namespace, &rec.Image)
 		t.mark("image")
 	}
@@ -183,10 +186,10 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	}
 	rec.Level, rec.LevelData, rec.Mode, rec.Rule, rec.Reason = d.Level.Name, d.Level, d.Mode, d.Rule, d.Reason
 
-	// 3. The signature of the image that runs.
-	if !pol.Signatures.Builtin && rec.Image.SnapshotKey != "" {
-		img := &rec.Image
-		if img.SnapshotParent, img.SnapshotMounts, err = p.records.snapshot(ctx, req.Namespace, img.Snapshotter, img.SnapshotKey); err != nil {
+	// 3. The signature of the image that runs (bound to the snapshot,
+	// whose mounts also show the rules the image's files: imageFS).
+	if snap != nil {
+		if err := (<-snap).into(&rec.Image, !pol.Signatures.Builtin); err != nil {
 			return nil, err
 		}
 		t.mark("snapshot")
@@ -208,13 +211,14 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 	host.KubeletRoot = pol.KubeletRoot
 	inputs := spec.Inputs{Image: rec.Image.ImageInfo, Host: host, Container: spec.ContainerInfo{
 		ID: req.ID, Namespace: req.Namespace, Bundle: req.Bundle, SandboxID: rec.Container.SandboxID, PodUID: rec.Container.PodUID,
-		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown}}
+		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown,
+		VolumeDir: volumeDirOf(pol, host.ContainerdRoot, req.Namespace, req.ID)}}
 	// Root in a user namespace: the pod's range (userns.go).
 	if err := p.reserveUserNamespace(ctx, req, rec, d.Level, in, &inputs); err != nil {
 		return nil, err
 	}
 	t.mark("userns")
-	out, err := p.hardenSpec(req, rec, d, in, inputs)
+	out, err := p.hardenSpec(req, rec, d, in, inputs, pol.VolumesDir)
 	if serr := p.settleUserNamespace(ctx, req, rec, out); serr != nil && err == nil {
 		return nil, serr
 	}
@@ -222,7 +226,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 }
 
 // hardenSpec is step 4 proper: the engine under the level.
-func (p *pipeline) hardenSpec(req request, rec *record, d *policy.Decision, in *specs.Spec, inputs spec.Inputs) (*specs.Spec, error) {
+func (p *pipeline) hardenSpec(req request, rec *record, d *policy.Decision, in *specs.Spec, inputs spec.Inputs, volumesDir string) (*specs.Spec, error) {
 	if d.Mode == policy.Audit {
 		vs, err := spec.Check(in, d.Level, inputs)
 		if err != nil {
@@ -242,6 +246,7 @@ func (p *pipeline) hardenSpec(req request, rec *record, d *policy.Decision, in *
 		return nil, refuse(errInvalidArgument, "%v", err)
 	}
 	rec.Changes = res.Changes
+	rec.Writable = newWritableFacts(inputs.Container.VolumeDir, volumesDir, res)
 	annotate(res.Spec, fmt.Sprintf("%d changes%s", countChanges(res.Changes), ruleList(changeRules(res.Changes))), d)
 	return res.Spec, nil
 }

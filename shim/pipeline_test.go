@@ -205,6 +205,11 @@ func TestPipelineHardens(t *testing.T) {
 	}) {
 		t.Errorf("snapshot parent %q, user namespace %+v: want the snapshot read and no user namespace, with the reason noted", img.SnapshotParent, rec.UserNamespace)
 	}
+	// The snapshot's mounts are read (the rules read the image's files
+	// through them), beside the image.
+	if len(img.SnapshotMounts) != 1 || !strings.Contains(rec.Timing, "snapshot=") {
+		t.Errorf("the snapshot's mounts were not read: %+v (timing %s)", img.SnapshotMounts, rec.Timing)
+	}
 	if rec.Signature == nil || !rec.Signature.Builtin || rec.Policy != e.policy.Path || rec.PolicyHash == "" || !strings.Contains(rec.Timing, "container=") {
 		t.Errorf("record: signature %+v policy %q hash %q timing %q", rec.Signature, rec.Policy, rec.PolicyHash, rec.Timing)
 	}

@@ -28,12 +28,16 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			runc, err := task.NewTaskService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service))
+			// The task service's events pass the exit watch, which
+			// explains early exits before containerd hears of them.
+			exits := newExitWatch(pp.(shim.Publisher))
+			runc, err := task.NewTaskService(ic.Context, exits, ss.(shutdown.Service))
 			if err != nil {
 				return nil, err
 			}
 			s := newService(runc, ic.Properties[plugins.PropertyGRPCAddress])
 			s.events = execaudit.NewPublisher(pp.(shim.Publisher))
+			exits.lookup = s.lookup
 			return s, nil
 		},
 	})

@@ -45,6 +45,10 @@ type service struct {
 	// the plugin, nil in unit tests (then it only logs).
 	events *execaudit.Publisher
 
+	// giveFiles gives copied-up files to the process user after runc's
+	// create (writable.go); giveCopiedFiles unless a test replaces it.
+	giveFiles func(w *writableFacts, pid uint32) error
+
 	// mu guards containers.
 	mu sync.Mutex
 	// containers holds, per container id, the record of its hardening:
@@ -101,7 +105,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 			logRecord(logger, rec)
 		}()
 	}
-	resp, err := s.TTRPCTaskService.Create(ctx, r)
+	resp, err := s.createWritable(ctx, r, rec)
 	if err != nil {
 		<-logged // the record, then why runc failed
 		s.forget(r.ID)
@@ -312,6 +316,7 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		if c, _ := s.container(r.ID); c != nil {
 			releaseUserNamespace(ctx, c.rec, r.ID)
 		}
+		s.deleteWritable(ctx, r.ID)
 		s.forget(r.ID)
 	}
 	return resp, err

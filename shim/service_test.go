@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -44,6 +45,24 @@ type fakeRunc struct {
 	updates []*taskAPI.UpdateTaskRequest
 	deletes []*taskAPI.DeleteRequest
 	err     error
+	// gave records what the service gave to the process user after
+	// create (the pid, the paths); giveErr fails it.
+	gave    []string
+	giveErr error
+}
+
+func (f *fakeRunc) giveFiles(w *writableFacts, pid uint32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if w == nil {
+		return f.giveErr
+	}
+	for _, p := range w.Paths {
+		if p.Medium == "tmpfs" && p.CopyUp && p.Chown {
+			f.gave = append(f.gave, fmt.Sprintf("%d:%s", pid, p.Path))
+		}
+	}
+	return f.giveErr
 }
 
 func (f *fakeRunc) Create(_ context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
@@ -76,6 +95,7 @@ func (f *fakeRunc) Delete(_ context.Context, r *taskAPI.DeleteRequest) (*taskAPI
 func (e *testEnv) service() (*service, *fakeRunc) {
 	runc := &fakeRunc{}
 	s := newService(runc, e.address)
+	s.giveFiles = runc.giveFiles
 	s.pipeline.verdictDir = filepath.Join(e.t.TempDir(), "verdicts")
 	s.pipeline.runCommand = e.verifier.run
 	e.t.Cleanup(s.pipeline.records.close)

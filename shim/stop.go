@@ -31,6 +31,7 @@ import (
 // short), the runc manager's Stop runs unchanged and kills and removes it.
 func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	defer releaseAfterDeadShim(ctx, id)
+	defer removeVolumesOfBundle(ctx, id)
 	if st, ok := stopWithoutRunc(ctx, id); ok {
 		return st, nil
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -89,6 +91,14 @@ var goldenCases = []goldenCase{
 	{name: "ctr-run.strict", in: "ctr-run", level: "strict", in2: Inputs{Host: noAppArmorHost}},
 	{name: "ctr-run.restricted-apparmor-volumes", in: "ctr-run", level: "restricted",
 		in2: Inputs{Host: Host{AppArmor: true, UnprivilegedPortSysctl: true}, Image: ImageInfo{Volumes: []string{"/data", "/var/lib/app/"}}}},
+	// An image whose filesystem the runtime could read: its state paths
+	// get copy-up, its VOLUMEs a directory on disk.
+	{name: "ctr-run.restricted-image-state", in: "ctr-run", level: "restricted", in2: Inputs{Host: noAppArmorHost,
+		Image:     ImageInfo{Volumes: []string{"/var/lib/postgresql/data"}, WorkingDir: "/app", Rootfs: stateImage},
+		Container: ContainerInfo{ID: "demo", Namespace: "default", VolumeDir: "/var/lib/containerd/io.containerd.runtime.v2.task/default/demo/volumes"}}},
+	{name: "ctr-run.strict-image-state", in: "ctr-run", level: "strict", in2: Inputs{Host: noAppArmorHost,
+		Image:     ImageInfo{Volumes: []string{"/var/lib/postgresql/data"}, WorkingDir: "/app", Rootfs: stateImage},
+		Container: ContainerInfo{ID: "demo", Namespace: "default", VolumeDir: "/var/lib/containerd/io.containerd.runtime.v2.task/default/demo/volumes"}}},
 	// CRI (kubelet through containerd): a pod container with RuntimeDefault
 	// seccomp and the pod's namespaces, and the pod sandbox (pause).
 	{name: "cri-container.restricted", in: "cri-container", level: "restricted", in2: Inputs{Host: noAppArmorHost}},
@@ -119,10 +129,11 @@ var goldenCases = []goldenCase{
 
 // goldenResult is what a golden file holds.
 type goldenResult struct {
-	Level   string      `json:"level"`
-	Error   string      `json:"error,omitempty"`
-	Changes []Change    `json:"changes"`
-	Spec    *specs.Spec `json:"spec,omitempty"`
+	Level    string      `json:"level"`
+	Error    string      `json:"error,omitempty"`
+	Changes  []Change    `json:"changes"`
+	Writable []Writable  `json:"writable,omitempty"`
+	Spec     *specs.Spec `json:"spec,omitempty"`
 }
 
 func readSpec(t testing.TB, name string) *specs.Spec {
@@ -167,7 +178,7 @@ func TestGolden(t *testing.T) {
 			case err != nil:
 				t.Fatalf("Harden(%s) = %v", tc.in, err)
 			default:
-				got.Changes, got.Spec = res.Changes, res.Spec
+				got.Changes, got.Writable, got.Spec = res.Changes, res.Writable, res.Spec
 			}
 			data, err := json.MarshalIndent(got, "", "  ")
 			if err != nil {
@@ -189,4 +200,26 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stateImage is an image with the usual state directories: nginx's cache,
+// a database's /var/lib directory with a VOLUME below it, supervisord's
+// log directory, dpkg's records, an application under /app with its
+// uploads and logs, and a /var/run of its own.
+var stateImage = fstest.MapFS{
+	"app/app.sh":                   {Data: []byte("#!/bin/sh\n"), Mode: 0o755},
+	"app/uploads/.keep":            {Mode: 0o644},
+	"app/logs":                     {Mode: fs.ModeDir | 0o755},
+	"usr/bin/app":                  {Data: []byte("binary"), Mode: 0o755},
+	"var/cache/nginx":              {Mode: fs.ModeDir | 0o755},
+	"var/cache/apt/pkgcache.bin":   {Data: make([]byte, 100), Mode: 0o644},
+	"var/lib/dpkg/status":          {Data: []byte("Package: x\n"), Mode: 0o644},
+	"var/lib/postgresql/data":      {Mode: fs.ModeDir | 0o700},
+	"var/lib/postgresql/.psqlrc":   {Mode: 0o644},
+	"var/lib/big/blob":             {Data: make([]byte, 40<<20), Mode: 0o644},
+	"var/log/supervisor":           {Mode: fs.ModeDir | 0o755},
+	"var/log/dpkg.log":             {Data: []byte("log\n"), Mode: 0o644},
+	"var/run/postgresql":           {Mode: fs.ModeDir | 0o2775},
+	"var/spool/cron/crontabs/root": {Mode: 0o600},
+	"tmp":                          {Mode: fs.ModeDir | fs.ModeSticky | 0o777},
 }

@@ -81,6 +81,8 @@ type hardening struct {
 	rule      string
 	changes   []Change
 	refusals  []Violation
+	// writable is what rule rootfs made writable (Result.Writable).
+	writable []Writable
 }
 
 func (h *hardening) change(field, from, to, reason string) {
@@ -152,7 +154,7 @@ func Harden(s *specs.Spec, level *profiles.Level, in Inputs) (*Result, error) {
 		return nil, fmt.Errorf("harden: %w", err)
 	}
 	h.run(rules)
-	res := &Result{Level: level.Name, Spec: h.spec, Changes: h.changes}
+	res := &Result{Level: level.Name, Spec: h.spec, Changes: h.changes, Writable: h.writable}
 	if len(h.refusals) > 0 {
 		return res, &RefusedError{Level: level.Name, Violations: h.refusals}
 	}

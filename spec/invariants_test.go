@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -50,7 +51,9 @@ func forEachHardened(t *testing.T, f func(t *testing.T, in *specs.Spec, l *profi
 			for hn, host := range hosts {
 				t.Run(name+"/"+ln+"/"+hn, func(t *testing.T) {
 					in := readSpec(t, name)
-					inputs := Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data"}}, Container: containerOf(t, name, in)}
+					inputs := Inputs{Host: host, Image: ImageInfo{Volumes: []string{"/data", "/var/lib/postgresql/data"}, WorkingDir: "/app", Rootfs: stateImage},
+						Container: containerOf(t, name, in)}
+					inputs.Container.VolumeDir = "/var/lib/hardened/volumes/" + name
 					inputs = withFacts(name, inputs)
 					if host.IDMappedMounts {
 						inputs.Container.UserNamespace = testRange
@@ -165,6 +168,24 @@ func TestHardenNeverLoosens(t *testing.T) {
 		for _, p := range in.Linux.ReadonlyPaths {
 			if !slices.Contains(out.Linux.ReadonlyPaths, p) {
 				t.Errorf("read-only path %s removed", p)
+			}
+		}
+		// What is made writable is a tmpfs or the container's own volume
+		// directory, and never the image's software.
+		for _, m := range out.Mounts {
+			if slices.ContainsFunc(in.Mounts, func(x specs.Mount) bool { return x.Destination == m.Destination }) {
+				continue
+			}
+			switch {
+			case m.Type == "tmpfs":
+			case m.Type == "bind" && strings.HasPrefix(m.Source, "/var/lib/hardened/volumes/"):
+			default:
+				t.Errorf("mount %s (%s from %s) added", m.Destination, m.Type, m.Source)
+			}
+			for _, sys := range []string{"/usr", "/usr/bin", "/etc", "/bin", "/lib", "/sbin", "/var/lib/dpkg"} {
+				if m.Destination == sys || strings.HasPrefix(sys, m.Destination+"/") {
+					t.Errorf("mount %s added over the image's %s", m.Destination, sys)
+				}
 			}
 		}
 		if len(out.Linux.Devices) > len(in.Linux.Devices) {

@@ -43,7 +43,8 @@ type ownPath struct {
 //     image volumes <state>/io.containerd.grpc.v1.cri/image-volumes/<id>/
 //     (internal/cri/server/helpers.go and podsandbox/helpers_linux.go);
 //   - for the container (ID): its image VOLUMEs,
-//     <root>/io.containerd.grpc.v1.cri/containers/<id>/volumes/;
+//     <root>/io.containerd.grpc.v1.cri/containers/<id>/volumes/, and the
+//     directory the runtime keeps its volumes on disk in (VolumeDir);
 //   - the kubelet, for the pod (PodUID): <kubelet root>/pods/<uid>/
 //     (volumes, etc-hosts, termination log);
 //   - the host's /dev/shm, which CRI binds for a pod in the host's IPC
@@ -71,6 +72,9 @@ func (h *hardening) hostPaths() *hostPaths {
 	}
 	if isPathElement(c.ID) && root != "" {
 		own(root, true, criPlugin, "containers", c.ID, "volumes")
+	}
+	if v := cleanAbs(c.VolumeDir); v != "" && v != "/" {
+		own(v, true)
 	}
 	if isPathElement(c.PodUID) && kubelet != "" {
 		own(kubelet, true, "pods", c.PodUID)

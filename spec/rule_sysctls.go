@@ -19,7 +19,13 @@ import (
 //
 // Otherwise: refused. With sysctls.unprivilegedPorts and a network namespace
 // of its own, net.ipv4.ip_unprivileged_port_start=0 is set when unset, so a
-// non-root server can bind ports below 1024 without a capability.
+// non-root server can bind ports below 1024 without a capability. With
+// sysctls.pingGroupRange and a network namespace of its own,
+// net.ipv4.ping_group_range is set when unset, so that non-root processes
+// can ping and use ICMP sockets without CAP_NET_RAW (as Docker does): to
+// every group (0 2147483647), or, in a user namespace of its own, to the
+// container ids of the gid mapping that holds the process's group (the
+// kernel takes only groups mapped in the writer's namespace).
 func ruleSysctls(h *hardening) {
 	ownNet := h.ownNamespace(specs.NetworkNamespace)
 	keys := make([]string, 0, len(h.spec.Linux.Sysctl))
@@ -40,17 +46,61 @@ func ruleSysctls(h *hardening) {
 		}
 	}
 	if h.level.Sysctls.UnprivilegedPorts && ownNet && h.in.Host.UnprivilegedPortSysctl && h.netSysctlsWritable() {
-		if _, ok := h.spec.Linux.Sysctl[profiles.UnprivilegedPortSysctl]; !ok {
-			m := make(map[string]string, len(h.spec.Linux.Sysctl)+1)
-			for k, v := range h.spec.Linux.Sysctl {
-				m[k] = v
+		h.setSysctl(profiles.UnprivilegedPortSysctl, "0",
+			"a non-root server can bind ports below 1024 in its own network namespace, without a capability")
+	}
+	if h.level.Sysctls.PingGroupRange && ownNet && h.netSysctlsWritable() {
+		if _, set := h.spec.Linux.Sysctl[pingGroupRange]; !set {
+			if r, why := h.pingGroups(); r != "" {
+				h.setSysctl(pingGroupRange, r, "non-root processes can ping and use ICMP sockets in the container's own network namespace, without CAP_NET_RAW")
+			} else {
+				h.note("linux.sysctl["+pingGroupRange+"]", "left unset: "+why)
 			}
-			m[profiles.UnprivilegedPortSysctl] = "0"
-			h.spec.Linux.Sysctl = m
-			h.change("linux.sysctl["+profiles.UnprivilegedPortSysctl+"]", "", "0",
-				"a non-root server can bind ports below 1024 in its own network namespace, without a capability")
 		}
 	}
+}
+
+// pingGroupRange is the sysctl that lets the groups in its range open ICMP
+// echo sockets (SOCK_DGRAM, IPPROTO_ICMP) without CAP_NET_RAW.
+const pingGroupRange = "net.ipv4.ping_group_range"
+
+// allGroups is every group the kernel's ping_group_range takes.
+const allGroups = "0 2147483647"
+
+// pingGroups returns the value of net.ipv4.ping_group_range for the
+// container, or "" and why none fits.
+func (h *hardening) pingGroups() (string, string) {
+	if !h.ownNamespace(specs.UserNamespace) {
+		return allGroups, ""
+	}
+	gid := uint32(0)
+	if h.spec.Process != nil {
+		gid = h.spec.Process.User.GID
+	}
+	for _, m := range h.spec.Linux.GIDMappings {
+		if m.Size > 0 && gid >= m.ContainerID && uint64(gid) < uint64(m.ContainerID)+uint64(m.Size) {
+			high := uint64(m.ContainerID) + uint64(m.Size) - 1
+			if high > 2147483647 {
+				high = 2147483647
+			}
+			return itoa(m.ContainerID) + " " + itoa(high), ""
+		}
+	}
+	return "", "the container's user namespace has no gid mapping for the process's group " + itoa(gid) + " in the spec, and the kernel takes only mapped groups"
+}
+
+// setSysctl sets a sysctl the spec does not set.
+func (h *hardening) setSysctl(key, value, reason string) {
+	if _, ok := h.spec.Linux.Sysctl[key]; ok {
+		return
+	}
+	m := make(map[string]string, len(h.spec.Linux.Sysctl)+1)
+	for k, v := range h.spec.Linux.Sysctl {
+		m[k] = v
+	}
+	m[key] = value
+	h.spec.Linux.Sysctl = m
+	h.change("linux.sysctl["+key+"]", "", value, reason)
 }
 
 // matchesAny reports whether name equals a pattern or starts with a pattern

@@ -123,9 +123,14 @@ type ImageInfo struct {
 	User string
 	// Volumes are the image config's declared VOLUMEs.
 	Volumes []string
-	// Rootfs, when set, is the container's root filesystem. It is only
-	// read (to see whether /var/run is a directory of its own).
-	Rootfs fs.FS
+	// WorkingDir is the image config's WORKDIR: the state paths of
+	// rootfs.statePaths that are relative are below it.
+	WorkingDir string `json:",omitempty"`
+	// Rootfs, when set, is the container's root filesystem as the image
+	// makes it. It is only read: whether /var/run is a directory of its
+	// own, which of the level's state paths the image has and how much
+	// they hold. Symbolic links in it must resolve inside it.
+	Rootfs fs.FS `json:"-"`
 }
 
 // Host holds the facts about the node that some rules depend on. The shim
@@ -229,6 +234,12 @@ type ContainerInfo struct {
 	// root filesystem cannot be idmapped, no range is free, ...); "" when
 	// it did or was not asked to.
 	UserNamespaceUnavailable string
+	// VolumeDir is the host directory that holds the container's own
+	// volumes on disk (rootfs.volumes: disk), one directory below it per
+	// declared VOLUME; the runtime creates them, fills them from the
+	// image and removes them with the container. A bind mount from below
+	// it is the container's own. "": none, and such volumes get a tmpfs.
+	VolumeDir string
 }
 
 // Inputs are everything Harden needs besides the spec and the level.
@@ -246,4 +257,8 @@ type Result struct {
 	Spec *specs.Spec `json:"-"`
 	// Changes lists every change and note, in rule order.
 	Changes []Change `json:"changes"`
+	// Writable lists what the rootfs rule made writable in the read-only
+	// root, for the runtime to prepare (volume directories, owners of
+	// copied-up files) and to explain.
+	Writable []Writable `json:"writable,omitempty"`
 }

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -20,12 +24,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardened-runtime/hardened/internal/atomicfile"
+	"github.com/hardened-runtime/hardened/internal/imagefs"
 )
 
 func learnCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "learn",
-		Usage:     "run a workload once and write a seccomp profile of the syscalls it made; or turn what an observer saw into a policy change",
+		Usage:     "run a workload once and write a seccomp profile of the syscalls it made, and list the paths it wrote; or turn what an observer saw into a policy change",
 		ArgsUsage: "IMAGE-LAYOUT|IMAGE.tar|ROOTFS [-- CMD ARGS...]  |  --events FILE|--metrics URL",
 		Description: `Runs the workload like ` + "`hardenctl run`" + ` (hardened by the level, so it runs as
 it will in production), with a seccomp filter that hands every syscall to
@@ -45,6 +50,13 @@ lets it continue. The profile it writes allows what was recorded, and:
 Use it with ` + "`hardenctl run --seccomp`" + `, as a level's profile, or as a Kubernetes
 Localhost profile. Exercise every code path of the workload while learning:
 what it did not do is refused later.
+
+learn also lists the paths the workload wrote outside the writable paths of
+its level (which the read-only root would refuse), as a ready
+rootfs.writablePaths list: it runs on an overlay of the image, writable, with
+CAP_DAC_OVERRIDE so that a write the user could not make is seen rather than
+refused, and reports the directories it wrote in (made, changed or removed a
+file) and the directories it made.
 
 With --events or --metrics, learn runs nothing: it reads what the level
 denied in production, or would have denied in trial mode (seccomp.mode:
@@ -122,9 +134,24 @@ func learnAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// What it writes outside the level's writable paths lands in an
+	// overlay's upper directory instead of failing on the read-only root.
+	writes, err := watchWrites(w.dir, w.rootfs, s)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "note: the paths the workload writes are not learned: %v\n", err)
+	}
 	code, err := w.runc(ctx, c.String("runc"), id, s, os.Stdin, c.App.ErrWriter, c.App.ErrWriter)
 	if err != nil {
+		writes.close()
 		return err
+	}
+	if writes != nil {
+		paths, err := writes.paths()
+		writes.close()
+		if err != nil {
+			return fmt.Errorf("learn the paths the workload wrote: %w", err)
+		}
+		reportWrites(c.App.ErrWriter, paths)
 	}
 	counts := rec.wait()
 	profile := learnedProfile(counts)
@@ -328,3 +355,125 @@ func (r *recorder) wait() map[string]int {
 }
 
 func (r *recorder) close() { r.ln.Close() }
+
+// writeWatch runs a workload on an overlay of its root filesystem, so that
+// what it writes outside the level's writable paths (which the read-only
+// root would refuse) can be listed afterwards from the upper directory.
+type writeWatch struct {
+	merged, upper, lower string
+	// mountpoints are the spec's mount destinations: runc makes those the
+	// image lacks, the workload does not.
+	mountpoints map[string]bool
+}
+
+// watchWrites mounts the overlay in dir and points s at it, writable.
+func watchWrites(dir, rootfs string, s *specs.Spec) (*writeWatch, error) {
+	w := &writeWatch{merged: filepath.Join(dir, "learn-merged"), upper: filepath.Join(dir, "learn-upper"), lower: rootfs}
+	work := filepath.Join(dir, "learn-work")
+	for _, d := range []string{w.merged, w.upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	opts := "lowerdir=" + rootfs + ",upperdir=" + w.upper + ",workdir=" + work
+	if err := unix.Mount("overlay", w.merged, "overlay", 0, opts); err != nil {
+		return nil, fmt.Errorf("mount an overlay of the root filesystem: %w", err)
+	}
+	s.Root.Path, s.Root.Readonly = w.merged, false
+	w.mountpoints = map[string]bool{}
+	for _, m := range s.Mounts {
+		w.mountpoints[path.Clean("/"+m.Destination)] = true
+	}
+	// The root is writable but its directories are not the process
+	// user's: CAP_DAC_OVERRIDE lets it write where it tries to, so that
+	// the write is seen rather than refused (nothing of it reaches the
+	// image: it goes to the overlay's upper directory).
+	if c := s.Process.Capabilities; c != nil {
+		for _, set := range []*[]string{&c.Bounding, &c.Effective, &c.Permitted, &c.Inheritable, &c.Ambient} {
+			if !slices.Contains(*set, "CAP_DAC_OVERRIDE") {
+				*set = append(*set, "CAP_DAC_OVERRIDE")
+			}
+		}
+	}
+	return w, nil
+}
+
+func (w *writeWatch) close() {
+	if w != nil {
+		unix.Unmount(w.merged, unix.MNT_DETACH)
+	}
+}
+
+// paths lists the paths the workload wrote, as rootfs.writablePaths
+// entries: for a file it created, changed or removed, the directory it is
+// in; for a directory it created (or emptied and made again), that
+// directory, which a writablePaths entry creates. Entries below another
+// are left out; the root itself cannot be writable and is left out too.
+func (w *writeWatch) paths() ([]string, error) {
+	lower, err := imagefs.New(w.lower)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		entries, err := os.ReadDir(filepath.Join(w.upper, rel))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			p := path.Join(rel, e.Name())
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			if info.IsDir() {
+				if w.mountpoints["/"+p] {
+					continue // made by runc for a mount
+				}
+				if fi, err := lower.Lstat(p); err == nil && fi.IsDir() && !opaque(filepath.Join(w.upper, p)) {
+					if err := walk(p); err != nil { // copied up for what is below it
+						return err
+					}
+					continue
+				}
+				set["/"+p] = true // made here
+				continue
+			}
+			set["/"+path.Dir(p)] = true // a file written or removed in it
+		}
+		return nil
+	}
+	if err := walk("."); err != nil {
+		return nil, err
+	}
+	var out []string
+	for p := range set {
+		if p = path.Clean(p); p != "/" {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	var top []string
+	for _, p := range out {
+		if len(top) == 0 || !strings.HasPrefix(p, top[len(top)-1]+"/") {
+			top = append(top, p)
+		}
+	}
+	return top, nil
+}
+
+func opaque(dir string) bool {
+	buf := make([]byte, 1)
+	n, err := unix.Lgetxattr(dir, "trusted.overlay.opaque", buf)
+	return err == nil && n == 1 && buf[0] == 'y'
+}
+
+// reportWrites prints the paths as a ready rootfs.writablePaths list.
+func reportWrites(out io.Writer, paths []string) {
+	if len(paths) == 0 {
+		fmt.Fprintln(out, "the workload wrote nothing outside the writable paths of its level")
+		return
+	}
+	fmt.Fprintf(out, "the workload wrote outside the writable paths of its level; in a level that extends it:\n  rootfs:\n    writablePaths: [%s]\n", strings.Join(paths, ", "))
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/hardened-runtime/hardened/internal/userns"
+	"github.com/hardened-runtime/hardened/internal/imagefs"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
@@ -21,7 +22,9 @@ var levelFlags = []cli.Flag{
 	&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Value: policy.DefaultPath, Usage: "node policy file; a missing file means the built-in default (restricted)"},
 	&cli.StringFlag{Name: "image", Usage: "image reference, for the policy's image rules (default: the spec's io.kubernetes.cri.image-name annotation)"},
 	&cli.StringFlag{Name: "namespace", Value: "default", Usage: "containerd namespace, for the policy's rules"},
-	&cli.StringSliceFlag{Name: "image-volume", Usage: "a VOLUME the image declares (repeat); gets a tmpfs"},
+	&cli.StringSliceFlag{Name: "image-volume", Usage: "a VOLUME the image declares (repeat); gets what the level's rootfs.volumes says"},
+	&cli.StringFlag{Name: "image-rootfs", Usage: "harden, check: the image's root filesystem (a directory): the level's rootfs.statePaths that it has are made writable, as the shim does (run and learn read the image they run)"},
+	&cli.StringFlag{Name: "image-workdir", Usage: "harden, check: the image's WORKDIR, below which relative rootfs.statePaths are (default: the spec's process.cwd)"},
 	// What the shim learns from containerd and the node: which host files
 	// are the container's own (mounts), which cgroup is (cgroups).
 	&cli.StringFlag{Name: "containerd-root", Value: "/var/lib/containerd", Usage: "containerd's root directory (CRI's per-pod files, image VOLUME directories)"},
@@ -124,6 +127,19 @@ func loadInput(c *cli.Context) (*input, error) {
 	} else {
 		ctr.UserNamespaceUnavailable = "the shim could reserve no range of host ids (--userns-range none)"
 	}
+	ctr.VolumeDir = spec.TaskVolumeDir(host.ContainerdRoot, ctr.Namespace, ctr.ID)
+	img := spec.ImageInfo{Volumes: c.StringSlice("image-volume"), WorkingDir: c.String("image-workdir")}
+	if dir := c.String("image-rootfs"); dir != "" {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, err
+		}
+		root, err := imagefs.New(abs)
+		if err != nil {
+			return nil, err
+		}
+		img.Rootfs = root
+	}
 	return &input{spec: s, level: level, why: why,
-		inputs: spec.Inputs{Host: host, Image: spec.ImageInfo{Volumes: c.StringSlice("image-volume")}, Container: ctr}}, nil
+		inputs: spec.Inputs{Host: host, Image: img, Container: ctr}}, nil
 }

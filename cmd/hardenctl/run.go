@@ -30,6 +30,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hardened-runtime/hardened/internal/imagefs"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -373,7 +374,10 @@ func (w *workload) harden(c *cli.Context, s *specs.Spec) (*specs.Spec, *spec.Res
 	if err != nil {
 		return nil, nil, err
 	}
-	img := spec.ImageInfo{Name: w.name, User: w.config.User, Rootfs: os.DirFS(w.rootfs)}
+	img := spec.ImageInfo{Name: w.name, User: w.config.User, WorkingDir: w.config.WorkingDir}
+	if root, err := imagefs.New(w.rootfs); err == nil {
+		img.Rootfs = root // links resolve inside the image, never on the host
+	}
 	for v := range w.config.Volumes {
 		img.Volumes = append(img.Volumes, v)
 	}
