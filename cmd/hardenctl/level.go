@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/internal/imagefs"
+	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/profiles"
 	"github.com/hardened-runtime/hardened/spec"
