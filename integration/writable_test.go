@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,23 +148,48 @@ func (a *app) writablePaths(t *testing.T) map[string]map[string]any {
 	return out
 }
 
-// checkHardened checks what every pattern runs with: uid 65534 on the
-// host, seccomp filtering, no capabilities, and the image's files
-// immutable.
+// checkHardened checks what every pattern runs with: no process of the
+// container on host uid or gid 0 (root only in a user namespace of its
+// own, every id in its range, with the level's namespaced capabilities;
+// where the kernel cannot idmap, 65534 with none), seccomp filtering, no
+// new privileges, and the image's files immutable.
 func (a *app) checkHardened(t *testing.T, ctx context.Context, imageFiles ...string) {
 	t.Helper()
+	pids, err := a.task.Pids(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []uint32
+	for _, p := range pids {
+		all = append(all, p.Pid)
+	}
+	first, inUserns := a.userNamespace(t)
+	if inUserns {
+		checkHostIDsIn(t, a.id, all, first)
+	} else {
+		for _, pid := range all {
+			uids, gids := hostIDs(t, pid)
+			if slices.Contains(append(uids, gids...), 0) {
+				t.Errorf("process %d runs with host uids %v gids %v", pid, uids, gids)
+			}
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.task.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uid := strings.Fields(statusField(string(status), "Uid")); len(uid) == 0 || uid[0] == "0" {
-		t.Errorf("the container's process runs as host uid %v", uid)
-	}
 	if v := statusField(string(status), "Seccomp"); v != "2" {
 		t.Errorf("Seccomp: %s, want 2 (filtering)", v)
 	}
-	if v := statusField(string(status), "CapEff"); v != "0000000000000000" {
-		t.Errorf("CapEff: %s", v)
+	if v := statusField(string(status), "NoNewPrivs"); v != "1" {
+		t.Errorf("NoNewPrivs: %s, want 1", v)
+	}
+	want := "0000000000000000"
+	if inUserns {
+		want = namespacedCaps
+	}
+	if v := statusField(string(status), "CapEff"); v != want {
+		t.Errorf("CapEff: %s, want %s (in a user namespace of its own: %v)", v, want, inUserns)
 	}
 	for _, f := range append(imageFiles, "/bin/busybox", "/etc/passwd") {
 		out := a.exec(t, ctx, "touch "+f+" 2>&1; echo exit=$?")
@@ -171,6 +197,40 @@ func (a *app) checkHardened(t *testing.T, ctx context.Context, imageFiles ...str
 			t.Errorf("touch %s in the container: %q, want Read-only file system", f, out)
 		}
 	}
+}
+
+// userNamespace reads the container's uid_map: the first host id of its
+// user namespace, and whether it has one of its own.
+func (a *app) userNamespace(t *testing.T) (uint32, bool) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", a.task.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := strings.Fields(string(data)); len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295" {
+		return 0, false
+	}
+	return rangeOf(t, a.task.Pid()), true
+}
+
+// hostOwner is the host uid that the container's user uid (in it) has on
+// the host: through its user namespace, or as it is.
+func (a *app) hostOwner(t *testing.T, uid uint32) uint32 {
+	t.Helper()
+	if first, ok := a.userNamespace(t); ok {
+		return first + uid
+	}
+	return uid
+}
+
+// processUser is the uid the container's process runs as, in it: 0 in a
+// user namespace of its own, else the level's 65534.
+func (a *app) processUser(t *testing.T) uint32 {
+	t.Helper()
+	if _, ok := a.userNamespace(t); ok {
+		return 0
+	}
+	return 65534
 }
 
 // stop kills the task and waits for it.
@@ -219,7 +279,7 @@ exec httpd -f -p 80 -h /usr/share/nginx/html
 	if out := a.exec(t, ctx, "wget -qO- http://127.0.0.1:80/"); !strings.Contains(out, "hello from nginx-like") {
 		t.Errorf("GET / = %q", out)
 	}
-	if out := a.exec(t, ctx, "ls -dn /var/cache/nginx/client_temp; cat /var/log/nginx/error.log"); !strings.Contains(out, " 65534 ") || !strings.Contains(out, "start worker processes") {
+	if out := a.exec(t, ctx, "ls -dn /var/cache/nginx/client_temp; cat /var/log/nginx/error.log"); !strings.Contains(out, fmt.Sprintf(" %d ", a.processUser(t))) || !strings.Contains(out, "start worker processes") {
 		t.Errorf("cache and log: %q", out)
 	}
 	a.checkHardened(t, ctx, "/usr/share/nginx/html/index.html", "/etc/nginx/nginx.conf", "/docker-entrypoint.sh")
@@ -273,10 +333,12 @@ exec sleep 600
 	a.stop(t, ctx)
 }
 
-// TestSupervisordLikeLogs: supervisord writes its log to
-// /var/log/supervisor, its pid to /var/run, and its programs' output to
-// files in /var/log/supervisor (here as the level's non-root user; the
-// privilege drop of a root supervisord is root in a user namespace).
+// TestSupervisordLikeLogs: supervisord with user= set must be root ("Can't
+// drop privilege as nonroot user" otherwise), writes its log to
+// /var/log/supervisor and its pid to /var/run, and starts its program as
+// the program's own user, whose output goes to a file in
+// /var/log/supervisor: root in a user namespace of its own, every host id
+// in its range.
 func TestSupervisordLikeLogs(t *testing.T) {
 	require(t)
 	ctx, cancel := ctxFor(ns)
@@ -286,15 +348,19 @@ func TestSupervisordLikeLogs(t *testing.T) {
 		Config: v1.Config{Entrypoint: []string{"/usr/bin/supervisord"}, Cmd: []string{"-n", "-c", "/etc/supervisor/supervisord.conf"}},
 		Files: []harness.File{
 			{Path: "etc/supervisor", Dir: true},
-			{Path: "etc/supervisor/supervisord.conf", Data: "[supervisord]\nlogfile=/var/log/supervisor/supervisord.log\npidfile=/var/run/supervisord.pid\n[program:app]\ncommand=/bin/sh -c 'while true; do echo tick; sleep 1; done'\n", Mode: 0o644},
+			{Path: "etc/supervisor/supervisord.conf", Data: "[supervisord]\nuser=root\nlogfile=/var/log/supervisor/supervisord.log\npidfile=/var/run/supervisord.pid\n[program:app]\nuser=app\ncommand=/bin/sh -c 'while true; do echo tick; sleep 1; done'\n", Mode: 0o644},
 			{Path: "var/log", Dir: true},
 			{Path: "var/log/supervisor", Dir: true},
 			{Path: "usr/bin", Dir: true},
 			{Path: "usr/bin/supervisord", Data: `#!/bin/sh
+# supervisord with user= set: it must be root to drop to that user, and
+# it starts each program as the program's user=.
+if [ "$(id -u)" != 0 ]; then echo "Error: Can't drop privilege as nonroot user" >&2; exit 2; fi
 log=/var/log/supervisor/supervisord.log
 echo "INFO supervisord started with pid $$" >> $log || exit 1
 echo $$ > /var/run/supervisord.pid || exit 1
-(while true; do echo tick; sleep 1; done) >> /var/log/supervisor/app-stdout---supervisor.log 2>&1 &
+touch /var/log/supervisor/app-stdout---supervisor.log && chown app:app /var/log/supervisor/app-stdout---supervisor.log || exit 1
+su -s /bin/sh app -c 'while true; do echo "tick as $(id -u)"; sleep 1; done >> /var/log/supervisor/app-stdout---supervisor.log 2>&1' &
 echo "INFO spawned: 'app' with pid $!" >> $log
 echo ready
 wait
@@ -303,7 +369,7 @@ wait
 	})
 	a.waitOutput(t, "ready")
 	deadline := time.Now().Add(30 * time.Second)
-	for out := ""; !strings.Contains(out, "tick"); out = a.exec(t, ctx, "cat /var/log/supervisor/app-stdout---supervisor.log") {
+	for out := ""; !strings.Contains(out, "tick as 1000"); out = a.exec(t, ctx, "cat /var/log/supervisor/app-stdout---supervisor.log") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the program's log: %q", out)
 		}
@@ -415,8 +481,9 @@ func TestDatabaseVolumeOnDisk(t *testing.T) {
 			t.Errorf("on disk: %v", err)
 			continue
 		}
-		if st := fi.Sys().(*syscall.Stat_t); fi.Size() != size || st.Uid != 65534 || st.Gid != 65534 {
-			t.Errorf("%s on disk: %d bytes, owner %d:%d; want %d bytes, 65534:65534", name, fi.Size(), st.Uid, st.Gid, size)
+		owner := a.hostOwner(t, a.processUser(t))
+		if st := fi.Sys().(*syscall.Stat_t); fi.Size() != size || st.Uid != owner || st.Gid != owner || st.Uid == 0 {
+			t.Errorf("%s on disk: %d bytes, owner %d:%d; want %d bytes, %d:%d (the container's user on the host)", name, fi.Size(), st.Uid, st.Gid, size, owner, owner)
 		}
 	}
 	a.checkHardened(t, ctx, "/usr/bin/db")
@@ -475,9 +542,16 @@ func TestEarlyExitIsExplained(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no /hardened/early-exit event")
 	}
-	x, _ := a.record(t)["earlyExit"].(map[string]any)
+	rec := a.record(t)
+	x, _ := rec["earlyExit"].(map[string]any)
 	msg, _ := x["message"].(string)
-	for _, want := range []string{"exited 3", "uid 65534", "read-only root", "/tmp tmpfs 64m", "rootfs.writablePaths", "user.namespace", "rootfs.tmpfsSize"} {
+	// Root in a user namespace of its own where the kernel can idmap its
+	// rootfs, 65534 where not.
+	user := []string{"uid 65534", "user.namespace"}
+	if rec["userNamespace"] != nil {
+		user = []string{"uid 0 gid 0 in a user namespace of its own (host uids ", "capabilities.add"}
+	}
+	for _, want := range append(user, "exited 3", "read-only root", "/tmp tmpfs 64m", "rootfs.writablePaths", "rootfs.tmpfsSize") {
 		if !strings.Contains(msg, want) {
 			t.Errorf("record: earlyExit.message %q lacks %q", msg, want)
 		}

@@ -174,6 +174,18 @@ var knobs = []struct {
 		"\"No space left on device\": a tmpfs is full; raise rootfs.tmpfsSize of its level, or mount a volume there (rootfs.volumes: disk gives the image's VOLUMEs one on disk)"},
 }
 
+// usernsKnob is the permission knob's advice that a container already
+// root in a user namespace of its own has had.
+const usernsKnob = "give it a level that runs it as root in a user namespace of its own (user.namespace), or a capability in capabilities.add, or baseline"
+
+// knobFor is a knob's advice for the container of s.
+func knobFor(knob string, s *specs.Spec) string {
+	if s.Linux != nil && len(s.Linux.UIDMappings) > 0 {
+		return strings.Replace(knob, usernsKnob, "it ran as root in a user namespace already: give it the capability it lacks in capabilities.add of its level, or baseline", 1)
+	}
+	return knob
+}
+
 // explain builds the explanation of an early exit (pure: unit-tested).
 func explain(rec *record, s *specs.Spec, status uint32, after time.Duration, tail []string) *earlyExit {
 	x := &earlyExit{Status: status, After: after.Round(10 * time.Millisecond).String(), LogTail: tail}
@@ -182,6 +194,10 @@ func explain(rec *record, s *specs.Spec, status uint32, after time.Duration, tai
 	if s.Process != nil {
 		u := s.Process.User
 		fmt.Fprintf(&b, "it ran as uid %d gid %d", u.UID, u.GID)
+		if l := s.Linux; l != nil && len(l.UIDMappings) > 0 {
+			m := l.UIDMappings[0]
+			fmt.Fprintf(&b, " in a user namespace of its own (host uids %d-%d; its capabilities count only there)", m.HostID, uint64(m.HostID)+uint64(m.Size)-1)
+		}
 		for _, c := range rec.Changes {
 			if c.Rule == "user" && c.Field == "process.user.uid" && !c.Note {
 				fmt.Fprintf(&b, " (it asked for uid %s: %s)", c.From, c.Reason)
@@ -213,7 +229,7 @@ func explain(rec *record, s *specs.Spec, status uint32, after time.Duration, tai
 		fmt.Fprintf(&b, "; its log says %q", lastLine([]string{said}))
 		for _, k := range knobs {
 			if k.cause == x.Cause {
-				b.WriteString("; " + k.knob)
+				b.WriteString("; " + knobFor(k.knob, s))
 			}
 		}
 	} else {
@@ -222,7 +238,7 @@ func explain(rec *record, s *specs.Spec, status uint32, after time.Duration, tai
 			if i > 0 {
 				b.WriteString("; if ")
 			}
-			b.WriteString(k.knob)
+			b.WriteString(knobFor(k.knob, s))
 		}
 	}
 	b.WriteString("")

@@ -98,6 +98,22 @@ func TestExplain(t *testing.T) {
 			t.Errorf("explain = %q: more than one line", x.Message)
 		}
 	}
+	// Root in a user namespace of its own: said, with its host range, and
+	// the permission knob no longer offers what it has.
+	s.Process.User = specs.User{}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1 << 30, Size: 65536}}
+	x := explain(c.rec, s, 1, time.Second, []string{"chown: /data: Operation not permitted"})
+	for _, want := range []string{"uid 0 gid 0 in a user namespace of its own (host uids 1073741824-1073807359", "root in a user namespace already", "capabilities.add"} {
+		if !strings.Contains(x.Message, want) {
+			t.Errorf("explain in a user namespace = %q, lacks %q", x.Message, want)
+		}
+	}
+	if strings.Contains(x.Message, "(user.namespace)") {
+		t.Errorf("explain in a user namespace = %q: offers user.namespace", x.Message)
+	}
 }
 
 // TestExitWatch: an exit with an error soon after the start is explained
