@@ -113,15 +113,21 @@ func TestKubernetes(t *testing.T) {
 	// web: probes, exec, logs.
 	err = waitReady(t, cl, "e2e", "web", 3*time.Minute)
 	add("nginx pod Ready (httpGet readiness and exec liveness probes)", err, podSummary(t, cl, "web"))
-	out, err := cl.Kubectl(t, "exec", "-n", "e2e", "web", "--", "sh", "-c", "id; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/1/status; touch /probe 2>&1; echo >/var/cache/nginx/x && echo cache-writable")
+	// A root image: root in a user namespace of its own (the pod's range),
+	// with the namespaced capabilities (no CAP_NET_RAW in the pod's
+	// network namespace, which its sandbox owns).
+	out, err := cl.Kubectl(t, "exec", "-n", "e2e", "web", "--", "sh", "-c", "id; cat /proc/1/uid_map; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/1/status; touch /probe 2>&1; echo >/var/cache/nginx/x && echo cache-writable")
 	detail = oneLine(out)
 	if err == nil {
-		err = expect(out, "uid=65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2", "Read-only file system", "cache-writable")
+		err = expect(out, "uid=0(root)", "CapEff:\t00000000800004eb", "NoNewPrivs:\t1", "Seccomp:\t2", "Read-only file system", "cache-writable")
+		if regexp.MustCompile(`(?m)^\s*0\s+0\s+4294967295\s*$`).MatchString(out) {
+			err = fmt.Errorf("the pod runs in the host's user namespace")
+		}
 	}
-	add("kubectl exec: hardened process and exec (uid, caps, seccomp, read-only root, level web's writable path)", err, detail)
+	add("kubectl exec: hardened process and exec (root in its user namespace, caps, seccomp, read-only root, level web's writable path)", err, detail)
 	out, err = cl.Kubectl(t, "logs", "-n", "e2e", "web")
 	if err == nil {
-		err = expect(out, "serving http on :80 (uid 65534)")
+		err = expect(out, "serving http on :80 (uid 0)")
 	}
 	add("kubectl logs", err, oneLine(out))
 
@@ -143,7 +149,7 @@ func TestKubernetes(t *testing.T) {
 		err = lerr
 	}
 	if err == nil {
-		err = expect(out, "uid=65534")
+		err = expect(out, "uid=0(root)")
 		if regexp.MustCompile(`(?m)^\s*0\s+0\s+4294967295\s*$`).MatchString(out) {
 			err = fmt.Errorf("the pod runs in the host's user namespace")
 		}
