@@ -10,7 +10,7 @@ import (
 func BenchmarkHarden(b *testing.B) {
 	s := readSpec(b, "cri-container")
 	l := level(b, "restricted")
-	in := Inputs{Host: Host{UnprivilegedPortSysctl: true}, Image: ImageInfo{Volumes: []string{"/data"}}}
+	in := withFacts("cri-container", Inputs{Host: Host{UnprivilegedPortSysctl: true}, Image: ImageInfo{Volumes: []string{"/data"}}})
 	if _, err := Harden(s, l, in); err != nil {
 		b.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func BenchmarkHarden(b *testing.B) {
 // comparing a workload's own seccomp profile with the level's.
 func BenchmarkHardenHardened(b *testing.B) {
 	l := level(b, "restricted")
-	in := Inputs{Host: Host{UnprivilegedPortSysctl: true}}
+	in := withFacts("cri-container", Inputs{Host: Host{UnprivilegedPortSysctl: true}})
 	res, err := Harden(readSpec(b, "cri-container"), l, in)
 	if err != nil {
 		b.Fatal(err)
