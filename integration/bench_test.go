@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	goruntime "runtime"
 	"slices"
@@ -328,6 +329,7 @@ func shimRSS(t *testing.T, before []int) float64 {
 	t.Helper()
 	for _, pid := range cd.ShimPIDs() {
 		if !slices.Contains(before, pid) {
+			dumpResident(pid, "one-"+path.Base(shimBinary(pid)))
 			return rssOf(pid)
 		}
 	}
@@ -397,6 +399,7 @@ func podRSS(t *testing.T, handler string) float64 {
 	if len(shims) != 1 {
 		t.Fatalf("pod %s has %d shims, want 1", handler, len(shims))
 	}
+	dumpResident(shims[0], "pod-"+handler)
 	return rssOf(shims[0])
 }
 
