@@ -214,7 +214,7 @@ func (p *pipeline) harden(ctx context.Context, req request, rec *record, t *time
 		SupplementalGroups: rec.Container.SupplementalGroups, SupplementalGroupsKnown: rec.Container.SupplementalGroupsKnown,
 		VolumeDir: volumeDirOf(pol, host.ContainerdRoot, req.Namespace, req.ID)}}
 	// Root in a user namespace: the pod's range (userns.go).
-	if err := p.reserveUserNamespace(ctx, req, rec, d.Level, in, &inputs); err != nil {
+	if err := p.reserveUserNamespace(ctx, req, rec, d, in, &inputs); err != nil {
 		return nil, err
 	}
 	t.mark("userns")
@@ -232,7 +232,8 @@ func (p *pipeline) hardenSpec(req request, rec *record, d *policy.Decision, in *
 		if err != nil {
 			return nil, refuse(errInvalidArgument, "%v", err)
 		}
-		rec.Violations = vs
+		rec.Violations = append(rec.Violations, vs...)
+		vs = rec.Violations
 		out := deepCopySpec(in)
 		annotate(out, fmt.Sprintf("audit: %d violations%s", len(vs), ruleList(violationRules(vs))), d)
 		return out, nil

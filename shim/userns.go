@@ -19,7 +19,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hardened-runtime/hardened/internal/userns"
-	"github.com/hardened-runtime/hardened/profiles"
+	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -94,13 +94,28 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 // (or says in inputs why there is none), or records and checks the range
 // a pod brought itself. It returns a refusal only for a pod's own range
 // that collides with another's.
-func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *record, level *profiles.Level, in *specs.Spec, inputs *spec.Inputs) error {
+//
+// Under audit, which changes nothing, none is reserved, and a pod's own
+// range that collides is recorded as a violation instead of refused.
+func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *record, d *policy.Decision, in *specs.Spec, inputs *spec.Inputs) error {
+	level := d.Level
 	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 || in.Linux == nil {
 		return nil
 	}
 	owner := ownerOf(req.Namespace, rec.Container)
 	if len(in.Linux.UIDMappings) > 0 || len(in.Linux.GIDMappings) > 0 {
-		return p.recordOwnUserNamespace(ctx, owner, rec, in)
+		v, err := p.recordOwnUserNamespace(ctx, owner, rec, in)
+		if v == nil || err != nil {
+			return err
+		}
+		if d.Mode == policy.Audit {
+			rec.Violations = append(rec.Violations, *v)
+			return nil
+		}
+		return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: level.Name, Violations: []spec.Violation{*v}})
+	}
+	if d.Mode == policy.Audit {
+		return nil
 	}
 	c := &inputs.Container
 	if !inputs.Host.IDMappedMounts || (c.SandboxID != "" && c.SandboxID == c.ID) {
@@ -128,23 +143,26 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 }
 
 // recordOwnUserNamespace records the range of a pod that brought its own
-// user namespace (hostUsers: false: the kubelet picks it), and refuses it
-// when it overlaps a range reserved for another pod or holds a host
-// user's id.
-func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owner, rec *record, in *specs.Spec) error {
+// user namespace (hostUsers: false: the kubelet picks it). A range that
+// overlaps one reserved for another pod or holds a host user's id is not
+// recorded: it returns the violation (rule user-namespace), which the
+// caller refuses.
+func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owner, rec *record, in *specs.Spec) (*spec.Violation, error) {
 	a, err := p.allocator(ctx)
 	if err != nil {
-		return refuse(errFailedPrecondition, "user namespace: %v", err)
+		return nil, refuse(errFailedPrecondition, "user namespace: %v", err)
 	}
 	all := slices.Concat(in.Linux.UIDMappings, in.Linux.GIDMappings)
 	if slices.ContainsFunc(all, func(m specs.LinuxIDMapping) bool { return m.HostID == 0 }) {
-		return nil // the engine refuses it (rule user-namespace)
+		return nil, nil // the engine refuses it (rule user-namespace)
 	}
-	for _, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
+	for i, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
+		field := [...]string{"linux.uidMappings", "linux.gidMappings"}[i]
 		for _, m := range ms {
 			if err := a.Record(owner, m.HostID, m.Size); err != nil {
-				return refuse(errFailedPrecondition, "the pod's own user namespace (linux.uidMappings %d:%d:%d): %v; fix: give the kubelet subordinate ids (/etc/subuid and /etc/subgid entries for user kubelet) outside the runtime's window (%s), or narrow the window",
-					m.ContainerID, m.HostID, m.Size, err, userns.RangeEnv)
+				return &spec.Violation{Rule: "user-namespace", Field: field, Value: fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size), Refused: true,
+					Reason: "the pod's own user namespace would share host ids with another: " + err.Error(),
+					Fix:    "give the kubelet subordinate ids for pods (/etc/subuid and /etc/subgid entries for user kubelet) that hold no host user's id and lie outside the runtime's window (" + userns.RangeEnv + "), or narrow that window"}, nil
 			}
 		}
 	}
@@ -152,7 +170,7 @@ func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owne
 	if len(m) > 0 {
 		rec.UserNamespace = &usernsRecord{Owner: owner, HostID: m[0].HostID, Size: m[0].Size, Own: true}
 	}
-	return nil
+	return nil, nil
 }
 
 // idmappableRootfs reads the container's rootfs snapshot and says why it

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,6 +230,22 @@ func TestPodsOwnUserNamespace(t *testing.T) {
 	if _, err := e.run(e.pipeline("create"), testNS, "k2", b); err == nil || !strings.Contains(err.Error(), "kubelet") ||
 		!strings.Contains(err.Error(), userns.RangeEnv) || !strings.Contains(err.Error(), testNS+"/mine") {
 		t.Errorf("colliding own range = %v, want a refusal naming the owner and the fix", err)
+	} else if want := fmt.Sprintf("refused by level restricted: rule user-namespace: linux.uidMappings=0:%d:65536", testWindowFirst); !strings.Contains(err.Error(), want) {
+		t.Errorf("colliding own range = %v, want the engine's form %q", err, want)
+	}
+	// Under audit: recorded as a violation, not refused, nothing reserved.
+	b = e.bundle("audit", "k3", e.image, own(testWindowFirst))
+	rec3, err := e.run(e.pipeline("create"), "audit", "k3", b)
+	if err != nil || rec3.UserNamespace != nil || !slices.ContainsFunc(rec3.Violations, func(v spec.Violation) bool {
+		return v.Rule == "user-namespace" && v.Field == "linux.uidMappings" && strings.Contains(v.Reason, testNS+"/mine")
+	}) {
+		t.Errorf("audit, colliding own range: %v %+v", err, rec3)
+	}
+	// Under audit, a root container gets no range.
+	b = e.bundle("audit", "k4", e.image, nil)
+	e.rootfs("k4")
+	if rec4, err := e.run(e.pipeline("create"), "audit", "k4", b); err != nil || rec4.UserNamespace != nil {
+		t.Errorf("audit, root container: %v %+v", err, rec4.UserNamespace)
 	}
 	releaseUserNamespace(context.Background(), rec, "k1")
 	entries, _ := e.alloc.Entries()

@@ -235,8 +235,6 @@ var byDesign = []struct {
 		"the root filesystem is read-only whatever the container asks"},
 	{regexp.MustCompile(`should support nil profile, which is unconfined|should support seccomp unconfined on the container`), "seccomp",
 		"an unconfined (or absent) seccomp profile gets the level's RuntimeDefault"},
-	{regexp.MustCompile(`should support starting container with volume|should support (non-)?recursive readonly mounts`), "user",
-		"the root image runs as 65534, which cannot enter the suite's host directory (mode 0700, owned by root)"},
 }
 
 // containerdLimits are failures that are neither hardened's nor this
