@@ -95,8 +95,9 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 // a pod brought itself. It returns a refusal only for a pod's own range
 // that collides with another's.
 //
-// Under audit, which changes nothing, none is reserved, and a pod's own
-// range that collides is recorded as a violation instead of refused.
+// Under audit, which changes nothing, a range is reserved only for the
+// engine to say what enforce would do (settleUserNamespace releases it),
+// and a pod's own range that collides is a violation, not a refusal.
 func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *record, d *policy.Decision, in *specs.Spec, inputs *spec.Inputs) error {
 	level := d.Level
 	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 || in.Linux == nil {
@@ -113,9 +114,6 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 			return nil
 		}
 		return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: level.Name, Violations: []spec.Violation{*v}})
-	}
-	if d.Mode == policy.Audit {
-		return nil
 	}
 	c := &inputs.Container
 	if !inputs.Host.IDMappedMounts || (c.SandboxID != "" && c.SandboxID == c.ID) {
