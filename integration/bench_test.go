@@ -289,6 +289,27 @@ func hardenedSpecOf(t *testing.T) *specs.Spec {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
+	// The image's VOLUMEs on disk go with that container: runc's containers
+	// get a directory of the same kind (the same bind, owned by the
+	// process's host ids) that outlives it.
+	volumes := filepath.Join(cd.Root, "io.containerd.runtime.v2.task", ns, id, "volumes") + "/"
+	for i, m := range s.Mounts {
+		if !strings.HasPrefix(m.Source, volumes) {
+			continue
+		}
+		dir := t.TempDir()
+		uid, gid := s.Process.User.UID, s.Process.User.GID
+		if l := s.Linux; len(l.UIDMappings) == 1 && len(l.GIDMappings) == 1 {
+			uid, gid = l.UIDMappings[0].HostID+uid, l.GIDMappings[0].HostID+gid
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			t.Fatal(err)
+		}
+		s.Mounts[i].Source = dir
+	}
 	return &s
 }
 

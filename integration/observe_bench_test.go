@@ -24,9 +24,10 @@ import (
 // benchPolicies: the default level restricted (seccomp.mode enforce: each
 // denial is an audit record) and the same level with seccomp.mode silent
 // (denials unlogged): the cost of logging is the difference.
+// Each lets the benchmark's programs be bind-mounted from %[1]s.
 const (
-	enforcePolicy = "mode: enforce\ndefaultLevel: restricted\n"
-	silentPolicy  = "mode: enforce\ndefaultLevel: quiet\nlevels:\n  quiet:\n    extends: restricted\n    seccomp:\n      mode: silent\n"
+	enforcePolicy = "mode: enforce\ndefaultLevel: bench\nlevels:\n  bench:\n    extends: restricted\n    mounts:\n      allowHostPaths: [%[1]s]\n"
+	silentPolicy  = "mode: enforce\ndefaultLevel: quiet\nlevels:\n  quiet:\n    extends: restricted\n    mounts:\n      allowHostPaths: [%[1]s]\n    seccomp:\n      mode: silent\n"
 )
 
 // threadsC creates and joins N threads and prints µs per thread: glibc
@@ -83,7 +84,7 @@ func TestBenchObserve(t *testing.T) {
 	policies := map[string]*runtimeoptions.Options{}
 	for name, text := range map[string]string{"enforce": enforcePolicy, "silent": silentPolicy} {
 		p := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(p, []byte(fmt.Sprintf(text, dir)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		policies[name] = &runtimeoptions.Options{ConfigPath: p}
