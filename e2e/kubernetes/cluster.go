@@ -178,11 +178,17 @@ syncFrequency: 10s
 
 // nodeAddress puts NodeIP on the loopback interface of the run's network
 // namespace (the kernel here has no dummy interfaces; pods reach it through
-// their bridge's gateway all the same), and routes the kubernetes service's address to the API server
-// as kube-proxy would (one DNAT rule; there is no kube-proxy).
+// their bridge's gateway all the same), and routes the kubernetes service's
+// address to the API server as kube-proxy would (a route and DNAT rules;
+// there is no kube-proxy).
 func nodeAddress() error {
 	for _, args := range [][]string{
 		{"ip", "addr", "add", NodeIP + "/32", "dev", "lo"},
+		// A host-network pod (the installer's) reaches the service's address
+		// only with a route to it: the OUTPUT rule below rewrites it after
+		// the routing decision. Without one, connect fails with "network is
+		// unreachable" until a pod's bridge happens to cover the address.
+		{"ip", "route", "add", "10.0.0.1/32", "dev", "lo"},
 		{"iptables", "-t", "nat", "-A", "PREROUTING", "-d", "10.0.0.1/32", "-p", "tcp", "--dport", "443", "-j", "DNAT", "--to-destination", NodeIP + ":" + apiPort},
 		{"iptables", "-t", "nat", "-A", "OUTPUT", "-d", "10.0.0.1/32", "-p", "tcp", "--dport", "443", "-j", "DNAT", "--to-destination", NodeIP + ":" + apiPort},
 	} {

@@ -151,7 +151,11 @@ func copyHostBinary(root, host, path string) error {
 // as it is, but for the two lines that cannot run here (see
 // shippedHostPath): JSON patches that first test the shipped values, so a
 // change of the manifest fails here instead of being patched blindly.
-func InstallerOverlay(t *testing.T, nodeRoot string) string {
+//
+// The observer is given the tests' containerd in place of the node's
+// /run/containerd (its socket and state directory, mounted at the same
+// path, as task events name bundles by their host path).
+func InstallerOverlay(t *testing.T, nodeRoot string, cd *harness.Containerd) string {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
@@ -186,7 +190,16 @@ patches:
     - {op: replace, path: /spec/template/spec/volumes/0/hostPath/path, value: %q}
     - {op: test, path: /spec/template/spec/initContainers/0/command/5, value: %q}
     - {op: replace, path: /spec/template/spec/initContainers/0/command/5, value: %q}
-`, shippedHostPath, nodeRoot, shippedRestart, e2eRestart)
+    - {op: test, path: /spec/template/spec/containers/0/command/3, value: "--address=/run/containerd/containerd.sock"}
+    - {op: replace, path: /spec/template/spec/containers/0/command/3, value: %q}
+    - {op: test, path: /spec/template/spec/containers/0/command/4, value: "--containerd-state=/run/containerd"}
+    - {op: replace, path: /spec/template/spec/containers/0/command/4, value: %q}
+    - {op: test, path: /spec/template/spec/containers/0/volumeMounts/0/mountPath, value: /run/containerd}
+    - {op: replace, path: /spec/template/spec/containers/0/volumeMounts/0/mountPath, value: %q}
+    - {op: test, path: /spec/template/spec/volumes/2/name, value: containerd-run}
+    - {op: test, path: /spec/template/spec/volumes/2/hostPath/path, value: /run/containerd}
+    - {op: replace, path: /spec/template/spec/volumes/2/hostPath/path, value: %q}
+`, shippedHostPath, nodeRoot, shippedRestart, e2eRestart, "--address="+cd.Address, "--containerd-state="+cd.State, cd.Dir, cd.Dir)
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -89,8 +89,8 @@ func TestKubernetes(t *testing.T) {
 	// The installer DaemonSet of deploy/kubernetes (with the RuntimeClass,
 	// RBAC and policy ConfigMap), its host root and restart replaced.
 	nodeRoot := NodeRoot(t)
-	detail, err := runInstaller(t, cl, nodeRoot)
-	add("DaemonSet installer (deploy/kubernetes; host root and restart replaced): installs, labels the node", err, detail)
+	detail, err := runInstaller(t, cl, nodeRoot, cd)
+	add("DaemonSet installer (deploy/kubernetes; host root, restart and containerd address replaced): installs, labels the node, observer ready", err, detail)
 	if out, _ := cl.Kubectl(t, "get", "node", NodeName, "-o", "jsonpath={.metadata.labels.hardened\\.dev/runtime}"); out != "installed" {
 		// So the other checks still run: what the installer's last step does.
 		rc := filepath.Join(harness.RepoRoot(), "deploy", "kubernetes", "runtimeclass.yaml")
@@ -402,8 +402,8 @@ func printTable(t *testing.T, rows []row) {
 // for the installer's pod and checks what it did: the node labelled, the
 // shim, its verifier, the policy and the drop-in in the node root, and
 // containerd's config importing the drop-in.
-func runInstaller(t *testing.T, cl *Cluster, nodeRoot string) (string, error) {
-	overlay := InstallerOverlay(t, nodeRoot)
+func runInstaller(t *testing.T, cl *Cluster, nodeRoot string, cd *harness.Containerd) (string, error) {
+	overlay := InstallerOverlay(t, nodeRoot, cd)
 	if out, err := cl.Kubectl(t, "apply", "-k", overlay); err != nil {
 		return oneLine(out), err
 	}
@@ -420,7 +420,16 @@ func runInstaller(t *testing.T, cl *Cluster, nodeRoot string) (string, error) {
 		}
 	}
 	if err := waitReady(t, cl, "hardened-system", pod, 4*time.Minute); err != nil {
-		return "", err
+		// What each init container said, as an admin would look.
+		var said []string
+		for _, c := range []string{"install", "label", "observe"} {
+			out, _ := cl.Kubectl(t, "logs", "-n", "hardened-system", pod, "-c", c, "--previous")
+			if strings.TrimSpace(out) == "" {
+				out, _ = cl.Kubectl(t, "logs", "-n", "hardened-system", pod, "-c", c)
+			}
+			said = append(said, c+": "+oneLine(out))
+		}
+		return strings.Join(said, "; "), err
 	}
 	logs, _ := cl.Kubectl(t, "logs", "-n", "hardened-system", pod, "-c", "install")
 	var problems []string
