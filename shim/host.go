@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -65,7 +66,7 @@ func (p *hostProbe) init() {
 				}
 			}
 		}
-		p.idmapped = kernelAtLeast(5, 19)
+		p.idmapped = userns.KernelIDMapsOverlay()
 		p.profiles = map[string]bool{}
 		var lim syscall.Rlimit
 		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
@@ -116,28 +117,6 @@ func (p *hostProbe) host(profile string) spec.Host {
 		RuntimeSockets:         p.sockets,
 		IDMappedMounts:         p.idmapped,
 	}
-}
-
-// kernelAtLeast reports whether the running kernel's release is at least
-// major.minor: Linux 5.19 idmaps overlayfs's lower layers, which
-// containerd's mount code needs for an idmapped root filesystem.
-func kernelAtLeast(major, minor int) bool {
-	var u syscall.Utsname
-	if syscall.Uname(&u) != nil {
-		return false
-	}
-	var b strings.Builder
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
-	var maj, min int
-	if n, _ := fmt.Sscanf(b.String(), "%d.%d", &maj, &min); n != 2 {
-		return false
-	}
-	return maj > major || (maj == major && min >= minor)
 }
 
 // isHostNamespace compares a namespace path with the host's namespace of

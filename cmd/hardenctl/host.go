@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/spec"
 )
 
@@ -28,22 +28,7 @@ func hostFacts(c *cli.Context) (spec.Host, error) {
 	}); err != nil {
 		return h, err
 	}
-	h.IDMappedMounts, err = boolFlag(c, "idmapped-mounts", func() bool {
-		var u syscall.Utsname
-		if syscall.Uname(&u) != nil {
-			return false
-		}
-		var b strings.Builder
-		for _, c := range u.Release {
-			if c == 0 {
-				break
-			}
-			b.WriteByte(byte(c))
-		}
-		var major, minor int
-		n, _ := fmt.Sscanf(b.String(), "%d.%d", &major, &minor)
-		return n == 2 && (major > 5 || (major == 5 && minor >= 19))
-	})
+	h.IDMappedMounts, err = boolFlag(c, "idmapped-mounts", userns.KernelIDMapsOverlay)
 	return h, err
 }
 

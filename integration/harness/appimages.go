@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -16,8 +15,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -104,22 +101,12 @@ func (c *Containerd) importApp(namespace string, app AppImage) (containerd.Image
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, base, top)
+	cfg := app.Config
+	if len(cfg.Env) == 0 {
+		cfg.Env = []string{"PATH=/bin"}
+	}
+	img, err := imageOf(cfg, base, top)
 	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Created = v1.Time{Time: layerTime}
-	cf.Config = app.Config
-	if len(cf.Config.Env) == 0 {
-		cf.Config.Env = []string{"PATH=/bin"}
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, err
 	}
 	tag, err := name.NewTag(app.Name)

@@ -200,7 +200,13 @@ func testImage(image string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	return imageOf(cfg, l)
+}
+
+// imageOf is an image of the layers with config cfg, for this machine's
+// architecture, created at layerTime (so its digest is the same each run).
+func imageOf(cfg v1.Config, layers ...v1.Layer) (v1.Image, error) {
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		return nil, err
 	}
