@@ -15,6 +15,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -757,5 +758,41 @@ func TestDatabaseVolumeThroughCRI(t *testing.T) {
 	stdout := string(out.Stdout)
 	if !strings.HasPrefix(stdout, "65534\n") || !strings.Contains(stdout, "83886080") || strings.Contains(stdout, "tmpfs /var/lib/db/data") {
 		t.Errorf("in the pod: %s", stdout)
+	}
+}
+
+// TestTaskRootfsIsTheSnapshots: a containerd client that creates a
+// container of a non-root image (no user namespace, whose idmapped rootfs
+// is bound to the snapshot anyway) declaring VOLUME /etc, then its task with a bind
+// of the host's / as the rootfs, would have the runtime copy the host's
+// /etc (shadow included) into a volume given to the container's user: the
+// task's rootfs must be the container's snapshot, with or without a
+// signatures policy.
+func TestTaskRootfsIsTheSnapshots(t *testing.T) {
+	require(t)
+	ctx, cancel := ctxFor(ns)
+	defer cancel()
+	image := harness.ImportApp(t, cd, ns, harness.AppImage{
+		Name:   "hardened.test/volume-etc:1",
+		Config: v1.Config{User: "1000", Cmd: []string{"cat", "/etc/shadow"}, Volumes: map[string]struct{}{"/etc": {}}},
+	})
+	c := cd.Client(t)
+	id := newID("rootfs-bind")
+	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(image), containerd.WithNewSnapshot(id, image),
+		containerd.WithRuntime(hardenedRT, nil), containerd.WithNewSpec(oci.WithImageConfig(image)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
+	task, err := ctr.NewTask(ctx, cio.NullIO, containerd.WithRootFS([]mount.Mount{{Type: "bind", Source: "/", Options: []string{"rbind", "ro"}}}))
+	if err == nil {
+		task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		t.Fatal("a task with the host's / as its rootfs was created")
+	}
+	if !strings.Contains(err.Error(), "not those of the container's snapshot") {
+		t.Errorf("NewTask = %v, want the refusal naming the snapshot", err)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cd.Root, "io.containerd.runtime.v2.task", ns, id, "volumes", "*", "shadow")); len(entries) > 0 {
+		t.Errorf("the host's /etc was copied: %v", entries)
 	}
 }

@@ -263,18 +263,28 @@ func checkTask(rec *record, r *taskAPI.CreateTaskRequest) error {
 	if v := rec.Signature; r.Checkpoint != "" && v != nil && !v.Builtin {
 		return refuse(errFailedPrecondition, "restoring a checkpoint is refused under the node's signatures policy: no signature covers the process image it restores; fix: start the container from its image")
 	}
-	v := rec.Signature
-	if v == nil || v.Builtin || rec.Image.Name == "" {
-		return nil
-	}
 	same := len(r.Rootfs) == len(rec.Image.SnapshotMounts)
 	for i := 0; same && i < len(r.Rootfs); i++ {
 		m, w := r.Rootfs[i], rec.Image.SnapshotMounts[i]
 		same = m.Type == w.Type && m.Source == w.Source && m.Target == w.Target && slices.Equal(m.Options, w.Options)
 	}
-	if !same {
+	if v := rec.Signature; !same && v != nil && !v.Builtin && rec.Image.Name != "" {
 		return refuse(errFailedPrecondition, "%s", (&verdict.Refusal{Image: rec.Image.Name, Digest: rec.Image.Digest, Scope: v.Scope, Fix: verdict.BindingFix,
 			Reason: fmt.Sprintf("the task's rootfs mounts are not those of snapshot %s of the image: the container would not run the image whose signature was checked", rec.Image.SnapshotKey)}).Error())
+	}
+	// Whatever the signatures policy: the runtime copies files of the
+	// rootfs into what the container may write (state paths, volumes on
+	// disk) and gives them to its user, so the rootfs must be the
+	// container's own snapshot, not any mount a client sends (a bind of
+	// the host's / would hand out /etc/shadow). A task with no rootfs
+	// mounts runs the spec's root.path, which the engine judged.
+	if !same && len(r.Rootfs) > 0 {
+		if rec.Image.SnapshotMounts == nil {
+			return refuse(errFailedPrecondition, "the task's rootfs mounts (%s %s) are not a snapshot of containerd's that the runtime could read for container %s (snapshot key %q); fix: create the container with a snapshot (containerd's WithNewSnapshot, as ctr and the CRI plugin do), or give it a root.path",
+				r.Rootfs[0].Type, r.Rootfs[0].Source, r.ID, rec.Image.SnapshotKey)
+		}
+		return refuse(errFailedPrecondition, "the task's rootfs mounts (%s %s) are not those of the container's snapshot %s; fix: create the task with the snapshot's mounts (as containerd's client does), not mounts of your own",
+			r.Rootfs[0].Type, r.Rootfs[0].Source, rec.Image.SnapshotKey)
 	}
 	return nil
 }

@@ -697,7 +697,13 @@ func TestCheckTask(t *testing.T) {
 			Signature: &verdict.Verdict{Builtin: true}}, nil, "/ckpt", ""},
 		{"checkpoint the level allows, under signatures", &record{Level: "r", LevelData: &profiles.Level{Name: "r", Checkpoint: profiles.CheckpointControl{AllowRestore: true}},
 			Signature: signed.Signature, Image: signed.Image}, same, "/ckpt", "no signature covers the process image"},
-		{"any rootfs without signatures", &record{Signature: &verdict.Verdict{Builtin: true}}, []*types.Mount{{Type: "bind", Source: "/"}}, "", ""},
+		// Without signatures too: the runtime copies the rootfs's files into
+		// what the container may write, so the rootfs is the snapshot's.
+		{"the snapshot's mounts without signatures", &record{Signature: &verdict.Verdict{Builtin: true}, Image: signed.Image}, same, "", ""},
+		{"other mounts without signatures", &record{Signature: &verdict.Verdict{Builtin: true}, Image: signed.Image},
+			[]*types.Mount{{Type: "bind", Source: "/", Options: []string{"rbind"}}}, "", "not those of the container's snapshot k"},
+		{"any rootfs, no snapshot", &record{Signature: &verdict.Verdict{Builtin: true}}, []*types.Mount{{Type: "bind", Source: "/"}}, "", "not a snapshot of containerd's"},
+		{"no rootfs mounts (root.path), no snapshot", &record{Signature: &verdict.Verdict{Builtin: true}}, nil, "", ""},
 	} {
 		err := checkTask(tc.rec, &taskAPI.CreateTaskRequest{Rootfs: tc.rootfs, Checkpoint: tc.ckpt})
 		if (tc.want == "") != (err == nil) || err != nil && (!strings.Contains(err.Error(), tc.want) || !errors.Is(err, errdefs.ErrFailedPrecondition)) {

@@ -141,7 +141,7 @@ func TestUserNamespaceRootfsBinding(t *testing.T) {
 	e.rootfs("u2")
 	other := e.rootfs("elsewhere")
 	_, err := e.create(s, testNS, "u2", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(other) })
-	if err == nil || !strings.Contains(err.Error(), "idmapped mount") {
+	if err == nil || !strings.Contains(err.Error(), "not those of the container's snapshot") {
 		t.Fatalf("Create with another rootfs = %v, want a refusal", err)
 	}
 }

@@ -280,7 +280,7 @@ func TestCreatePreparesWritableState(t *testing.T) {
 	runc.giveErr = errors.New("no tmpfs")
 	bundle = e.bundle(testNS, "cw2", e.image, nil)
 	e.fake.mounts["overlayfs/cw2-snap"] = []*types.Mount{{Type: "bind", Source: img, Options: []string{"rbind", "ro"}}}
-	_, err := e.create(s, testNS, "cw2", bundle, nil)
+	_, err := e.create(s, testNS, "cw2", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(e.fake.mounts["overlayfs/cw2-snap"]) })
 	if err == nil || !strings.Contains(err.Error(), "no tmpfs") {
 		t.Errorf("Create = %v, want the error", err)
 	}
