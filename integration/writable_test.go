@@ -476,6 +476,11 @@ func TestDatabaseVolumeOnDisk(t *testing.T) {
 	if !strings.HasPrefix(src, filepath.Join(cd.Root, "io.containerd.runtime.v2.task", ns, a.id)+"/") {
 		t.Errorf("the volume is at %s, not in the task's working directory", src)
 	}
+	// Only root traverses to it (a set-user-id file a root container left
+	// there must not be reachable by the node's other users).
+	if fi, err := os.Stat(filepath.Dir(src)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the volumes' directory %s: %v %v, want mode 0700", filepath.Dir(src), fi.Mode(), err)
+	}
 	for name, size := range map[string]int64{"base.dat": 80 << 20, "PG_VERSION": 3} {
 		fi, err := os.Lstat(filepath.Join(src, name))
 		if err != nil {

@@ -150,7 +150,11 @@ func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
 	if err := os.RemoveAll(w.VolumeDir); err != nil {
 		return fmt.Errorf("remove the old volume directory %s: %w", w.VolumeDir, err)
 	}
-	if err := os.MkdirAll(w.VolumeDir, 0o711); err != nil {
+	// Only root traverses it: a volume a container with the host's root
+	// (baseline) filled with a set-user-id file must not be reachable by
+	// the node's other users (nosuid holds only inside the container;
+	// Moby's CVE-2021-41091). runc opens the mount source as root.
+	if err := os.MkdirAll(w.VolumeDir, 0o700); err != nil {
 		return fmt.Errorf("create the volume directory: %w", err)
 	}
 	for _, p := range w.Paths {
