@@ -100,10 +100,12 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 // and a pod's own range that collides is a violation, not a refusal.
 func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *record, d *policy.Decision, in *specs.Spec, inputs *spec.Inputs) error {
 	level := d.Level
-	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 || in.Linux == nil {
+	if in.Linux == nil {
 		return nil
 	}
 	owner := ownerOf(req.Namespace, rec.Container)
+	// A pod's own user namespace is recorded whoever runs in it and
+	// whatever the level, so that no range is handed out over it.
 	if len(in.Linux.UIDMappings) > 0 || len(in.Linux.GIDMappings) > 0 {
 		v, err := p.recordOwnUserNamespace(ctx, owner, rec, in)
 		if v == nil || err != nil {
@@ -114,6 +116,9 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 			return nil
 		}
 		return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: level.Name, Violations: []spec.Violation{*v}})
+	}
+	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 {
+		return nil
 	}
 	c := &inputs.Container
 	if !inputs.Host.IDMappedMounts || (c.SandboxID != "" && c.SandboxID == c.ID) {

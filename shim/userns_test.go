@@ -241,6 +241,19 @@ func TestPodsOwnUserNamespace(t *testing.T) {
 	}) {
 		t.Errorf("audit, colliding own range: %v %+v", err, rec3)
 	}
+	// Whoever runs in it: a non-root process in a pod's own user namespace
+	// over another pod's range is refused too, and a fitting one recorded.
+	nonRoot := func(host uint32) func(*specs.Spec) {
+		return func(s *specs.Spec) { own(host)(s); s.Process.User = specs.User{UID: 1000, GID: 1000} }
+	}
+	b = e.bundle(testNS, "k5", e.image, nonRoot(testWindowFirst))
+	if _, err := e.run(e.pipeline("create"), testNS, "k5", b); err == nil || !strings.Contains(err.Error(), "rule user-namespace") {
+		t.Errorf("non-root, colliding own range = %v, want a refusal", err)
+	}
+	b = e.bundle(testNS, "k6", e.image, nonRoot(1<<29))
+	if rec6, err := e.run(e.pipeline("create"), testNS, "k6", b); err != nil || rec6.UserNamespace == nil || !rec6.UserNamespace.Own {
+		t.Errorf("non-root, own range: %v %+v", err, rec6)
+	}
 	// Under audit, a root container gets no range.
 	b = e.bundle("audit", "k4", e.image, nil)
 	e.rootfs("k4")
