@@ -529,3 +529,17 @@ func lifecycleVariant(v string, hardSpec *specs.Spec) (string, []oci.SpecOpts, f
 	}
 	return v, nil, containerd.WithNewSnapshot
 }
+
+// TestWindowIDRefusedThroughCRI: a pod that asks to run as a host id of
+// the runtime's window for pods' user namespaces (another pod's root) is
+// refused, with the field and the fix.
+func TestWindowIDRefusedThroughCRI(t *testing.T) {
+	require(t)
+	rs, _ := cd.CRI(t)
+	podID, cfg := podWithNetwork(t, rs, "w", "userns-window", nil)
+	sc := &runtime.LinuxContainerSecurityContext{RunAsUser: &runtime.Int64Value{Value: int64(cd.UsernsFirst)}}
+	_, err := startContainer(t, rs, podID, cfg, "as-another-pods-root", sc)
+	if err == nil || !strings.Contains(err.Error(), "process.user.uid="+strconv.Itoa(int(cd.UsernsFirst))) || !strings.Contains(err.Error(), "runtime's window for pods' user namespaces") {
+		t.Errorf("runAsUser %d = %v, want the refusal", cd.UsernsFirst, err)
+	}
+}

@@ -29,6 +29,7 @@ type hostProbe struct {
 	profiles  map[string]bool // AppArmor profile name -> loaded
 	sockets   []string        // containerd's API sockets (spec.Host.RuntimeSockets)
 	idmapped  bool            // idmapped mounts, overlayfs lower layers included
+	window    spec.IDRange    // the allocator's window of host ids
 }
 
 type nsID struct{ dev, ino uint64 }
@@ -67,6 +68,9 @@ func (p *hostProbe) init() {
 			}
 		}
 		p.idmapped = userns.KernelIDMapsOverlay()
+		if a, err := userns.FromEnv(); err == nil {
+			p.window = spec.IDRange{HostID: a.First, Size: a.Length}
+		}
 		p.profiles = map[string]bool{}
 		var lim syscall.Rlimit
 		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
@@ -116,6 +120,7 @@ func (p *hostProbe) host(profile string) spec.Host {
 		IsHostNamespace:        p.isHostNamespace,
 		RuntimeSockets:         p.sockets,
 		IDMappedMounts:         p.idmapped,
+		UsernsWindow:           p.window,
 	}
 }
 

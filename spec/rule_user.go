@@ -38,6 +38,7 @@ func ruleUser(h *hardening) {
 	if u.UID == 0 && h.level.User.UsesUserNamespace() && h.keepsRootInUserNamespace() {
 		return
 	}
+	defer h.refuseWindowIDs()
 	if !h.level.User.RunAsNonRoot {
 		return
 	}
@@ -138,4 +139,27 @@ func gidList(gids []uint32) string {
 		s[i] = itoa(g)
 	}
 	return list(s)
+}
+
+// refuseWindowIDs refuses a process outside a user namespace of its own
+// whose uid, gid or a supplementary group lies in the window of host ids
+// the runtime hands out as pods' user namespace ranges: it would run as
+// (or with the group of) another pod's root, and reach that pod's files
+// on any storage they share.
+func (h *hardening) refuseWindowIDs() {
+	w := h.in.Host.UsernsWindow
+	if w.Size == 0 || h.ownUserNamespace() {
+		return
+	}
+	u := h.proc.User
+	ids := append([]uint32{u.UID, u.GID}, u.AdditionalGids...)
+	for i, id := range ids {
+		if !w.Contains(id) {
+			continue
+		}
+		field := h.field("user") + [...]string{".uid", ".gid", ".additionalGids"}[min(i, 2)]
+		h.refuse(field, itoa(id), "host id "+itoa(id)+" lies in the runtime's window for pods' user namespaces ("+itoa(w.HostID)+"-"+itoa(uint32(uint64(w.HostID)+uint64(w.Size)-1))+"): the process would have the ids of another pod's root",
+			"run as an id outside that window (runAsUser, runAsGroup, supplementalGroups), or give the pod a user namespace of its own (hostUsers: false)")
+		return
+	}
 }

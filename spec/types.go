@@ -175,6 +175,11 @@ type Host struct {
 	// root image in a user namespace of its own then sees its files with
 	// the owners it was built with (user.namespace).
 	IDMappedMounts bool
+	// UsernsWindow is the window of host ids the runtime hands out as
+	// pods' user namespace ranges: a process in the host's user namespace
+	// (or one whose mappings are not its own) must not run with an id in
+	// it, which would be another pod's root. Size 0: none known.
+	UsernsWindow IDRange
 }
 
 // IDRange is a range of host ids (uids and the same gids): [HostID,

@@ -29,6 +29,11 @@ func hostFacts(c *cli.Context) (spec.Host, error) {
 		return h, err
 	}
 	h.IDMappedMounts, err = boolFlag(c, "idmapped-mounts", userns.KernelIDMapsOverlay)
+	// The shim's window of host ids for pods' user namespaces, as it
+	// reads it ($HARDENED_USERNS_RANGE or the default).
+	if a, werr := userns.FromEnv(); werr == nil {
+		h.UsernsWindow = spec.IDRange{HostID: a.First, Size: a.Length}
+	}
 	return h, err
 }
 
