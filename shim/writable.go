@@ -209,6 +209,7 @@ func fillVolume(w *writableFacts, p writablePath, img *imagefs.FS) error {
 	if top == nil {
 		return nil
 	}
+	links := map[[2]uint64]string{} // hard links of the image: copied once
 	return fs.WalkDir(img, name, func(src string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -221,7 +222,7 @@ func fillVolume(w *writableFacts, p writablePath, img *imagefs.FS) error {
 		if err != nil {
 			return err
 		}
-		return copyEntry(img, src, dst, info, w, p)
+		return copyEntry(img, src, dst, info, w, p, links)
 	})
 }
 
@@ -246,8 +247,10 @@ func (w *writableFacts) owner(p writablePath, info fs.FileInfo) (uint32, uint32)
 
 // copyEntry copies one file, directory or link of the image; device
 // nodes, fifos and sockets are left out (volumes are nodev). Set-user-id
-// and set-group-id bits of files are dropped.
-func copyEntry(img *imagefs.FS, src, dst string, info fs.FileInfo, w *writableFacts, p writablePath) error {
+// and set-group-id bits of files are dropped. A file the image has under
+// several names (hard links) is copied once and linked again, as the image
+// has it: a layer of many links to one large file cannot fill the disk.
+func copyEntry(img *imagefs.FS, src, dst string, info fs.FileInfo, w *writableFacts, p writablePath, links map[[2]uint64]string) error {
 	uid, gid := w.owner(p, info)
 	switch mode := info.Mode(); {
 	case mode.IsDir():
@@ -268,6 +271,14 @@ func copyEntry(img *imagefs.FS, src, dst string, info fs.FileInfo, w *writableFa
 		}
 		return os.Lchown(dst, int(uid), int(gid))
 	case mode.IsRegular():
+		var key [2]uint64
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			key = [2]uint64{uint64(st.Dev), st.Ino}
+			if first, ok := links[key]; ok {
+				return os.Link(first, dst)
+			}
+			links[key] = dst
+		}
 		in, err := img.Open(src)
 		if err != nil {
 			return err

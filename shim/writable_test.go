@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hardened-runtime/hardened/internal/imagefs"
 	"github.com/hardened-runtime/hardened/policy"
 	"github.com/hardened-runtime/hardened/spec"
 )
@@ -346,5 +348,50 @@ func TestVolumesDir(t *testing.T) {
 		if _, err := os.Stat(dir); err != nil {
 			t.Errorf("removeVolumes removed %s", dir)
 		}
+	}
+}
+
+// TestVolumeCopyKeepsHardLinks: an image's file with many names is copied
+// into a volume once and linked again: many links to one large file
+// cannot fill the node's disk.
+func TestVolumeCopyKeepsHardLinks(t *testing.T) {
+	layer := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(layer, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(layer, "data", "big")
+	if err := os.WriteFile(big, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := os.Link(big, filepath.Join(layer, "data", fmt.Sprintf("link%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img, err := imagefs.New(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "volumes")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	p := writablePath{Writable: spec.Writable{Path: "/data", Medium: "disk", Source: filepath.Join(dir, "data"), UID: uid, GID: gid}, HostUID: uid, HostGID: gid}
+	if err := fillVolume(&writableFacts{VolumeDir: dir}, p, img); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.Stat(filepath.Join(dir, "data", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		fi, err := os.Stat(filepath.Join(dir, "data", fmt.Sprintf("link%d", i)))
+		if err != nil || !os.SameFile(first, fi) {
+			t.Fatalf("link%d: %v, not the same file as big", i, err)
+		}
+	}
+	if n := first.Sys().(*syscall.Stat_t).Nlink; n != 51 {
+		t.Errorf("big has %d links in the volume, want 51", n)
 	}
 }
