@@ -15,6 +15,20 @@ import (
 // containerd's root and state (plugins/cri/runtime/plugin.go in v2.4.2).
 const criPlugin = "io.containerd.grpc.v1.cri"
 
+// criNamespace is the containerd namespace of the CRI plugin's pods and
+// containers (internal/cri/constants.K8sContainerdNamespace).
+const criNamespace = "k8s.io"
+
+// criFiles reports whether the CRI plugin's files of the container's
+// pod and of its id may be its own: the plugin's paths carry no
+// containerd namespace, and ids are unique only within one, so a
+// container of another namespace with the same id (or pod claim) must
+// not get them. "" is a namespace nobody said (hardenctl without one).
+func (h *hardening) criFiles() bool {
+	ns := h.in.Container.Namespace
+	return ns == "" || ns == criNamespace
+}
+
 // hostPaths are the facts a bind mount's source is judged by, computed
 // from Inputs once per Harden, at the first bind mount.
 type hostPaths struct {
@@ -36,7 +50,7 @@ type ownPath struct {
 // absolute path, or an id that is not one path element) gives the
 // container nothing:
 //
-//   - containerd's CRI plugin, for the pod (SandboxID; for the sandbox's
+//   - containerd's CRI plugin (only in its namespace, k8s.io), for the pod (SandboxID; for the sandbox's
 //     own pause container, its id): <root>/io.containerd.grpc.v1.cri/
 //     sandboxes/<id>/{hosts,hostname,resolv.conf},
 //     <state>/io.containerd.grpc.v1.cri/sandboxes/<id>/shm and the pod's
@@ -59,7 +73,7 @@ func (h *hardening) hostPaths() *hostPaths {
 			hp.own = append(hp.own, ownPath{path.Join(append([]string{b}, elems...)...), subtree})
 		}
 	}
-	if sid := c.SandboxID; isPathElement(sid) {
+	if sid := c.SandboxID; isPathElement(sid) && h.criFiles() {
 		if root != "" {
 			for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
 				own(root, false, criPlugin, "sandboxes", sid, f)
@@ -70,7 +84,7 @@ func (h *hardening) hostPaths() *hostPaths {
 			own(state, true, criPlugin, "image-volumes", sid)
 		}
 	}
-	if isPathElement(c.ID) && root != "" {
+	if isPathElement(c.ID) && root != "" && h.criFiles() {
 		own(root, true, criPlugin, "containers", c.ID, "volumes")
 	}
 	if v := cleanAbs(c.VolumeDir); v != "" && v != "/" {

@@ -301,7 +301,7 @@ func TaskVolumeDir(containerdRoot, namespace, id string) string {
 // a process user that is not root, as it does with its own volumes.
 func (h *hardening) criVolume(v string) bool {
 	root, id := cleanAbs(h.in.Host.ContainerdRoot), h.in.Container.ID
-	if root == "" || !isPathElement(id) {
+	if root == "" || !isPathElement(id) || !h.criFiles() {
 		return false
 	}
 	dir := path.Join(root, criPlugin, "containers", id, "volumes")

@@ -45,3 +45,18 @@ func TestWindowIDsRefused(t *testing.T) {
 		t.Errorf("own user namespace: %v", err)
 	}
 }
+
+// TestCRIFilesOnlyInCRINamespace: the CRI plugin's paths carry no
+// containerd namespace; a container of another namespace with a CRI pod's
+// claims and ids must not get that pod's files or volumes.
+func TestCRIFilesOnlyInCRINamespace(t *testing.T) {
+	for ns, refused := range map[string]bool{"k8s.io": false, "": false, "attacker": true} {
+		in := withFacts("cri-container", Inputs{Host: Host{UnprivilegedPortSysctl: true}, Container: ContainerInfo{Namespace: ns}})
+		in.Container.Namespace = ns
+		_, err := Harden(readSpec(t, "cri-container"), level(t, "restricted"), in)
+		var r *RefusedError
+		if got := errors.As(err, &r) && strings.Contains(err.Error(), "rule mounts"); got != refused {
+			t.Errorf("namespace %q: %v, want refused %v", ns, err, refused)
+		}
+	}
+}
