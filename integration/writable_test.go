@@ -670,9 +670,14 @@ func TestVolumesDirCrashAndOrphans(t *testing.T) {
 	c := harness.Start(t, harness.Options{ShimDir: shimDir, PolicyPath: policyFile})
 	img := harness.ImportApp(t, c, ns, harness.AppImage{Name: "hardened.test/vol:1",
 		Config: v1.Config{Volumes: map[string]struct{}{"/data": {}}, Cmd: []string{"sh", "-c", "echo x > /data/f && sleep 600"}}})
+	// One the runtime made (marked for this containerd) before a reboot,
+	// and one it did not make, which it must leave alone.
 	orphan := filepath.Join(vols, ns, "gone-before-reboot", "data")
 	os.MkdirAll(orphan, 0o755)
 	os.WriteFile(filepath.Join(orphan, "old"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(filepath.Dir(orphan), shim.VolumesMark), []byte(filepath.Join(c.State, "io.containerd.runtime.v2.task")+"\n"), 0o600)
+	foreign := filepath.Join(vols, ns, "not-ours", "data")
+	os.MkdirAll(foreign, 0o755)
 
 	ctx := namespaces.WithNamespace(t.Context(), ns)
 	id := newID("vols")
@@ -697,6 +702,9 @@ func TestVolumesDirCrashAndOrphans(t *testing.T) {
 	file := filepath.Join(vols, ns, id, "data", "f")
 	waitFor(t, "the volume's file on disk", func() bool { _, err := os.Stat(file); return err == nil })
 	waitFor(t, "the orphan's removal", func() bool { _, err := os.Stat(filepath.Dir(orphan)); return os.IsNotExist(err) })
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("a directory the runtime did not make was removed: %v", err)
+	}
 
 	// The shim dies with its container: containerd runs `shim delete`.
 	for _, pid := range c.ShimPIDs() {

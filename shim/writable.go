@@ -118,7 +118,7 @@ func hostID(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 // prepareVolumes creates the container's volumes on disk and fills each
 // with what the image has at its path, read from the task's rootfs mounts
 // (the snapshot's directories).
-func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
+func prepareVolumes(w *writableFacts, rootfs []*types.Mount, taskDir string) error {
 	if w == nil {
 		return nil
 	}
@@ -156,6 +156,14 @@ func prepareVolumes(w *writableFacts, rootfs []*types.Mount) error {
 	// Moby's CVE-2021-41091). runc opens the mount source as root.
 	if err := os.MkdirAll(w.VolumeDir, 0o700); err != nil {
 		return fmt.Errorf("create the volume directory: %w", err)
+	}
+	// In the policy's volumesDir, a mark that this runtime made it, for
+	// the containerd whose task directory is named: the sweep of orphans
+	// removes nothing else (another tool's data, another containerd's).
+	if w.VolumesRoot != "" {
+		if err := os.WriteFile(filepath.Join(w.VolumeDir, VolumesMark), []byte(taskDir+"\n"), 0o600); err != nil {
+			return fmt.Errorf("mark the volume directory: %w", err)
+		}
 	}
 	for _, p := range w.Paths {
 		if p.Medium != "disk" || p.MadeBy != "" {
@@ -324,6 +332,11 @@ var sweepOnce sync.Once
 // for again: a container's volumes exist only while its bundle does
 // (made after it, removed before it), so a container created meanwhile
 // under the same id is seen, and its directory put back.
+// VolumesMark is the file that marks a container's directory in the
+// policy's volumesDir as this runtime's, naming containerd's task
+// directory.
+const VolumesMark = ".hardened-volumes"
+
 func sweepVolumes(ctx context.Context, root, taskDir string) {
 	nss, err := os.ReadDir(root)
 	if err != nil {
@@ -343,6 +356,9 @@ func sweepVolumes(ctx context.Context, root, taskDir string) {
 				continue
 			}
 			dir := filepath.Join(root, ns.Name(), id.Name())
+			if mark, err := os.ReadFile(filepath.Join(dir, VolumesMark)); err != nil || strings.TrimSpace(string(mark)) != taskDir {
+				continue // not this runtime's, or another containerd's
+			}
 			trash, err := os.MkdirTemp(root, ".removing-")
 			if err != nil {
 				return
@@ -520,11 +536,13 @@ func imageFS(mounts []rootfsMount) fs.FS {
 // task runc created is deleted and the error returned: the container does
 // not start with state it cannot write.
 func (s *service) createWritable(ctx context.Context, r *taskAPI.CreateTaskRequest, rec *record) (*taskAPI.CreateTaskResponse, error) {
+	// containerd's task directory (<root>/io.containerd.runtime.v2.task),
+	// above the namespace's and the bundle's.
+	taskDir := filepath.Dir(filepath.Dir(r.Bundle))
 	if w := rec.Writable; w != nil && w.VolumesRoot != "" {
-		taskDir := filepath.Dir(filepath.Dir(r.Bundle))
 		sweepOnce.Do(func() { go sweepVolumes(context.WithoutCancel(ctx), w.VolumesRoot, taskDir) })
 	}
-	if err := prepareVolumes(rec.Writable, r.Rootfs); err != nil {
+	if err := prepareVolumes(rec.Writable, r.Rootfs, taskDir); err != nil {
 		_ = removeVolumes(rec.Writable)
 		return nil, errgrpc.ToGRPC(fmt.Errorf("hardened: container %s: %w", r.ID, err))
 	}

@@ -124,7 +124,7 @@ func TestVolumesOnDisk(t *testing.T) {
 		{Writable: spec.Writable{Path: "/empty", Medium: "disk", Source: filepath.Join(dir, "empty"), CopyUp: true, UID: 65534, GID: 65534, Chown: true}, HostUID: 65534, HostGID: 65534},
 		{Writable: spec.Writable{Path: "/tmp", Medium: "tmpfs"}},
 	}}
-	if err := prepareVolumes(w, rootfs); err != nil {
+	if err := prepareVolumes(w, rootfs, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	owner := func(p string) (uint32, uint32, os.FileMode) {
@@ -160,7 +160,7 @@ func TestVolumesOnDisk(t *testing.T) {
 	for i := range w.Paths {
 		w.Paths[i].Chown, w.Paths[i].HostUID, w.Paths[i].HostGID = false, 300000, 300000
 	}
-	if err := prepareVolumes(w, rootfs); err != nil {
+	if err := prepareVolumes(w, rootfs, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	if uid, _, _ := owner(filepath.Join(dir, "data/sub/f")); uid != 301000 {
@@ -184,7 +184,7 @@ func TestVolumesOnDisk(t *testing.T) {
 	}
 	// A source outside the volume directory is refused.
 	bad := &writableFacts{VolumeDir: dir, Paths: []writablePath{{Writable: spec.Writable{Path: "/x", Medium: "disk", Source: "/etc/x"}}}}
-	if err := prepareVolumes(bad, rootfs); err == nil || !strings.Contains(err.Error(), "not in the volume directory") {
+	if err := prepareVolumes(bad, rootfs, t.TempDir()); err == nil || !strings.Contains(err.Error(), "not in the volume directory") {
 		t.Errorf("prepareVolumes(source /etc/x) = %v", err)
 	}
 }
@@ -311,12 +311,19 @@ func TestVolumesDir(t *testing.T) {
 		t.Errorf("volumeDirOf (default) = %s", got)
 	}
 	taskDir := filepath.Join(t.TempDir(), "io.containerd.runtime.v2.task")
+	// Marked by this runtime for this containerd, for another
+	// containerd's, or not at all (another tool's data): only the first
+	// kind is swept when its container is gone.
 	for _, c := range []struct {
 		id     string
 		bundle bool
-	}{{"live", true}, {"gone", false}, {"gone2", false}} {
+		mark   string
+	}{{"live", true, taskDir}, {"gone", false, taskDir}, {"gone2", false, taskDir}, {"others", false, "/var/lib/other/io.containerd.runtime.v2.task"}, {"unmarked", false, ""}} {
 		os.MkdirAll(filepath.Join(root, "default", c.id, "data"), 0o755)
 		os.WriteFile(filepath.Join(root, "default", c.id, "data", "f"), []byte("x"), 0o644)
+		if c.mark != "" {
+			os.WriteFile(filepath.Join(root, "default", c.id, VolumesMark), []byte(c.mark+"\n"), 0o600)
+		}
 		if c.bundle {
 			os.MkdirAll(filepath.Join(taskDir, "default", c.id), 0o700)
 		}
@@ -325,7 +332,7 @@ func TestVolumesDir(t *testing.T) {
 	os.MkdirAll(old, 0o700)
 	os.Chtimes(old, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
 	sweepVolumes(context.Background(), root, taskDir)
-	for id, want := range map[string]bool{"live": true, "gone": false, "gone2": false} {
+	for id, want := range map[string]bool{"live": true, "gone": false, "gone2": false, "others": true, "unmarked": true} {
 		_, err := os.Stat(filepath.Join(root, "default", id, "data", "f"))
 		if (err == nil) != want {
 			t.Errorf("after the sweep, %s: %v (want kept: %v)", id, err, want)
