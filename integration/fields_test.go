@@ -1,14 +1,12 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/containerd/containerd/api/types/runtimeoptions/v1"
@@ -277,46 +275,9 @@ func writeHook(t *testing.T, marker string) string {
 	return p
 }
 
-// runContainerWith is runContainer (namespace ns, the hardened runtime,
-// busybox) with runtime options, such as a policy of the test's own.
+// runWithRuntimeOptions is runContainer (namespace ns, the hardened
+// runtime, busybox) with runtime options, such as a policy of the test's own.
 func runWithRuntimeOptions(t *testing.T, runtimeOpts any, args []string, opts ...oci.SpecOpts) (result, error) {
 	t.Helper()
-	ctx, cancel := ctxFor(ns)
-	defer cancel()
-	c := cd.Client(t)
-	img, err := c.GetImage(ctx, harness.Busybox)
-	if err != nil {
-		return result{}, err
-	}
-	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
-	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(hardenedRT, runtimeOpts), containerd.WithNewSpec(specOpts...))
-	if err != nil {
-		return result{}, err
-	}
-	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
-	var stdout, stderr bytes.Buffer
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
-	if err != nil {
-		return result{}, err
-	}
-	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	exitCh, err := task.Wait(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	if err := task.Start(ctx); err != nil {
-		return result{}, err
-	}
-	var st containerd.ExitStatus
-	select {
-	case st = <-exitCh:
-	case <-ctx.Done():
-		task.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
-		return result{}, fmt.Errorf("container %s did not exit in time", id)
-	}
-	task.IO().Wait()
-	task.Delete(context.WithoutCancel(ctx))
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Exit: st.ExitCode()}, nil
+	return runSpec{namespace: ns, runtime: hardenedRT, image: harness.Busybox, runtimeOpts: runtimeOpts}.run(t, args, opts...)
 }

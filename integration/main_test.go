@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,30 +180,59 @@ type result struct {
 // way `ctr run --rm` does, and removes it.
 func runContainer(t *testing.T, namespace, runtime, image string, args []string, opts ...oci.SpecOpts) (result, error) {
 	t.Helper()
-	return runContainerOn(t, namespace, runtime, image, args, containerd.WithNewSnapshot, opts...)
+	return runSpec{namespace: namespace, runtime: runtime, image: image}.run(t, args, opts...)
 }
 
 // runContainerOn is runContainer with the container's rootfs snapshot
 // made by snapshot (containerd.WithNewSnapshot, or a remapped one).
 func runContainerOn(t *testing.T, namespace, runtime, image string, args []string, snapshot func(string, containerd.Image, ...snapshots.Opt) containerd.NewContainerOpts, opts ...oci.SpecOpts) (result, error) {
 	t.Helper()
-	ctx, cancel := ctxFor(namespace)
+	return runSpec{namespace: namespace, runtime: runtime, image: image, snapshot: snapshot}.run(t, args, opts...)
+}
+
+// runSpec is how a test runs a container to its end, as `ctr run --rm`
+// does: where, with what, and what it gets on stdin.
+type runSpec struct {
+	namespace, runtime, image string
+	// runtimeOpts are the runtime's options (a policy file, as CRI passes
+	// it); nil: none.
+	runtimeOpts any
+	// snapshot makes the rootfs snapshot; nil: containerd.WithNewSnapshot.
+	snapshot func(string, containerd.Image, ...snapshots.Opt) containerd.NewContainerOpts
+	// stdin is the process's stdin, closed when read to its end; nil: none.
+	stdin io.Reader
+}
+
+// run runs args in a new container and removes it.
+func (r runSpec) run(t *testing.T, args []string, opts ...oci.SpecOpts) (result, error) {
+	t.Helper()
+	ctx, cancel := ctxFor(r.namespace)
 	defer cancel()
 	c := cd.Client(t)
-	img, err := c.GetImage(ctx, image)
+	img, err := c.GetImage(ctx, r.image)
 	if err != nil {
 		return result{}, err
+	}
+	snapshot := r.snapshot
+	if snapshot == nil {
+		snapshot = containerd.WithNewSnapshot
 	}
 	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
 	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
 	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), snapshot(id, img),
-		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(specOpts...))
+		containerd.WithRuntime(r.runtime, r.runtimeOpts), containerd.WithNewSpec(specOpts...))
 	if err != nil {
 		return result{}, err
 	}
 	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
 	var stdout, stderr bytes.Buffer
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
+	var in *eofReader
+	var stdin io.Reader
+	if r.stdin != nil {
+		in = &eofReader{r: r.stdin, done: make(chan struct{})}
+		stdin = in
+	}
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(stdin, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
 	if err != nil {
 		return result{}, err
 	}
@@ -213,6 +243,13 @@ func runContainerOn(t *testing.T, namespace, runtime, image string, args []strin
 	}
 	if err := task.Start(ctx); err != nil {
 		return result{}, err
+	}
+	if in != nil {
+		// The shim keeps the stdin FIFO open until told the client is done.
+		go func() {
+			<-in.done
+			task.CloseIO(ctx, containerd.WithStdinCloser)
+		}()
 	}
 	var st containerd.ExitStatus
 	select {

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -230,46 +229,6 @@ func TestObserveTrialMode(t *testing.T) {
 	}
 }
 
-// runContainerWith is runContainer for the hardened runtime with runtime
-// options (a policy file, as CRI passes it).
-func runContainerWith(t *testing.T, namespace string, opts *runtimeoptions.Options, image string, args []string, specOpts ...oci.SpecOpts) (result, error) {
-	t.Helper()
-	ctx, cancel := ctxFor(namespace)
-	defer cancel()
-	c := cd.Client(t)
-	img, err := c.GetImage(ctx, image)
-	if err != nil {
-		return result{}, err
-	}
-	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(hardenedRT, opts), containerd.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, specOpts...)...))
-	if err != nil {
-		return result{}, err
-	}
-	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
-	var stdout, stderr bytes.Buffer
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
-	if err != nil {
-		return result{}, err
-	}
-	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	exitCh, err := task.Wait(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	if err := task.Start(ctx); err != nil {
-		return result{}, err
-	}
-	select {
-	case st := <-exitCh:
-		task.IO().Wait()
-		return result{Stdout: stdout.String(), Stderr: stderr.String(), Exit: st.ExitCode()}, nil
-	case <-ctx.Done():
-		return result{}, fmt.Errorf("container %s did not exit in time", id)
-	}
-}
-
 func grepLines(s, prefix string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -443,4 +402,15 @@ func TestObserveContainerdRestart(t *testing.T) {
 		return false
 	})
 	t.Logf("observer stats %+v", node.Stats())
+}
+
+// runContainerWith is runContainer for the hardened runtime with runtime
+// options (a policy file, as CRI passes it).
+func runContainerWith(t *testing.T, namespace string, opts *runtimeoptions.Options, image string, args []string, specOpts ...oci.SpecOpts) (result, error) {
+	t.Helper()
+	var runtimeOpts any
+	if opts != nil {
+		runtimeOpts = opts
+	}
+	return runSpec{namespace: namespace, runtime: hardenedRT, image: image, runtimeOpts: runtimeOpts}.run(t, args, specOpts...)
 }

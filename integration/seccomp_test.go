@@ -2,20 +2,15 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
-	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -91,54 +86,6 @@ func buildSeccompProbe(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return bin
-}
-
-// runWithStdin is runContainer with stdin.
-func runWithStdin(t *testing.T, runtime string, stdin io.Reader, args []string, opts ...oci.SpecOpts) (result, error) {
-	t.Helper()
-	ctx, cancel := ctxFor(ns)
-	defer cancel()
-	c := cd.Client(t)
-	img, err := c.GetImage(ctx, harness.Busybox)
-	if err != nil {
-		return result{}, err
-	}
-	id := newID(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"))
-	specOpts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs(args...)}, opts...)
-	ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img),
-		containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(specOpts...))
-	if err != nil {
-		return result{}, err
-	}
-	defer ctr.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
-	var stdout, stderr bytes.Buffer
-	in := &eofReader{r: stdin, done: make(chan struct{})}
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(in, &stdout, &stderr), cio.WithFIFODir(filepath.Join(cd.Dir, "fifo"))))
-	if err != nil {
-		return result{}, err
-	}
-	defer task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
-	exitCh, err := task.Wait(ctx)
-	if err != nil {
-		return result{}, err
-	}
-	if err := task.Start(ctx); err != nil {
-		return result{}, err
-	}
-	// The shim keeps the stdin FIFO open until told the client is done.
-	go func() {
-		<-in.done
-		task.CloseIO(ctx, containerd.WithStdinCloser)
-	}()
-	var st containerd.ExitStatus
-	select {
-	case st = <-exitCh:
-	case <-ctx.Done():
-		task.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
-		return result{}, fmt.Errorf("container %s did not exit in time", id)
-	}
-	task.IO().Wait()
-	return result{Stdout: stdout.String(), Stderr: stderr.String(), Exit: st.ExitCode()}, nil
 }
 
 // eofReader closes done when r is read to its end.
@@ -290,4 +237,10 @@ echo x > /tmp/g && cp /tmp/g /tmp/h && echo cp=ok
 	if strings.Contains(out, "chmod=ok") {
 		t.Error("chmod worked: the workload's own restriction was lost")
 	}
+}
+
+// runWithStdin is runContainer (namespace ns, busybox) with stdin.
+func runWithStdin(t *testing.T, runtime string, stdin io.Reader, args []string, opts ...oci.SpecOpts) (result, error) {
+	t.Helper()
+	return runSpec{namespace: ns, runtime: runtime, image: harness.Busybox, stdin: stdin}.run(t, args, opts...)
 }
