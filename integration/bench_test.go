@@ -26,6 +26,7 @@ import (
 
 	"github.com/hardened-runtime/hardened/integration/harness"
 	"github.com/hardened-runtime/hardened/profiles"
+	"github.com/hardened-runtime/hardened/shim"
 )
 
 // figure is one line of the benchmark table: plain runc, hardened, ratio.
@@ -464,11 +465,26 @@ func criJoins(t *testing.T, n int) map[string][]time.Duration {
 				t.Fatalf("%s: %v", v, err)
 			}
 			out[v] = append(out[v], time.Since(t0))
+			if v == "hardened" && os.Getenv("BENCH_TIMING") != "" {
+				fmt.Printf("join %.1f ms: %s\n", ms(time.Since(t0)), pipelineTiming(harness.CRINamespace, id))
+			}
 			rs.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: id})
 			rs.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: id})
 		}
 	}
 	return out
+}
+
+// pipelineTiming is the pipeline's timing a hardened container's record
+// holds ("by: step=time ..."), or "" for another runtime's. BENCH_TIMING=1
+// prints it for each CRI join and pod sandbox.
+func pipelineTiming(namespace, id string) string {
+	var rec struct{ By, Timing string }
+	b, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", namespace, id, shim.RecordFile))
+	if err != nil || json.Unmarshal(b, &rec) != nil {
+		return ""
+	}
+	return rec.By + ": " + rec.Timing
 }
 
 // criRuncSeccomp names the CRI join variant of runc given the restricted
@@ -494,6 +510,9 @@ func criPods(t *testing.T, n int) map[string][]time.Duration {
 			}
 			t0 := time.Now()
 			id, cfg, remove := benchPod(t, rs, h, fmt.Sprintf("bench-pod-%d-%d", i, k), prof)
+			if os.Getenv("BENCH_TIMING") != "" {
+				fmt.Printf("pod %s: sandbox %.1f ms %s\n", v, ms(time.Since(t0)), pipelineTiming(harness.CRINamespace, id))
+			}
 			for c := range 3 {
 				if _, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), sc); err != nil {
 					t.Fatalf("%s: %v", v, err)

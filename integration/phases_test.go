@@ -1,10 +1,10 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +12,9 @@ import (
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hardened-runtime/hardened/integration/harness"
-	"github.com/hardened-runtime/hardened/shim"
 )
 
 // TestPhases prints the median time of each step of a container's life
@@ -31,17 +31,33 @@ func TestPhases(t *testing.T) {
 	img, _ := c.GetImage(ctx, harness.Busybox)
 	sum := map[string][]time.Duration{}
 	var starts []string
-	for range 20 {
-		for _, rt := range []string{runcRT, "runc+seccomp", hardenedRT} {
+	// HARDENED_PHASES_VARIANTS: a ;-separated list of runtimes and lifecycle
+	// variants (runc+seccomp, runc+hardened-spec, runc+hardened-spec-<part>
+	// as withoutParts takes them, "hardened, user.namespace off");
+	// HARDENED_PHASES_RUNS: how many of each (20).
+	variants := []string{runcRT, "runc+seccomp", hardenedRT}
+	if v := os.Getenv("HARDENED_PHASES_VARIANTS"); v != "" {
+		variants = strings.Split(v, ";")
+	}
+	var hardSpec *specs.Spec
+	if slices.ContainsFunc(variants, func(v string) bool { return strings.HasPrefix(v, runcHardSpec) }) {
+		hardSpec = hardenedSpecOf(t)
+	}
+	for i := range envInt("HARDENED_PHASES_RUNS", 20) {
+		order := slices.Clone(variants)
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, rt := range order {
 			id := newID(fmt.Sprintf("ph-%d", len(rt)))
-			opts := []oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("true")}
-			runtime := rt
+			runtime, extra, snap := lifecycleVariant(rt, hardSpec)
+			opts := append([]oci.SpecOpts{oci.WithImageConfig(img), oci.WithProcessArgs("true")}, extra...)
 			if rt == "runc+seccomp" {
 				opts = append(opts, seccomp.WithDefaultProfile())
 				runtime = runcRT
 			}
 			t0 := time.Now()
-			ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithNewSnapshot(id, img), containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(opts...))
+			ctr, err := c.NewContainer(ctx, id, containerd.WithImage(img), snap(id, img), containerd.WithRuntime(runtime, nil), containerd.WithNewSpec(opts...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,11 +67,8 @@ func TestPhases(t *testing.T) {
 				t.Fatal(err)
 			}
 			t2 := time.Now()
-			if rt == hardenedRT {
-				var rec struct{ By, Timing string }
-				if b, err := os.ReadFile(filepath.Join(cd.State, "io.containerd.runtime.v2.task", ns, id, shim.RecordFile)); err == nil && json.Unmarshal(b, &rec) == nil {
-					starts = append(starts, rec.By+": "+rec.Timing)
-				}
+			if runtime == hardenedRT {
+				starts = append(starts, pipelineTiming(ns, id))
 			}
 			ch, _ := task.Wait(ctx)
 			task.Start(ctx)
@@ -71,7 +84,7 @@ func TestPhases(t *testing.T) {
 			}
 		}
 	}
-	for _, rt := range []string{runcRT, "runc+seccomp", hardenedRT} {
+	for _, rt := range variants {
 		line := rt
 		for _, k := range []string{"newcontainer", "newtask", "start", "exit", "taskdelete", "ctrdelete"} {
 			line += fmt.Sprintf(" %s=%.1f", k, ms(quantile(sum[rt+" "+k], 0.5)))

@@ -512,6 +512,9 @@ const hardenedNoUserns = "hardened, user.namespace off"
 // false pod: the overlayfs snapshotter then has the rootfs idmapped, as
 // the shim does.
 func lifecycleVariant(v string, hardSpec *specs.Spec) (string, []oci.SpecOpts, func(string, containerd.Image, ...snapshots.Opt) containerd.NewContainerOpts) {
+	if parts, ok := strings.CutPrefix(v, runcHardSpec+"-"); ok {
+		hardSpec, v = withoutParts(hardSpec, strings.Split(parts, "-")), runcHardSpec
+	}
 	switch v {
 	case runcHardSpec:
 		snap := containerd.WithNewSnapshot
@@ -530,6 +533,36 @@ func lifecycleVariant(v string, hardSpec *specs.Spec) (string, []oci.SpecOpts, f
 	return v, nil, containerd.WithNewSnapshot
 }
 
+// withoutParts is a copy of the hardened spec s without some of what the
+// shim gave it, for TestPhases' variants runc+hardened-spec-<part>[-<part>...]
+// that show what each part costs runc: seccomp (the filter), userns (the
+// user namespace: 65534 instead), mounts (the /tmp tmpfs and binds), masked
+// (masked and read-only paths), sysctl.
+func withoutParts(s *specs.Spec, parts []string) *specs.Spec {
+	cp := *s
+	l, p := *s.Linux, *s.Process
+	cp.Linux, cp.Process = &l, &p
+	for _, part := range parts {
+		switch part {
+		case "seccomp":
+			l.Seccomp = nil
+		case "userns":
+			l.UIDMappings, l.GIDMappings = nil, nil
+			l.Namespaces = slices.DeleteFunc(slices.Clone(l.Namespaces), func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+			p.User = specs.User{UID: 65534, GID: 65534}
+		case "mounts":
+			cp.Mounts = slices.DeleteFunc(slices.Clone(cp.Mounts), func(m specs.Mount) bool {
+				return m.Destination == "/tmp" || m.Destination == "/var/tmp" || m.Type == "bind"
+			})
+		case "masked":
+			l.MaskedPaths, l.ReadonlyPaths = nil, nil
+		case "sysctl":
+			l.Sysctl = nil
+		}
+	}
+	return &cp
+}
+
 // TestWindowIDRefusedThroughCRI: a pod that asks to run as a host id of
 // the runtime's window for pods' user namespaces (another pod's root) is
 // refused, with the field and the fix.
@@ -541,5 +574,69 @@ func TestWindowIDRefusedThroughCRI(t *testing.T) {
 	_, err := startContainer(t, rs, podID, cfg, "as-another-pods-root", sc)
 	if err == nil || !strings.Contains(err.Error(), "process.user.uid="+strconv.Itoa(int(cd.UsernsFirst))) || !strings.Contains(err.Error(), "runtime's window for pods' user namespaces") {
 		t.Errorf("runAsUser %d = %v, want the refusal", cd.UsernsFirst, err)
+	}
+}
+
+// TestPodRangeKeptWhenPauseDies: when a pod's pause process dies, the CRI
+// plugin deletes the sandbox's task at once, while the pod's containers
+// run on in its range until the kubelet stops them: the range stays
+// reserved (no other pod can be given their host ids) until the pod's last
+// container is gone.
+func TestPodRangeKeptWhenPauseDies(t *testing.T) {
+	require(t)
+	rs, _ := cd.CRI(t)
+	ctx := context.Background()
+	podID, cfg := podWithNetwork(t, rs, "pause-dies", "default", nil)
+	app := podContainer(t, rs, podID, cfg, "app", "", nil)
+	st, err := rs.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: podID, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil || info.Pid == 0 {
+		t.Fatalf("pause's pid: %v %q", err, st.Info["info"])
+	}
+	owned := func() bool {
+		return slices.ContainsFunc(usernsEntries(t, cd), func(e userns.Entry) bool { return e.Owner.ID == podID })
+	}
+	if !owned() {
+		t.Fatal("no range reserved for the pod")
+	}
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The CRI plugin deletes the sandbox's task: its bundle goes.
+	bundle := filepath.Join(cd.State, "io.containerd.runtime.v2.task", harness.CRINamespace, podID)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(bundle); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sandbox's task was not deleted after pause died")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cs, err := rs.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: app})
+	if err != nil || cs.Status.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("the pod's app container: %v %v, want it running", cs, err)
+	}
+	if !owned() {
+		t.Fatal("the pod's range was released with its sandbox's task while its app container still runs in it")
+	}
+	if _, err := rs.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: app}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: app}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for owned() {
+		if time.Now().After(deadline) {
+			t.Fatal("the pod's range outlived its last container")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/observe/event"
 	"github.com/hardened-runtime/hardened/observe/execaudit"
 	"github.com/hardened-runtime/hardened/policy"
@@ -49,12 +50,16 @@ type service struct {
 	// create (writable.go); giveCopiedFiles unless a test replaces it.
 	giveFiles func(w *writableFacts, pid uint32) error
 
-	// mu guards containers.
+	// mu guards containers and held.
 	mu sync.Mutex
 	// containers holds, per container id, the record of its hardening:
 	// the bundle whose spec its execs are hardened from and the level its
 	// execs and updates are judged by.
 	containers map[string]*hardenedContainer
+	// held are the user namespace ranges of pods whose sandbox task is
+	// deleted while other containers of the pod still run in this shim:
+	// released with the last of them (releaseRange).
+	held map[userns.Owner]*record
 }
 
 type hardenedContainer struct {
@@ -314,12 +319,50 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
 		if c, _ := s.container(r.ID); c != nil {
-			releaseUserNamespace(ctx, c.rec, r.ID)
+			s.releaseRange(ctx, c.rec, r.ID)
 		}
 		s.deleteWritable(ctx, r.ID)
 		s.forget(r.ID)
 	}
 	return resp, err
+}
+
+// releaseRange gives back the user namespace range of a pod when its
+// sandbox's task (id, whose record is rec) is deleted, or of a container
+// outside a pod, but only once no other container of the owner is left in
+// this shim, which holds every container of a pod: the CRI plugin deletes
+// a sandbox's task as soon as its pause process exits, while the pod's
+// containers run on in the user namespace until the kubelet stops them, and
+// a range given to another pod meanwhile would give it their host ids. The
+// range is then released with the owner's last container.
+func (s *service) releaseRange(ctx context.Context, rec *record, id string) {
+	if rec == nil {
+		return
+	}
+	owner := ownerOf(rec.Container.Namespace, rec.Container)
+	s.mu.Lock()
+	for other, c := range s.containers {
+		if other != id && c.rec != nil && ownerOf(c.rec.Container.Namespace, c.rec.Container) == owner {
+			if owner.ID == id {
+				if s.held == nil {
+					s.held = map[userns.Owner]*record{}
+				}
+				s.held[owner] = rec
+				log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept until the pod's last container is deleted")
+			}
+			s.mu.Unlock()
+			return
+		}
+	}
+	held := s.held[owner]
+	delete(s.held, owner)
+	s.mu.Unlock()
+	switch {
+	case owner.ID == id:
+		releaseUserNamespace(ctx, rec, id)
+	case held != nil:
+		releaseUserNamespace(ctx, held, owner.ID)
+	}
 }
 
 func (s *service) forget(id string) {

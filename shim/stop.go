@@ -17,6 +17,8 @@ import (
 	runcC "github.com/containerd/go-runc"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/hardened-runtime/hardened/internal/userns"
 )
 
 // Stop is `shim delete`, which containerd runs after every task once its
@@ -38,13 +40,65 @@ func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus,
 	return m.Shim.Stop(ctx, id)
 }
 
-// releaseAfterDeadShim gives back the user namespace range of a pod's
-// sandbox or a container outside a pod whose shim died before its task
-// was deleted (after a normal delete it has none left).
+// releaseAfterDeadShim gives back the user namespace range that container
+// id ran in (its pod's, or its own outside a pod) when its shim died
+// before the task was deleted (after a normal delete the shim has released
+// it, and this finds nothing to release), unless another container of the
+// same owner is still known to runc in this namespace: the range goes back
+// with the last of them, whichever `shim delete` comes last.
 func releaseAfterDeadShim(ctx context.Context, id string) {
-	if cwd, err := os.Getwd(); err == nil {
-		releaseUserNamespace(ctx, readRecordAnyPolicy(filepath.Join(filepath.Dir(cwd), id)), id)
+	cwd, err := os.Getwd()
+	if err != nil {
+		return
 	}
+	nsDir := filepath.Dir(cwd)
+	rec := readRecordAnyPolicy(filepath.Join(nsDir, id))
+	if rec == nil || rec.Refusal != nil {
+		return
+	}
+	owner := ownerOf(rec.Container.Namespace, rec.Container)
+	if owner.Namespace == "" || (owner.ID != id && rec.UserNamespace == nil) {
+		return
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return
+	}
+	if other, ok := ownerStillRuns(nsDir, ns, id, owner); ok {
+		log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept for the owner's other container")
+		return
+	}
+	a, err := userns.FromEnv()
+	if err == nil {
+		err = a.Release(owner)
+	}
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
+	}
+}
+
+// ownerStillRuns returns a container other than id, of the same owner, of
+// which runc still keeps state (a bundle in nsDir, containerd's state
+// directory of namespace ns).
+func ownerStillRuns(nsDir, ns, id string, owner userns.Owner) (string, bool) {
+	entries, err := os.ReadDir(nsDir)
+	if err != nil {
+		return "", false
+	}
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == id {
+			continue
+		}
+		path := filepath.Join(nsDir, e.Name())
+		rec := readRecordAnyPolicy(path)
+		if rec == nil || ownerOf(rec.Container.Namespace, rec.Container) != owner {
+			continue
+		}
+		if !runcStateGone(path, ns, e.Name()) {
+			return e.Name(), true
+		}
+	}
+	return "", false
 }
 
 // stopWithoutRunc is the runc manager's Stop (containerd v2.4.2,

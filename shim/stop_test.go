@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	runcC "github.com/containerd/go-runc"
+
+	"github.com/hardened-runtime/hardened/internal/userns"
 )
 
 // TestStopWithoutRunc: `shim delete` skips `runc delete --force` only when
@@ -98,5 +101,65 @@ func TestStopWithoutRuncDefaultRoot(t *testing.T) {
 	t.Chdir(bundle)
 	if _, ok := stopWithoutRunc(namespaces.WithNamespace(context.Background(), "hardened-unit"), id); !ok {
 		t.Errorf("stopWithoutRunc did not go ahead: runc has no state for %s under %s", id, process.RuncRoot)
+	}
+}
+
+// TestDeadShimReleasesWithTheLastOfThePod: after a pod's shim died, the
+// `shim delete` of its sandbox does not give the pod's range back while
+// runc still has another container of the pod; the last one's does.
+func TestDeadShimReleasesWithTheLastOfThePod(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the allocator's directory is root's")
+	}
+	t.Setenv(userns.RangeEnv, "16777216:65536")
+	t.Setenv(userns.DirEnv, t.TempDir())
+	a, err := userns.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
+	if _, err := a.Reserve(pod); err != nil {
+		t.Fatal(err)
+	}
+	root, nsDir := t.TempDir(), t.TempDir()
+	for _, id := range []string{"sb", "app"} {
+		bundle := filepath.Join(nsDir, id)
+		if err := os.MkdirAll(bundle, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := runc.WriteOptions(bundle, &options.Options{Root: root}); err != nil {
+			t.Fatal(err)
+		}
+		rec := record{Version: recordVersion, Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"},
+			UserNamespace: &usernsRecord{Owner: pod, HostID: 16777216, Size: userns.Size, Given: true}}
+		data, _ := json.Marshal(rec)
+		if err := os.WriteFile(filepath.Join(bundle, RecordFile), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appState := filepath.Join(root, "k8s.io", "app")
+	if err := os.MkdirAll(appState, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	reserved := func() bool {
+		entries, err := a.Entries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries) == 1
+	}
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	t.Chdir(filepath.Join(nsDir, "sb"))
+	releaseAfterDeadShim(ctx, "sb")
+	if !reserved() {
+		t.Fatal("the sandbox's shim delete released the range while runc still has the pod's app container")
+	}
+	if err := os.Remove(appState); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(nsDir, "app"))
+	releaseAfterDeadShim(ctx, "app")
+	if reserved() {
+		t.Error("the pod's last container's shim delete left the range reserved")
 	}
 }

@@ -270,3 +270,55 @@ func TestPodsOwnUserNamespace(t *testing.T) {
 func noted(rec *record, words string) bool {
 	return rec != nil && slices.ContainsFunc(rec.Changes, func(c spec.Change) bool { return c.Note && strings.Contains(c.Reason, words) })
 }
+
+// TestPodRangeOutlivesItsSandboxTask: the CRI plugin deletes a sandbox's
+// task as soon as pause exits, while the pod's containers still run in
+// its user namespace; the range stays reserved until the last of them is
+// deleted, and no other pod can be given it meanwhile.
+func TestPodRangeOutlivesItsSandboxTask(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the allocator's directory is root's")
+	}
+	e := newTestEnv(t)
+	t.Setenv(userns.RangeEnv, "16777216:65536") // one range
+	t.Setenv(userns.DirEnv, t.TempDir())
+	a, err := userns.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := e.service()
+	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
+	if _, err := a.Reserve(pod); err != nil {
+		t.Fatal(err)
+	}
+	member := func(id string) *hardenedContainer {
+		return &hardenedContainer{rec: &record{Version: recordVersion,
+			Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}}
+	}
+	s.containers = map[string]*hardenedContainer{"sb": member("sb"), "app": member("app"), "sidecar": member("sidecar")}
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	reserved := func() bool {
+		entries, err := a.Entries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(entries, func(en userns.Entry) bool { return en.Owner == pod })
+	}
+	for _, id := range []string{"sb", "app"} {
+		if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if !reserved() {
+			t.Fatalf("after %s's task is deleted, with the pod's sidecar still running: the range is released", id)
+		}
+		if _, err := a.Reserve(userns.Owner{Namespace: "k8s.io", ID: "other-pod"}); err == nil {
+			t.Fatalf("after %s's task is deleted: another pod was given the range of a pod still running", id)
+		}
+	}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "sidecar"}); err != nil {
+		t.Fatal(err)
+	}
+	if reserved() {
+		t.Error("after the pod's last container is deleted: the range is still reserved")
+	}
+}
