@@ -514,8 +514,13 @@ func criPods(t *testing.T, n int) map[string][]time.Duration {
 				fmt.Printf("pod %s: sandbox %.1f ms %s\n", v, ms(time.Since(t0)), pipelineTiming(harness.CRINamespace, id))
 			}
 			for c := range 3 {
-				if _, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), sc); err != nil {
+				t1 := time.Now()
+				cid, err := startContainer(t, rs, id, cfg, fmt.Sprintf("c%d", c), sc)
+				if err != nil {
 					t.Fatalf("%s: %v", v, err)
+				}
+				if os.Getenv("BENCH_TIMING") != "" {
+					fmt.Printf("pod %s: c%d %.1f ms %s\n", v, c, ms(time.Since(t1)), pipelineTiming(harness.CRINamespace, cid))
 				}
 			}
 			out[v] = append(out[v], time.Since(t0))
