@@ -64,11 +64,18 @@ func releaseAfterDeadShim(ctx context.Context, id string) {
 	if err != nil {
 		return
 	}
+	a, err := userns.FromEnv()
+	if err == nil {
+		// After a normal delete the shim has released it: no scan.
+		var has bool
+		if has, err = a.Has(owner); err == nil && !has {
+			return
+		}
+	}
 	if other, ok := ownerStillRuns(nsDir, ns, id, owner); ok {
 		log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept for the owner's other container")
 		return
 	}
-	a, err := userns.FromEnv()
 	if err == nil {
 		err = a.Release(owner)
 	}

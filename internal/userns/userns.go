@@ -232,6 +232,16 @@ func (a *Allocator) Release(owner Owner) error {
 	})
 }
 
+// Has reports whether owner has a range, without creating the allocator's
+// state where nothing was ever reserved.
+func (a *Allocator) Has(owner Owner) (bool, error) {
+	if _, err := os.Stat(filepath.Join(a.Dir, stateFile)); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	entries, err := a.Entries()
+	return slices.ContainsFunc(entries, func(e Entry) bool { return e.Owner == owner }), err
+}
+
 // Entries returns the reserved ranges.
 func (a *Allocator) Entries() ([]Entry, error) {
 	var out []Entry

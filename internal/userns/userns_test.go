@@ -97,6 +97,21 @@ func TestReleaseWithoutStateWritesNothing(t *testing.T) {
 	if _, err := os.Stat(a.Dir); !os.IsNotExist(err) {
 		t.Errorf("Release created %s: %v", a.Dir, err)
 	}
+	if has, err := a.Has(owner(1)); has || err != nil {
+		t.Errorf("Has = %v, %v without state", has, err)
+	}
+	if _, err := os.Stat(a.Dir); !os.IsNotExist(err) {
+		t.Errorf("Has created %s: %v", a.Dir, err)
+	}
+	if _, err := a.Reserve(owner(1)); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := a.Has(owner(1)); !has || err != nil {
+		t.Errorf("Has = %v, %v after Reserve", has, err)
+	}
+	if has, _ := a.Has(owner(2)); has {
+		t.Error("Has = true for an owner without a range")
+	}
 }
 
 // TestReclaimOnlyDeadOwners: a leaked range (its release missed) is reused
