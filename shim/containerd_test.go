@@ -45,6 +45,9 @@ type fakeContainerd struct {
 	// fail makes every call fail with this code (codes.OK: no failure).
 	fail  codes.Code
 	calls []string
+	// hold, when set, runs before each call (outside the lock): a test
+	// holds a look-up there.
+	hold func(method string)
 }
 
 func newFakeContainerd(ns string) *fakeContainerd {
@@ -73,6 +76,12 @@ type (
 
 // enter records the call and checks the namespace the client sent.
 func (f *fakeContainerd) enter(ctx context.Context, method string) error {
+	f.mu.Lock()
+	hold := f.hold
+	f.mu.Unlock()
+	if hold != nil {
+		hold(method)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, method)

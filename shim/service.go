@@ -50,16 +50,18 @@ type service struct {
 	// create (writable.go); giveCopiedFiles unless a test replaces it.
 	giveFiles func(w *writableFacts, pid uint32) error
 
-	// mu guards containers and held.
+	// mu guards containers, pending and admitting.
 	mu sync.Mutex
 	// containers holds, per container id, the record of its hardening:
 	// the bundle whose spec its execs are hardened from and the level its
 	// execs and updates are judged by.
 	containers map[string]*hardenedContainer
-	// held are the user namespace ranges of pods whose sandbox task is
-	// deleted while other containers of the pod still run in this shim:
-	// released with the last of them (releaseRange).
-	held map[userns.Owner]*record
+	// pending are the owners (pods, or containers outside a pod) that lost
+	// a container: their range is released once none is left (drop).
+	pending map[userns.Owner]bool
+	// admitting counts the Creates being admitted, whose pipeline may have
+	// reserved a pending owner's range: releases wait for them.
+	admitting int
 }
 
 type hardenedContainer struct {
@@ -113,7 +115,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	resp, err := s.createWritable(ctx, r, rec)
 	if err != nil {
 		<-logged // the record, then why runc failed
-		s.forget(r.ID)
+		s.drop(ctx, r.ID, nil)
 	}
 	s.idleSoon()
 	return resp, err
@@ -122,13 +124,34 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 // admit returns the record of the container's hardening and sets the
 // task's options to what runc may get.
 func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*record, error) {
+	s.mu.Lock()
+	s.admitting++
+	s.mu.Unlock()
+	rec, seen, err := s.admitRecord(ctx, r)
+	s.mu.Lock()
+	s.admitting--
+	if err == nil {
+		s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
+	} else if seen != nil && seen.UserNamespace != nil {
+		s.pendingLocked(ownerOf(seen.Container.Namespace, seen.Container))
+	}
+	release := s.releasableLocked()
+	s.mu.Unlock()
+	s.release(ctx, release)
+	return rec, err
+}
+
+// admitRecord is admit's decision: the record, and the record seen even
+// when the container is refused (its range, if the pipeline reserved one,
+// goes back with the owner's last container).
+func (s *service) admitRecord(ctx context.Context, r *taskAPI.CreateTaskRequest) (rec, seen *record, err error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts, err := decodeOptions(r.Options)
 	if err != nil {
-		return nil, refuse(errInvalidArgument, "%v", err)
+		return nil, nil, refuse(errInvalidArgument, "%v", err)
 	}
 	r.Options = opts.Runc
 	src := policySourceFor(opts.PolicyPath)
@@ -136,22 +159,19 @@ func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*rec
 	if !ok {
 		rec, err = s.pipeline.run(ctx, request{Namespace: ns, ID: r.ID, Bundle: r.Bundle, Policy: src})
 		if err != nil {
-			return nil, err
+			return nil, rec, err
 		}
 	}
 	if rec.Refusal != nil {
-		return nil, rec.Refusal
+		return nil, rec, rec.Refusal
 	}
 	if err := checkTask(rec, r); err != nil {
-		return nil, err
+		return nil, rec, err
 	}
 	if err := idmapRootfs(rec, r); err != nil {
-		return nil, err
+		return nil, rec, err
 	}
-	s.mu.Lock()
-	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
-	s.mu.Unlock()
-	return rec, nil
+	return rec, rec, nil
 }
 
 // logRecord puts what was changed (or, in audit mode, found) in the log.
@@ -313,62 +333,76 @@ func (s *service) checkUpdate(r *taskAPI.UpdateTaskRequest) error {
 }
 
 // Delete forgets the container once runc has deleted it, and gives back
-// the user namespace range of a pod whose sandbox, or of a container
-// outside a pod, it was.
+// the user namespace range of its owner (its pod, or itself outside a pod)
+// once no container of that owner is left in this shim (drop).
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
-		if c, _ := s.container(r.ID); c != nil {
-			s.releaseRange(ctx, c.rec, r.ID)
-		}
 		s.deleteWritable(ctx, r.ID)
-		s.forget(r.ID)
+		s.drop(ctx, r.ID, nil)
 	}
 	return resp, err
 }
 
-// releaseRange gives back the user namespace range of a pod when its
-// sandbox's task (id, whose record is rec) is deleted, or of a container
-// outside a pod, but only once no other container of the owner is left in
-// this shim, which holds every container of a pod: the CRI plugin deletes
-// a sandbox's task as soon as its pause process exits, while the pod's
-// containers run on in the user namespace until the kubelet stops them, and
-// a range given to another pod meanwhile would give it their host ids. The
-// range is then released with the owner's last container.
-func (s *service) releaseRange(ctx context.Context, rec *record, id string) {
+// drop forgets container id (or, when it is not known, the container of
+// rec that was refused or failed) and, in the same step, releases the user
+// namespace range of its owner when no container of that owner is left in
+// this shim, which holds every container of a pod. The sandbox's task is
+// not the pod's end: the CRI plugin deletes it as soon as pause exits,
+// while the pod's containers run on in the range until the kubelet stops
+// them, and a range given to another pod meanwhile would give it their
+// host ids. While a Create is being admitted (its pipeline may just have
+// reserved the owner's range) the release waits for the end of it (admit).
+func (s *service) drop(ctx context.Context, id string, rec *record) {
+	s.mu.Lock()
+	if c := s.containers[id]; c != nil {
+		rec = c.rec
+		delete(s.containers, id)
+	}
 	if rec == nil {
+		s.mu.Unlock()
 		return
 	}
-	owner := ownerOf(rec.Container.Namespace, rec.Container)
-	s.mu.Lock()
-	for other, c := range s.containers {
-		if other != id && c.rec != nil && ownerOf(c.rec.Container.Namespace, c.rec.Container) == owner {
-			if owner.ID == id {
-				if s.held == nil {
-					s.held = map[userns.Owner]*record{}
-				}
-				s.held[owner] = rec
-				log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept until the pod's last container is deleted")
-			}
-			s.mu.Unlock()
-			return
-		}
-	}
-	held := s.held[owner]
-	delete(s.held, owner)
+	s.pendingLocked(ownerOf(rec.Container.Namespace, rec.Container))
+	release := s.releasableLocked()
 	s.mu.Unlock()
-	switch {
-	case owner.ID == id:
-		releaseUserNamespace(ctx, rec, id)
-	case held != nil:
-		releaseUserNamespace(ctx, held, owner.ID)
-	}
+	s.release(ctx, release)
 }
 
-func (s *service) forget(id string) {
-	s.mu.Lock()
-	delete(s.containers, id)
-	s.mu.Unlock()
+func (s *service) pendingLocked(owner userns.Owner) {
+	if s.pending == nil {
+		s.pending = map[userns.Owner]bool{}
+	}
+	s.pending[owner] = true
+}
+
+// releasableLocked takes out of pending the owners that have no container
+// left in this shim, when no admission is under way. s.mu is held.
+func (s *service) releasableLocked() []userns.Owner {
+	if s.admitting > 0 {
+		return nil
+	}
+	var out []userns.Owner
+	for owner := range s.pending {
+		used := false
+		for _, c := range s.containers {
+			if c.rec != nil && ownerOf(c.rec.Container.Namespace, c.rec.Container) == owner {
+				used = true
+				break
+			}
+		}
+		delete(s.pending, owner)
+		if !used {
+			out = append(out, owner)
+		}
+	}
+	return out
+}
+
+func (s *service) release(ctx context.Context, owners []userns.Owner) {
+	for _, owner := range owners {
+		releaseOwner(ctx, owner)
+	}
 }
 
 // reaperRunner is the commandRunner of the long-running shim: its reaper

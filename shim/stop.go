@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -41,23 +42,22 @@ func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus,
 }
 
 // releaseAfterDeadShim gives back the user namespace range that container
-// id ran in (its pod's, or its own outside a pod) when its shim died
-// before the task was deleted (after a normal delete the shim has released
-// it, and this finds nothing to release), unless another container of the
-// same owner is still known to runc in this namespace: the range goes back
-// with the last of them, whichever `shim delete` comes last.
+// id ran in (its pod's, or its own outside a pod) when no container of its
+// owner is left. containerd runs `shim delete` after every task, also while
+// the task's shim still serves the pod's other containers: then that shim
+// decides (service.drop), and this does nothing. When the shim is gone
+// (a normal end, where it has released the range already, or a death),
+// the range goes back unless runc still has another container of the same
+// owner in the namespace, whichever container's `shim delete` comes last.
 func releaseAfterDeadShim(ctx context.Context, id string) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return
 	}
 	nsDir := filepath.Dir(cwd)
-	rec := readRecordAnyPolicy(filepath.Join(nsDir, id))
-	if rec == nil || rec.Refusal != nil {
-		return
-	}
-	owner := ownerOf(rec.Container.Namespace, rec.Container)
-	if owner.Namespace == "" || (owner.ID != id && rec.UserNamespace == nil) {
+	bundle := filepath.Join(nsDir, id)
+	owner, ok := recordOwner(bundle)
+	if !ok || owner.Namespace == "" {
 		return
 	}
 	ns, err := namespaces.NamespaceRequired(ctx)
@@ -65,40 +65,85 @@ func releaseAfterDeadShim(ctx context.Context, id string) {
 		return
 	}
 	a, err := userns.FromEnv()
-	if err == nil {
-		// After a normal delete the shim has released it: no scan.
-		var has bool
-		if has, err = a.Has(owner); err == nil && !has {
-			return
-		}
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
+		return
+	}
+	// After a normal delete the shim has released it: no scan.
+	if has, err := a.Has(owner); err == nil && !has {
+		return
+	}
+	if shimAnswers(bundle) {
+		return
 	}
 	if other, ok := ownerStillRuns(nsDir, ns, id, owner); ok {
 		log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept for the owner's other container")
 		return
 	}
-	if err == nil {
-		err = a.Release(owner)
-	}
-	if err != nil {
+	if err := a.Release(owner); err != nil {
 		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
 	}
 }
 
-// ownerStillRuns returns a container other than id, of the same owner, of
-// which runc still keeps state (a bundle in nsDir, containerd's state
-// directory of namespace ns).
+// shimAnswers reports whether the shim that served the bundle's task still
+// accepts connections at the address containerd recorded for it
+// (bootstrap.json).
+func shimAnswers(bundle string) bool {
+	data, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json"))
+	if err != nil {
+		return false
+	}
+	var params struct {
+		Address string `json:"address"`
+	}
+	if json.Unmarshal(data, &params) != nil || params.Address == "" {
+		return false
+	}
+	conn, err := shim.AnonDialer(params.Address, 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// recordOwner is the owner of the range of the container of bundle, read
+// from its record whatever the record's version (ok is false without a
+// record: not a container of this runtime).
+func recordOwner(bundle string) (owner userns.Owner, ok bool) {
+	data, err := os.ReadFile(filepath.Join(bundle, RecordFile))
+	if err != nil {
+		return userns.Owner{}, false
+	}
+	var rec struct {
+		Container containerFacts `json:"container"`
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return userns.Owner{}, true // a record, unreadable: an owner unknown
+	}
+	return ownerOf(rec.Container.Namespace, rec.Container), true
+}
+
+// ownerStillRuns returns a container other than id, of owner, of which
+// runc still keeps state (a bundle in nsDir, containerd's state directory
+// of namespace ns): the owner's own container (a pod's sandbox) first,
+// then every bundle of the namespace. A bundle of this runtime whose
+// record cannot be read counts as the owner's.
 func ownerStillRuns(nsDir, ns, id string, owner userns.Owner) (string, bool) {
+	if owner.ID != id && owner.ID != "" && owner.ID != "." && owner.ID != ".." && !strings.Contains(owner.ID, "/") && !runcStateGone(filepath.Join(nsDir, owner.ID), ns, owner.ID) {
+		return owner.ID, true
+	}
 	entries, err := os.ReadDir(nsDir)
 	if err != nil {
 		return "", false
 	}
 	for _, e := range entries {
-		if !e.IsDir() || e.Name() == id {
+		if !e.IsDir() || e.Name() == id || e.Name() == owner.ID {
 			continue
 		}
 		path := filepath.Join(nsDir, e.Name())
-		rec := readRecordAnyPolicy(path)
-		if rec == nil || ownerOf(rec.Container.Namespace, rec.Container) != owner {
+		o, ok := recordOwner(path)
+		if !ok || (o != owner && o != (userns.Owner{})) {
 			continue
 		}
 		if !runcStateGone(path, ns, e.Name()) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -130,8 +131,9 @@ func TestDeadShimReleasesWithTheLastOfThePod(t *testing.T) {
 		if err := runc.WriteOptions(bundle, &options.Options{Root: root}); err != nil {
 			t.Fatal(err)
 		}
-		rec := record{Version: recordVersion, Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"},
-			UserNamespace: &usernsRecord{Owner: pod, HostID: 16777216, Size: userns.Size, Given: true}}
+		// The sandbox keeps the host's user namespace, and app runs as
+		// non-root: neither record has a range of its own.
+		rec := record{Version: recordVersion, Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}
 		data, _ := json.Marshal(rec)
 		if err := os.WriteFile(filepath.Join(bundle, RecordFile), data, 0o600); err != nil {
 			t.Fatal(err)
@@ -157,7 +159,21 @@ func TestDeadShimReleasesWithTheLastOfThePod(t *testing.T) {
 	if err := os.Remove(appState); err != nil {
 		t.Fatal(err)
 	}
+	// The shim that served app still answers: it decides, not shim delete.
+	sock := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(nsDir, "app", "bootstrap.json"), []byte(`{"version":2,"address":"unix://`+sock+`","protocol":"ttrpc"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	t.Chdir(filepath.Join(nsDir, "app"))
+	releaseAfterDeadShim(ctx, "app")
+	if !reserved() {
+		t.Fatal("shim delete released the range while the pod's shim still answers")
+	}
+	l.Close()
 	releaseAfterDeadShim(ctx, "app")
 	if reserved() {
 		t.Error("the pod's last container's shim delete left the range reserved")

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -338,31 +337,13 @@ func idmapRootfs(rec *record, r *taskAPI.CreateTaskRequest) error {
 	return nil
 }
 
-// readRecordAnyPolicy reads the bundle's record as it is, or nil: what a
-// release needs is who the container was, whatever policy file it came
-// from.
-func readRecordAnyPolicy(bundle string) *record {
-	data, err := os.ReadFile(filepath.Join(bundle, RecordFile))
-	if err != nil {
-		return nil
-	}
-	var rec record
-	if json.Unmarshal(data, &rec) != nil || rec.Version != recordVersion {
-		return nil
-	}
-	return &rec
-}
-
-// releaseUserNamespace gives back the range of the pod whose sandbox, or
-// of the container outside a pod whose task, is deleted (id, whose record
-// is rec). Errors are logged: the range is then reclaimed when no other is
-// free and containerd no longer has its owner.
-func releaseUserNamespace(ctx context.Context, rec *record, id string) {
-	if rec == nil || rec.Refusal != nil {
-		return
-	}
-	owner := ownerOf(rec.Container.Namespace, rec.Container)
-	if owner.ID != id || owner.Namespace == "" {
+// releaseOwner gives back the range of owner (a pod, or a container
+// outside a pod) when none of its containers is left (service.drop, and
+// releaseAfterDeadShim after a shim died). Errors are logged: the range is
+// then reclaimed when no other is free and containerd no longer has its
+// owner.
+func releaseOwner(ctx context.Context, owner userns.Owner) {
+	if owner.Namespace == "" || owner.ID == "" {
 		return
 	}
 	a, err := userns.FromEnv()
@@ -370,6 +351,6 @@ func releaseUserNamespace(ctx context.Context, rec *record, id string) {
 		err = a.Release(owner)
 	}
 	if err != nil {
-		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
+		log.G(ctx).WithError(err).Warn("hardened: release the user namespace range of " + owner.String())
 	}
 }

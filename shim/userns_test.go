@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -260,7 +261,7 @@ func TestPodsOwnUserNamespace(t *testing.T) {
 	if rec4, err := e.run(e.pipeline("create"), "audit", "k4", b); err != nil || rec4.UserNamespace != nil {
 		t.Errorf("audit, root container: %v %+v", err, rec4.UserNamespace)
 	}
-	releaseUserNamespace(context.Background(), rec, "k1")
+	releaseOwner(context.Background(), ownerOf(testNS, rec.Container))
 	entries, _ := e.alloc.Entries()
 	if slices.ContainsFunc(entries, func(x userns.Entry) bool { return x.Owner.ID == "k1" }) {
 		t.Errorf("entries %v: k1's range kept after release", entries)
@@ -320,5 +321,103 @@ func TestPodRangeOutlivesItsSandboxTask(t *testing.T) {
 	}
 	if reserved() {
 		t.Error("after the pod's last container is deleted: the range is still reserved")
+	}
+}
+
+// TestConcurrentDeletesReleaseThePodRange: after the sandbox's task is
+// gone, the pod's last two containers deleted at once still give the range
+// back (the decision and the forgetting are one step).
+func TestConcurrentDeletesReleaseThePodRange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the allocator's directory is root's")
+	}
+	e := newTestEnv(t)
+	t.Setenv(userns.RangeEnv, "16777216:65536")
+	t.Setenv(userns.DirEnv, t.TempDir())
+	a, err := userns.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
+	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
+	member := func(id string) *hardenedContainer {
+		return &hardenedContainer{rec: &record{Version: recordVersion,
+			Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}}
+	}
+	for i := range 50 {
+		if _, err := a.Reserve(pod); err != nil {
+			t.Fatal(err)
+		}
+		s, _ := e.service()
+		s.containers = map[string]*hardenedContainer{"sb": member("sb"), "app": member("app"), "sidecar": member("sidecar")}
+		if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "sb"}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, id := range []string{"app", "sidecar"} {
+			wg.Go(func() {
+				if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if has, err := a.Has(pod); has || err != nil {
+			t.Fatalf("round %d: the pod's range is still reserved (%v) after its last two containers were deleted at once", i, err)
+		}
+	}
+}
+
+// TestReleaseWaitsForAnAdmission: a pod's range is not released while a
+// container of the pod is being admitted (its pipeline may reserve the
+// range again), even when the last known container of the pod goes.
+func TestReleaseWaitsForAnAdmission(t *testing.T) {
+	e := newUsernsEnv(t)
+	e.fake.addSandbox("sb", "uid-1", "web")
+	pod := userns.Owner{Namespace: testNS, ID: "sb"}
+	if _, err := e.alloc.Reserve(pod); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := e.service()
+	s.containers["sb"] = &hardenedContainer{rec: &record{Version: recordVersion,
+		Container: containerFacts{ID: "sb", Namespace: testNS, SandboxID: "sb"}}}
+	bundle := e.bundle(testNS, "app", e.image, criSpec("container", "sb", "uid-1", "web"))
+	e.fake.containers["app"].Sandbox = "sb"
+	openBundle(t, bundle)
+	mounts := e.rootfs("app")
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.fake.mu.Lock()
+	e.fake.hold = func(method string) {
+		if method == "containers.Get" {
+			once.Do(func() { close(held); <-release })
+		}
+	}
+	e.fake.mu.Unlock()
+	created := make(chan error, 1)
+	go func() {
+		_, err := e.create(s, testNS, "app", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(mounts) })
+		created <- err
+	}()
+	<-held
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "sb"}); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := e.alloc.Has(pod); !has {
+		t.Fatal("the pod's range was released while a container of the pod was being admitted")
+	}
+	close(release)
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := e.alloc.Has(pod); !has {
+		t.Fatal("the pod's range was released although its admitted container runs")
+	}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := e.alloc.Has(pod); has {
+		t.Error("the pod's range is still reserved after its last container was deleted")
 	}
 }
