@@ -22,7 +22,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/emptypb"
 
-	"github.com/hardened-runtime/hardened/internal/userns"
 	"github.com/hardened-runtime/hardened/observe/event"
 	"github.com/hardened-runtime/hardened/observe/execaudit"
 	"github.com/hardened-runtime/hardened/policy"
@@ -50,18 +49,12 @@ type service struct {
 	// create (writable.go); giveCopiedFiles unless a test replaces it.
 	giveFiles func(w *writableFacts, pid uint32) error
 
-	// mu guards containers, pending and admitting.
+	// mu guards containers.
 	mu sync.Mutex
 	// containers holds, per container id, the record of its hardening:
 	// the bundle whose spec its execs are hardened from and the level its
 	// execs and updates are judged by.
 	containers map[string]*hardenedContainer
-	// pending are the owners (pods, or containers outside a pod) that lost
-	// a container: their range is released once none is left (drop).
-	pending map[userns.Owner]bool
-	// admitting counts the Creates being admitted, whose pipeline may have
-	// reserved a pending owner's range: releases wait for them.
-	admitting int
 }
 
 type hardenedContainer struct {
@@ -115,7 +108,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	resp, err := s.createWritable(ctx, r, rec)
 	if err != nil {
 		<-logged // the record, then why runc failed
-		s.drop(ctx, r.ID, nil)
+		s.drop(ctx, r.ID)
 	}
 	s.idleSoon()
 	return resp, err
@@ -124,26 +117,22 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 // admit returns the record of the container's hardening and sets the
 // task's options to what runc may get.
 func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*record, error) {
-	s.mu.Lock()
-	s.admitting++
-	s.mu.Unlock()
 	rec, seen, err := s.admitRecord(ctx, r)
-	s.mu.Lock()
-	s.admitting--
-	if err == nil {
-		s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
-	} else if seen != nil && seen.UserNamespace != nil {
-		s.pendingLocked(ownerOf(seen.Container.Namespace, seen.Container))
+	if err != nil {
+		// A hold the pipeline took for a container that will not run.
+		if seen != nil && seen.UserNamespace != nil {
+			dropHold(ctx, seen.UserNamespace.Owner, r.ID)
+		}
+		return nil, err
 	}
-	release := s.releasableLocked()
+	s.mu.Lock()
+	s.containers[r.ID] = &hardenedContainer{bundle: r.Bundle, rec: rec}
 	s.mu.Unlock()
-	s.release(ctx, release)
-	return rec, err
+	return rec, nil
 }
 
 // admitRecord is admit's decision: the record, and the record seen even
-// when the container is refused (its range, if the pipeline reserved one,
-// goes back with the owner's last container).
+// when the container is refused (whose hold on a range goes back).
 func (s *service) admitRecord(ctx context.Context, r *taskAPI.CreateTaskRequest) (rec, seen *record, err error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
@@ -332,76 +321,30 @@ func (s *service) checkUpdate(r *taskAPI.UpdateTaskRequest) error {
 	return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: c.rec.Level, Violations: vs})
 }
 
-// Delete forgets the container once runc has deleted it, and gives back
-// the user namespace range of its owner (its pod, or itself outside a pod)
-// once no container of that owner is left in this shim (drop).
+// Delete forgets the container once runc has deleted it, and lets go of
+// its hold on the range of its user namespace (drop).
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := s.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
 		s.deleteWritable(ctx, r.ID)
-		s.drop(ctx, r.ID, nil)
+		s.drop(ctx, r.ID)
 	}
 	return resp, err
 }
 
-// drop forgets container id (or, when it is not known, the container of
-// rec that was refused or failed) and, in the same step, releases the user
-// namespace range of its owner when no container of that owner is left in
-// this shim, which holds every container of a pod. The sandbox's task is
-// not the pod's end: the CRI plugin deletes it as soon as pause exits,
-// while the pod's containers run on in the range until the kubelet stops
-// them, and a range given to another pod meanwhile would give it their
-// host ids. While a Create is being admitted (its pipeline may just have
-// reserved the owner's range) the release waits for the end of it (admit).
-func (s *service) drop(ctx context.Context, id string, rec *record) {
+// drop forgets container id and lets go of its hold on its owner's range
+// (a pod's sandbox and the pod's containers in the range each hold it, in
+// the node's allocator, whatever shim process serves them): the range goes
+// with the last hold. The sandbox's task is not the pod's end: the CRI
+// plugin deletes it as soon as pause exits, while the pod's containers run
+// on in the range until the kubelet stops them.
+func (s *service) drop(ctx context.Context, id string) {
 	s.mu.Lock()
-	if c := s.containers[id]; c != nil {
-		rec = c.rec
-		delete(s.containers, id)
-	}
-	if rec == nil {
-		s.mu.Unlock()
-		return
-	}
-	s.pendingLocked(ownerOf(rec.Container.Namespace, rec.Container))
-	release := s.releasableLocked()
+	c := s.containers[id]
+	delete(s.containers, id)
 	s.mu.Unlock()
-	s.release(ctx, release)
-}
-
-func (s *service) pendingLocked(owner userns.Owner) {
-	if s.pending == nil {
-		s.pending = map[userns.Owner]bool{}
-	}
-	s.pending[owner] = true
-}
-
-// releasableLocked takes out of pending the owners that have no container
-// left in this shim, when no admission is under way. s.mu is held.
-func (s *service) releasableLocked() []userns.Owner {
-	if s.admitting > 0 {
-		return nil
-	}
-	var out []userns.Owner
-	for owner := range s.pending {
-		used := false
-		for _, c := range s.containers {
-			if c.rec != nil && ownerOf(c.rec.Container.Namespace, c.rec.Container) == owner {
-				used = true
-				break
-			}
-		}
-		delete(s.pending, owner)
-		if !used {
-			out = append(out, owner)
-		}
-	}
-	return out
-}
-
-func (s *service) release(ctx context.Context, owners []userns.Owner) {
-	for _, owner := range owners {
-		releaseOwner(ctx, owner)
+	if c != nil && c.rec != nil {
+		dropHold(ctx, ownerOf(c.rec.Container.Namespace, c.rec.Container), id)
 	}
 }
 

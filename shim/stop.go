@@ -41,75 +41,26 @@ func (m *groupingManager) Stop(ctx context.Context, id string) (shim.StopStatus,
 	return m.Shim.Stop(ctx, id)
 }
 
-// releaseAfterDeadShim gives back the user namespace range that container
-// id ran in (its pod's, or its own outside a pod) when no container of its
-// owner is left. containerd runs `shim delete` after every task, also while
-// the task's shim still serves the pod's other containers: then that shim
-// decides (service.drop), and this does nothing. When the shim is gone
-// (a normal end, where it has released the range already, or a death),
-// the range goes back unless runc still has another container of the same
-// owner in the namespace, whichever container's `shim delete` comes last.
+// releaseAfterDeadShim lets container id go of its hold on the range of
+// its user namespace (its pod's, or its own outside a pod) after its task
+// is gone: `shim delete` runs after every task, and after a normal delete
+// the shim has let go already (service.drop), but after a shim died only
+// this does. The range goes with its last holder (userns.Allocator.Drop).
 func releaseAfterDeadShim(ctx context.Context, id string) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return
 	}
-	nsDir := filepath.Dir(cwd)
-	bundle := filepath.Join(nsDir, id)
-	owner, ok := recordOwner(bundle)
+	owner, ok := recordOwner(filepath.Join(filepath.Dir(cwd), id))
 	if !ok || owner.Namespace == "" {
 		return
 	}
-	ns, err := namespaces.NamespaceRequired(ctx)
-	if err != nil {
-		return
-	}
-	a, err := userns.FromEnv()
-	if err != nil {
-		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
-		return
-	}
-	// After a normal delete the shim has released it: no scan.
-	if has, err := a.Has(owner); err == nil && !has {
-		return
-	}
-	if shimAnswers(bundle) {
-		return
-	}
-	if other, ok := ownerStillRuns(nsDir, ns, id, owner); ok {
-		log.G(ctx).WithField("id", id).WithField("still running", other).Info("hardened: the user namespace range of " + owner.String() + " is kept for the owner's other container")
-		return
-	}
-	if err := a.Release(owner); err != nil {
-		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
-	}
-}
-
-// shimAnswers reports whether the shim that served the bundle's task still
-// accepts connections at the address containerd recorded for it
-// (bootstrap.json).
-func shimAnswers(bundle string) bool {
-	data, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json"))
-	if err != nil {
-		return false
-	}
-	var params struct {
-		Address string `json:"address"`
-	}
-	if json.Unmarshal(data, &params) != nil || params.Address == "" {
-		return false
-	}
-	conn, err := shim.AnonDialer(params.Address, 100*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	conn.Close()
-	return true
+	dropHold(ctx, owner, id)
 }
 
 // recordOwner is the owner of the range of the container of bundle, read
 // from its record whatever the record's version (ok is false without a
-// record: not a container of this runtime).
+// readable record: not a container of this runtime, or one it refused).
 func recordOwner(bundle string) (owner userns.Owner, ok bool) {
 	data, err := os.ReadFile(filepath.Join(bundle, RecordFile))
 	if err != nil {
@@ -119,38 +70,9 @@ func recordOwner(bundle string) (owner userns.Owner, ok bool) {
 		Container containerFacts `json:"container"`
 	}
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return userns.Owner{}, true // a record, unreadable: an owner unknown
+		return userns.Owner{}, false
 	}
 	return ownerOf(rec.Container.Namespace, rec.Container), true
-}
-
-// ownerStillRuns returns a container other than id, of owner, of which
-// runc still keeps state (a bundle in nsDir, containerd's state directory
-// of namespace ns): the owner's own container (a pod's sandbox) first,
-// then every bundle of the namespace. A bundle of this runtime whose
-// record cannot be read counts as the owner's.
-func ownerStillRuns(nsDir, ns, id string, owner userns.Owner) (string, bool) {
-	if owner.ID != id && owner.ID != "" && owner.ID != "." && owner.ID != ".." && !strings.Contains(owner.ID, "/") && !runcStateGone(filepath.Join(nsDir, owner.ID), ns, owner.ID) {
-		return owner.ID, true
-	}
-	entries, err := os.ReadDir(nsDir)
-	if err != nil {
-		return "", false
-	}
-	for _, e := range entries {
-		if !e.IsDir() || e.Name() == id || e.Name() == owner.ID {
-			continue
-		}
-		path := filepath.Join(nsDir, e.Name())
-		o, ok := recordOwner(path)
-		if !ok || (o != owner && o != (userns.Owner{})) {
-			continue
-		}
-		if !runcStateGone(path, ns, e.Name()) {
-			return e.Name(), true
-		}
-	}
-	return "", false
 }
 
 // stopWithoutRunc is the runc manager's Stop (containerd v2.4.2,

@@ -64,6 +64,17 @@ func (u *usernsRecord) mapping() string {
 }
 
 // ownerOf is who a container's range belongs to: its pod, or itself.
+// holdersOf are who hold owner's range when container id takes it: the
+// container, and a pod's sandbox, whose record lives as long as the pod
+// (a container that restarts keeps the pod's range, and with it the owners
+// of the files it left in the pod's volumes).
+func holdersOf(owner userns.Owner, id string) []string {
+	if owner.ID == id {
+		return []string{id}
+	}
+	return []string{id, owner.ID}
+}
+
 func ownerOf(ns string, c containerFacts) userns.Owner {
 	if c.SandboxID != "" {
 		return userns.Owner{Namespace: ns, ID: c.SandboxID}
@@ -134,7 +145,11 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 	a, err := p.allocator(ctx)
 	if err == nil {
 		var e userns.Entry
-		if e, err = a.Reserve(owner); err == nil {
+		holders := holdersOf(owner, req.ID)
+		if d.Mode == policy.Audit {
+			holders = holders[:1] // audit gives no one the range: the pod keeps none
+		}
+		if e, err = a.Reserve(owner, holders...); err == nil {
 			c.UserNamespace = spec.IDRange{HostID: e.HostID, Size: e.Size}
 			rec.UserNamespace = &usernsRecord{Owner: owner, HostID: e.HostID, Size: e.Size}
 			return nil
@@ -161,7 +176,7 @@ func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owne
 	for i, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
 		field := [...]string{"linux.uidMappings", "linux.gidMappings"}[i]
 		for _, m := range ms {
-			if err := a.Record(owner, m.HostID, m.Size); err != nil {
+			if err := a.Record(owner, m.HostID, m.Size, holdersOf(owner, rec.Container.ID)...); err != nil {
 				return &spec.Violation{Rule: "user-namespace", Field: field, Value: fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size), Refused: true,
 					Reason: "the pod's own user namespace would share host ids with another: " + err.Error(),
 					Fix:    "give the kubelet subordinate ids for pods (/etc/subuid and /etc/subgid entries for user kubelet) that hold no host user's id and lie outside the runtime's window (" + userns.RangeEnv + "), or narrow that window"}, nil
@@ -281,12 +296,9 @@ func (p *pipeline) settleUserNamespace(ctx context.Context, req request, rec *re
 		return nil
 	}
 	rec.UserNamespace = nil
-	if u.Owner.ID != req.ID {
-		return nil // the pod's: kept for its other containers
-	}
 	a, err := p.allocator(ctx)
 	if err == nil {
-		err = a.Release(u.Owner)
+		err = a.Drop(u.Owner, req.ID) // a pod's stays for its other holders
 	}
 	if err != nil {
 		return fmt.Errorf("release the unused range of host ids %d: %w", u.HostID, err)
@@ -337,20 +349,20 @@ func idmapRootfs(rec *record, r *taskAPI.CreateTaskRequest) error {
 	return nil
 }
 
-// releaseOwner gives back the range of owner (a pod, or a container
-// outside a pod) when none of its containers is left (service.drop, and
+// dropHold lets container id go of the range of owner (its pod, or itself
+// outside a pod), which goes with its last holder (service.drop, and
 // releaseAfterDeadShim after a shim died). Errors are logged: the range is
-// then reclaimed when no other is free and containerd no longer has its
-// owner.
-func releaseOwner(ctx context.Context, owner userns.Owner) {
+// then reclaimed when no other is free and containerd has neither the
+// owner nor a holder.
+func dropHold(ctx context.Context, owner userns.Owner, id string) {
 	if owner.Namespace == "" || owner.ID == "" {
 		return
 	}
 	a, err := userns.FromEnv()
 	if err == nil {
-		err = a.Release(owner)
+		err = a.Drop(owner, id)
 	}
 	if err != nil {
-		log.G(ctx).WithError(err).Warn("hardened: release the user namespace range of " + owner.String())
+		log.G(ctx).WithError(err).WithField("id", id).Warn("hardened: release the user namespace range of " + owner.String())
 	}
 }

@@ -261,7 +261,7 @@ func TestPodsOwnUserNamespace(t *testing.T) {
 	if rec4, err := e.run(e.pipeline("create"), "audit", "k4", b); err != nil || rec4.UserNamespace != nil {
 		t.Errorf("audit, root container: %v %+v", err, rec4.UserNamespace)
 	}
-	releaseOwner(context.Background(), ownerOf(testNS, rec.Container))
+	dropHold(context.Background(), ownerOf(testNS, rec.Container), "k1")
 	entries, _ := e.alloc.Entries()
 	if slices.ContainsFunc(entries, func(x userns.Entry) bool { return x.Owner.ID == "k1" }) {
 		t.Errorf("entries %v: k1's range kept after release", entries)
@@ -289,8 +289,10 @@ func TestPodRangeOutlivesItsSandboxTask(t *testing.T) {
 	}
 	s, _ := e.service()
 	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
-	if _, err := a.Reserve(pod); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"app", "sidecar"} { // as their pipelines reserve it
+		if _, err := a.Reserve(pod, holdersOf(pod, id)...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	member := func(id string) *hardenedContainer {
 		return &hardenedContainer{rec: &record{Version: recordVersion,
@@ -345,8 +347,10 @@ func TestConcurrentDeletesReleaseThePodRange(t *testing.T) {
 			Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}}
 	}
 	for i := range 50 {
-		if _, err := a.Reserve(pod); err != nil {
-			t.Fatal(err)
+		for _, id := range []string{"app", "sidecar"} {
+			if _, err := a.Reserve(pod, holdersOf(pod, id)...); err != nil {
+				t.Fatal(err)
+			}
 		}
 		s, _ := e.service()
 		s.containers = map[string]*hardenedContainer{"sb": member("sb"), "app": member("app"), "sidecar": member("sidecar")}
@@ -368,56 +372,69 @@ func TestConcurrentDeletesReleaseThePodRange(t *testing.T) {
 	}
 }
 
-// TestReleaseWaitsForAnAdmission: a pod's range is not released while a
-// container of the pod is being admitted (its pipeline may reserve the
-// range again), even when the last known container of the pod goes.
-func TestReleaseWaitsForAnAdmission(t *testing.T) {
+// TestPodRangeHeldAcrossShims: a pod's containers served by two shim
+// processes (containerd puts a container in its sandbox's shim only when
+// the sandbox is in its sandbox store; any client can make records that
+// split a pod) each hold the range in the node's allocator: deleting one
+// in one shim does not release the range the other runs in, and a
+// refused container lets go of the hold its pipeline took.
+func TestPodRangeHeldAcrossShims(t *testing.T) {
 	e := newUsernsEnv(t)
-	e.fake.addSandbox("sb", "uid-1", "web")
+	e.fake.addSandbox("sb", "uid-1", "apps")
 	pod := userns.Owner{Namespace: testNS, ID: "sb"}
-	if _, err := e.alloc.Reserve(pod); err != nil {
+	create := func(s *service, id string, edit func(*specs.Spec)) (*taskAPI.CreateTaskResponse, error) {
+		b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
+			criSpec("container", "sb", "uid-1", "apps")(sp)
+			if edit != nil {
+				edit(sp)
+			}
+		})
+		e.fake.containers[id].Sandbox = "sb"
+		openBundle(t, b)
+		m := e.rootfs(id)
+		return e.create(s, testNS, id, b, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(m) })
+	}
+	s1, _ := e.service()
+	s2, _ := e.service()
+	if _, err := create(s1, "c1", nil); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := e.service()
-	s.containers["sb"] = &hardenedContainer{rec: &record{Version: recordVersion,
-		Container: containerFacts{ID: "sb", Namespace: testNS, SandboxID: "sb"}}}
-	bundle := e.bundle(testNS, "app", e.image, criSpec("container", "sb", "uid-1", "web"))
-	e.fake.containers["app"].Sandbox = "sb"
-	openBundle(t, bundle)
-	mounts := e.rootfs("app")
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	e.fake.mu.Lock()
-	e.fake.hold = func(method string) {
-		if method == "containers.Get" {
-			once.Do(func() { close(held); <-release })
-		}
+	if _, err := create(s2, "c2", nil); err != nil {
+		t.Fatal(err)
 	}
-	e.fake.mu.Unlock()
-	created := make(chan error, 1)
-	go func() {
-		_, err := e.create(s, testNS, "app", bundle, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(mounts) })
-		created <- err
-	}()
-	<-held
+	entries, _ := e.alloc.Entries()
+	if len(entries) != 1 || entries[0].Owner != pod {
+		t.Fatalf("entries %+v, want one range for the pod", entries)
+	}
+	// A container of the pod the level refuses (a hook): its hold goes.
+	_, err := create(s2, "bad", func(sp *specs.Spec) {
+		sp.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}}
+	})
+	if err == nil {
+		t.Fatal("a container with a hook was not refused")
+	}
+	if en, _ := e.alloc.Entries(); slices.Contains(en[0].Holders, "bad") {
+		t.Errorf("the refused container still holds the range: %v", en[0].Holders)
+	}
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "sb"}); err != nil {
+	if _, err := s1.Delete(ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
 	if has, _ := e.alloc.Has(pod); !has {
-		t.Fatal("the pod's range was released while a container of the pod was being admitted")
+		t.Fatal("deleting c1 in one shim released the range c2 runs in in another")
 	}
-	close(release)
-	if err := <-created; err != nil {
+	if _, err := s2.Delete(ctx, &taskAPI.DeleteRequest{ID: "c2"}); err != nil {
 		t.Fatal(err)
 	}
-	if has, _ := e.alloc.Has(pod); !has {
-		t.Fatal("the pod's range was released although its admitted container runs")
+	if en, _ := e.alloc.Entries(); len(en) != 1 || !slices.Equal(en[0].Holders, []string{"sb"}) {
+		t.Fatalf("after both containers: %+v, want the range held by the sandbox alone", en)
 	}
-	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: "app"}); err != nil {
+	// The sandbox's task (its record: the pod's claim) goes last.
+	s1.containers["sb"] = &hardenedContainer{rec: &record{Version: recordVersion, Container: containerFacts{ID: "sb", Namespace: testNS, SandboxID: "sb"}}}
+	if _, err := s1.Delete(ctx, &taskAPI.DeleteRequest{ID: "sb"}); err != nil {
 		t.Fatal(err)
 	}
 	if has, _ := e.alloc.Has(pod); has {
-		t.Error("the pod's range is still reserved after its last container was deleted")
+		t.Error("the pod's range outlived all its holders")
 	}
 }

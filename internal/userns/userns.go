@@ -7,11 +7,14 @@
 // directory (default /var/lib/hardened/userns, $HARDENED_USERNS_DIR), read
 // and replaced under an exclusive lock (flock on the directory's lock
 // file) and written atomically, so that they survive shim, containerd and
-// node restarts and many shims starting at once share them safely. A range
-// is released when its owner's task is deleted (a pod's sandbox, a
-// standalone container); one whose release was missed (a shim killed, a
-// node that went down) is reclaimed only when no range is free and
-// containerd's records no longer have its owner.
+// node restarts and many shims starting at once share them safely. An
+// entry names its holders, the containers that use the range (a pod's
+// containers in it and the pod's sandbox, or the container outside a pod):
+// each gives its hold back when its task is deleted, in whichever shim
+// process that happens, and the range goes with the last hold. One whose
+// release was missed (a shim killed, a node that went down) is reclaimed
+// only when no range is free and containerd's records have neither its
+// owner nor any of its holders.
 //
 // Ranges are taken from a window of host ids (default 1879048192 to
 // 2147352575, 4094 ranges: what systemd's "Users, Groups, UIDs and GIDs"
@@ -83,6 +86,23 @@ type Entry struct {
 	Own bool `json:"own,omitempty"`
 	// Since is when it was reserved.
 	Since time.Time `json:"since"`
+	// Holders are the ids of the containers (in the owner's namespace)
+	// that hold the range: it is released when the last lets go (Drop).
+	// An entry without holders (written before there were any) goes when
+	// its owner lets go.
+	Holders []string `json:"holders,omitempty"`
+}
+
+// hold adds holders to e and reports whether it added any.
+func (e *Entry) hold(holders []string) bool {
+	changed := false
+	for _, h := range holders {
+		if h != "" && !slices.Contains(e.Holders, h) {
+			e.Holders = append(e.Holders, h)
+			changed = true
+		}
+	}
+	return changed
 }
 
 func (e Entry) end() uint64 { return uint64(e.HostID) + uint64(e.Size) }
@@ -161,15 +181,17 @@ func (a *Allocator) slots() uint32 { return a.Length / Size }
 
 func (a *Allocator) slotFirst(i uint32) uint32 { return a.First + i*Size }
 
-// Reserve returns owner's range, reserving one if it has none. It fails
-// when no range is free (after reclaiming those of owners that no longer
-// exist) or the state cannot be read or written.
-func (a *Allocator) Reserve(owner Owner) (Entry, error) {
+// Reserve returns owner's range, reserving one if it has none, held by
+// holders as well as by its holders so far. It fails when no range is
+// free (after reclaiming those of owners that no longer exist) or the state
+// cannot be read or written.
+func (a *Allocator) Reserve(owner Owner, holders ...string) (Entry, error) {
 	var got Entry
 	err := a.update(func(st *state) (bool, error) {
 		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && !e.Own }); i >= 0 {
+			changed := st.Entries[i].hold(holders)
 			got = st.Entries[i]
-			return false, nil
+			return changed, nil
 		}
 		f, err := readForbidden(a.Etc)
 		if err != nil {
@@ -184,6 +206,7 @@ func (a *Allocator) Reserve(owner Owner) (Entry, error) {
 				Size, a.First, uint64(a.First)+uint64(a.Length)-1, RangeEnv, a.First, a.Length, len(st.Entries))
 		}
 		got = Entry{Owner: owner, HostID: a.slotFirst(slot), Size: Size, Since: a.clock()}
+		got.hold(holders)
 		st.Entries = append(st.Entries, got)
 		st.Next = (slot + 1) % a.slots()
 		return true, nil
@@ -192,9 +215,9 @@ func (a *Allocator) Reserve(owner Owner) (Entry, error) {
 }
 
 // Record notes a range a workload brought (hostUsers: false) for owner,
-// so that none is handed out over it. It fails when the range overlaps
-// another owner's or holds a host user's or group's id.
-func (a *Allocator) Record(owner Owner, hostID, size uint32) error {
+// held by holders, so that none is handed out over it. It fails when the
+// range overlaps another owner's or holds a host user's or group's id.
+func (a *Allocator) Record(owner Owner, hostID, size uint32, holders ...string) error {
 	if size == 0 {
 		return nil
 	}
@@ -211,16 +234,51 @@ func (a *Allocator) Record(owner Owner, hostID, size uint32) error {
 		if id, ok := f.userIn(hostID, size); ok {
 			return false, fmt.Errorf("host ids %d-%d hold id %d of a host user or group", hostID, uint64(hostID)+uint64(size)-1, id)
 		}
-		if slices.ContainsFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && e.HostID == hostID && e.Size == size }) {
-			return false, nil
+		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && e.HostID == hostID && e.Size == size }); i >= 0 {
+			return st.Entries[i].hold(holders), nil
 		}
-		st.Entries = append(st.Entries, Entry{Owner: owner, HostID: hostID, Size: size, Own: true, Since: a.clock()})
+		e := Entry{Owner: owner, HostID: hostID, Size: size, Own: true, Since: a.clock()}
+		e.hold(holders)
+		st.Entries = append(st.Entries, e)
 		return true, nil
 	})
 }
 
-// Release gives back every range of owner. Releasing an owner without one
-// is not an error.
+// Drop lets holder go of owner's ranges, and releases those it was the last
+// holder of (an entry without holders: when holder is the owner). Dropping
+// a hold that does not exist is not an error.
+func (a *Allocator) Drop(owner Owner, holder string) error {
+	if _, err := os.Stat(filepath.Join(a.Dir, stateFile)); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing was ever reserved on this node
+	}
+	return a.update(func(st *state) (bool, error) {
+		changed := false
+		kept := st.Entries[:0]
+		for _, e := range st.Entries {
+			if e.Owner == owner {
+				switch {
+				case len(e.Holders) == 0:
+					if holder == owner.ID {
+						changed = true
+						continue // it goes with its owner
+					}
+				case slices.Contains(e.Holders, holder):
+					e.Holders = slices.DeleteFunc(slices.Clone(e.Holders), func(h string) bool { return h == holder })
+					changed = true
+					if len(e.Holders) == 0 {
+						continue // the last hold
+					}
+				}
+			}
+			kept = append(kept, e)
+		}
+		st.Entries = kept
+		return changed, nil
+	})
+}
+
+// Release gives back every range of owner, whoever holds it. Releasing an
+// owner without one is not an error.
 func (a *Allocator) Release(owner Owner) error {
 	if _, err := os.Stat(filepath.Join(a.Dir, stateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil // nothing was ever reserved on this node
@@ -274,13 +332,18 @@ func (a *Allocator) free(st *state, f *forbidden) (uint32, bool) {
 	return 0, false
 }
 
-// reclaim drops the entries whose owner containerd no longer has, and
-// reports whether it dropped any.
+// reclaim drops the entries of which containerd has neither the owner nor
+// any holder, and reports whether it dropped any.
 func (a *Allocator) reclaim(st *state) bool {
 	n := len(st.Entries)
 	st.Entries = slices.DeleteFunc(st.Entries, func(e Entry) bool {
-		alive, err := a.Alive(e.Owner)
-		return err == nil && !alive
+		for _, id := range append([]string{e.Owner.ID}, e.Holders...) {
+			alive, err := a.Alive(Owner{Namespace: e.Owner.Namespace, ID: id})
+			if err != nil || alive {
+				return false
+			}
+		}
+		return true
 	})
 	return len(st.Entries) != n
 }

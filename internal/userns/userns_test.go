@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,20 @@ func TestReclaimOnlyDeadOwners(t *testing.T) {
 	a.Alive = func(Owner) (bool, error) { return true, nil }
 	if _, err := a.Reserve(owner(4)); err == nil {
 		t.Error("a live owner lost its range")
+	}
+	// An owner gone from containerd whose holder still runs (a container
+	// whose pod record was removed under it) keeps its range.
+	b := testAllocator(t, 1, nil)
+	if _, err := b.Reserve(owner(1), "app", owner(1).ID); err != nil {
+		t.Fatal(err)
+	}
+	b.Alive = func(o Owner) (bool, error) { return o.ID == "app", nil }
+	if _, err := b.Reserve(owner(2)); err == nil {
+		t.Error("a range was reclaimed while one of its holders is alive")
+	}
+	b.Alive = func(Owner) (bool, error) { return false, nil }
+	if _, err := b.Reserve(owner(2)); err != nil {
+		t.Errorf("a range with no owner nor holder alive was not reclaimed: %v", err)
 	}
 }
 
@@ -333,5 +348,67 @@ func TestParseRangeAndEnv(t *testing.T) {
 	t.Setenv(RangeEnv, "")
 	if a, err := FromEnv(); err != nil || a.Dir != DefaultDir || a.First != DefaultFirst || a.slots() != 4094 {
 		t.Errorf("FromEnv defaults = %+v, %v (want 4094 ranges)", a, err)
+	}
+}
+
+// TestHoldersShareARange: a range held by several containers (a pod's
+// sandbox and its containers, each maybe in another shim process) goes
+// only with its last hold; dropping a hold twice or one that never was
+// changes nothing; an entry without holders goes with its owner.
+func TestHoldersShareARange(t *testing.T) {
+	a := testAllocator(t, 2, nil)
+	pod := owner(1)
+	e1, err := a.Reserve(pod, "c1", pod.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := a.Reserve(pod, "c2", pod.ID)
+	if err != nil || e2.HostID != e1.HostID || !slices.Equal(e2.Holders, []string{"c1", pod.ID, "c2"}) {
+		t.Fatalf("second hold = %+v %v, want the same range held by c1, the sandbox and c2", e2, err)
+	}
+	for _, h := range []string{pod.ID, "c1", "c1", "nobody"} {
+		if err := a.Drop(pod, h); err != nil {
+			t.Fatal(err)
+		}
+		if has, _ := a.Has(pod); !has {
+			t.Fatalf("after %s let go, with c2 still holding: released", h)
+		}
+		if _, err := a.Reserve(owner(2)); err != nil {
+			t.Fatal(err)
+		}
+		if en, _ := a.Entries(); en[len(en)-1].HostID == e1.HostID {
+			t.Fatalf("after %s let go: another owner got the range c2 holds", h)
+		}
+		a.Release(owner(2))
+	}
+	if err := a.Drop(pod, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := a.Has(pod); has {
+		t.Error("after the last hold: still reserved")
+	}
+	// An entry from before holders: it goes with its owner's drop only.
+	if _, err := a.Reserve(owner(3)); err != nil {
+		t.Fatal(err)
+	}
+	a.Drop(owner(3), "a-member")
+	if has, _ := a.Has(owner(3)); !has {
+		t.Error("an entry without holders went with a member's drop")
+	}
+	a.Drop(owner(3), owner(3).ID)
+	if has, _ := a.Has(owner(3)); has {
+		t.Error("an entry without holders stayed after its owner's drop")
+	}
+	// A recorded own range holds the same way.
+	if err := a.Record(owner(4), 1<<29, Size, "m1", owner(4).ID); err != nil {
+		t.Fatal(err)
+	}
+	a.Drop(owner(4), owner(4).ID)
+	if has, _ := a.Has(owner(4)); !has {
+		t.Error("a recorded range went while m1 holds it")
+	}
+	a.Drop(owner(4), "m1")
+	if has, _ := a.Has(owner(4)); has {
+		t.Error("a recorded range stayed after its last hold")
 	}
 }
