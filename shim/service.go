@@ -334,18 +334,24 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 
 // drop forgets container id and lets go of its hold on its owner's range
 // (a pod's sandbox and the pod's containers in the range each hold it, in
-// the node's allocator, whatever shim process serves them): the range goes
-// with the last hold. The sandbox's task is not the pod's end: the CRI
-// plugin deletes it as soon as pause exits, while the pod's containers run
-// on in the range until the kubelet stops them.
+// the node's allocator, whatever shim process serves them), once runc has
+// no state of it left: the range goes with the last hold. The sandbox's
+// task is not the pod's end: the CRI plugin deletes it as soon as pause
+// exits, while the pod's containers run on in the range until the kubelet
+// stops them.
 func (s *service) drop(ctx context.Context, id string) {
 	s.mu.Lock()
 	c := s.containers[id]
 	delete(s.containers, id)
 	s.mu.Unlock()
-	if c != nil && c.rec != nil {
-		dropHold(ctx, ownerOf(c.rec.Container.Namespace, c.rec.Container), id)
+	if c == nil || c.rec == nil {
+		return
 	}
+	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !runcStateGone(c.bundle, ns, id) {
+		log.G(ctx).WithField("id", id).Warn("hardened: runc may still have the container: its hold on the range of its user namespace is kept (shim delete lets go of it)")
+		return
+	}
+	dropHold(ctx, ownerOf(c.rec.Container.Namespace, c.rec.Container), id)
 }
 
 // reaperRunner is the commandRunner of the long-running shim: its reaper

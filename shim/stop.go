@@ -51,8 +51,13 @@ func releaseAfterDeadShim(ctx context.Context, id string) {
 	if err != nil {
 		return
 	}
-	owner, ok := recordOwner(filepath.Join(filepath.Dir(cwd), id))
+	bundle := filepath.Join(filepath.Dir(cwd), id)
+	owner, ok := recordOwner(bundle)
 	if !ok || owner.Namespace == "" {
+		return
+	}
+	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !runcStateGone(bundle, ns, id) {
+		log.G(ctx).WithField("id", id).Warn("hardened: runc still has the container: its hold on the range of its user namespace is kept")
 		return
 	}
 	dropHold(ctx, owner, id)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
@@ -64,17 +65,6 @@ func (u *usernsRecord) mapping() string {
 }
 
 // ownerOf is who a container's range belongs to: its pod, or itself.
-// holdersOf are who hold owner's range when container id takes it: the
-// container, and a pod's sandbox, whose record lives as long as the pod
-// (a container that restarts keeps the pod's range, and with it the owners
-// of the files it left in the pod's volumes).
-func holdersOf(owner userns.Owner, id string) []string {
-	if owner.ID == id {
-		return []string{id}
-	}
-	return []string{id, owner.ID}
-}
-
 func ownerOf(ns string, c containerFacts) userns.Owner {
 	if c.SandboxID != "" {
 		return userns.Owner{Namespace: ns, ID: c.SandboxID}
@@ -89,7 +79,12 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Alive: containerd's record of the container, or runc's state of it
+	// (a client may delete a record whose task runs on).
 	a.Alive = func(o userns.Owner) (bool, error) {
+		if runcKnows(o.Namespace, o.ID) {
+			return true, nil
+		}
 		_, err := p.records.container(ctx, o.Namespace, o.ID)
 		if err != nil && errdefs.IsNotFound(errgrpc.ToNative(errors.Unwrap(err))) {
 			return false, nil
@@ -97,6 +92,16 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 		return err == nil, err
 	}
 	return a, nil
+}
+
+// runcKnows reports whether runc keeps state for container id of
+// namespace ns under the runc root of containerd's runc shims.
+func runcKnows(ns, id string) bool {
+	if ns == "" || id == "" || strings.ContainsAny(ns+id, "/\x00") || id == "." || id == ".." {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(process.RuncRoot, ns, id))
+	return err == nil
 }
 
 // reserveUserNamespace runs before the engine: for a root process of a
@@ -127,11 +132,27 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 		}
 		return refuse(errFailedPrecondition, "%v", &spec.RefusedError{Level: level.Name, Violations: []spec.Violation{*v}})
 	}
+	c := &inputs.Container
+	if c.SandboxID != "" && c.SandboxID == c.ID {
+		// The sandbox keeps the host's user namespace, but holds the pod's
+		// range for the pod's life: a container of the pod that restarts
+		// gets it again, with the owners of the files it left in the
+		// pod's volumes. Only the sandbox's own delete lets go of it.
+		if level.User.UsesUserNamespace() && inputs.Host.IDMappedMounts && d.Mode != policy.Audit {
+			a, err := p.allocator(ctx)
+			if err == nil {
+				_, err = a.Reserve(owner, req.ID)
+			}
+			if err != nil {
+				log.G(ctx).WithError(err).WithField("id", req.ID).Warn("hardened: reserve the pod's range of host ids")
+			}
+		}
+		return nil
+	}
 	if !level.User.UsesUserNamespace() || in.Process == nil || in.Process.User.UID != 0 {
 		return nil
 	}
-	c := &inputs.Container
-	if !inputs.Host.IDMappedMounts || (c.SandboxID != "" && c.SandboxID == c.ID) {
+	if !inputs.Host.IDMappedMounts {
 		return nil // the engine says why
 	}
 	if why := p.idmappableRootfs(ctx, req, rec); why != "" {
@@ -145,11 +166,7 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 	a, err := p.allocator(ctx)
 	if err == nil {
 		var e userns.Entry
-		holders := holdersOf(owner, req.ID)
-		if d.Mode == policy.Audit {
-			holders = holders[:1] // audit gives no one the range: the pod keeps none
-		}
-		if e, err = a.Reserve(owner, holders...); err == nil {
+		if e, err = a.Reserve(owner, req.ID); err == nil {
 			c.UserNamespace = spec.IDRange{HostID: e.HostID, Size: e.Size}
 			rec.UserNamespace = &usernsRecord{Owner: owner, HostID: e.HostID, Size: e.Size}
 			return nil
@@ -176,7 +193,8 @@ func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owne
 	for i, ms := range [][]specs.LinuxIDMapping{in.Linux.UIDMappings, in.Linux.GIDMappings} {
 		field := [...]string{"linux.uidMappings", "linux.gidMappings"}[i]
 		for _, m := range ms {
-			if err := a.Record(owner, m.HostID, m.Size, holdersOf(owner, rec.Container.ID)...); err != nil {
+			if err := a.Record(owner, m.HostID, m.Size, rec.Container.ID); err != nil {
+				_ = a.Drop(owner, rec.Container.ID) // what this container recorded before
 				return &spec.Violation{Rule: "user-namespace", Field: field, Value: fmt.Sprintf("%d:%d:%d", m.ContainerID, m.HostID, m.Size), Refused: true,
 					Reason: "the pod's own user namespace would share host ids with another: " + err.Error(),
 					Fix:    "give the kubelet subordinate ids for pods (/etc/subuid and /etc/subgid entries for user kubelet) that hold no host user's id and lie outside the runtime's window (" + userns.RangeEnv + "), or narrow that window"}, nil

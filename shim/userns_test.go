@@ -13,6 +13,9 @@ import (
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
+	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -289,13 +292,13 @@ func TestPodRangeOutlivesItsSandboxTask(t *testing.T) {
 	}
 	s, _ := e.service()
 	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
-	for _, id := range []string{"app", "sidecar"} { // as their pipelines reserve it
-		if _, err := a.Reserve(pod, holdersOf(pod, id)...); err != nil {
+	for _, id := range []string{"sb", "app", "sidecar"} { // as their pipelines reserve it
+		if _, err := a.Reserve(pod, id); err != nil {
 			t.Fatal(err)
 		}
 	}
 	member := func(id string) *hardenedContainer {
-		return &hardenedContainer{rec: &record{Version: recordVersion,
+		return &hardenedContainer{bundle: t.TempDir(), rec: &record{Version: recordVersion,
 			Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}}
 	}
 	s.containers = map[string]*hardenedContainer{"sb": member("sb"), "app": member("app"), "sidecar": member("sidecar")}
@@ -343,12 +346,12 @@ func TestConcurrentDeletesReleaseThePodRange(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), "k8s.io")
 	pod := userns.Owner{Namespace: "k8s.io", ID: "sb"}
 	member := func(id string) *hardenedContainer {
-		return &hardenedContainer{rec: &record{Version: recordVersion,
+		return &hardenedContainer{bundle: t.TempDir(), rec: &record{Version: recordVersion,
 			Container: containerFacts{ID: id, Namespace: "k8s.io", SandboxID: "sb"}}}
 	}
 	for i := range 50 {
-		for _, id := range []string{"app", "sidecar"} {
-			if _, err := a.Reserve(pod, holdersOf(pod, id)...); err != nil {
+		for _, id := range []string{"sb", "app", "sidecar"} {
+			if _, err := a.Reserve(pod, id); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -380,7 +383,6 @@ func TestConcurrentDeletesReleaseThePodRange(t *testing.T) {
 // refused container lets go of the hold its pipeline took.
 func TestPodRangeHeldAcrossShims(t *testing.T) {
 	e := newUsernsEnv(t)
-	e.fake.addSandbox("sb", "uid-1", "apps")
 	pod := userns.Owner{Namespace: testNS, ID: "sb"}
 	create := func(s *service, id string, edit func(*specs.Spec)) (*taskAPI.CreateTaskResponse, error) {
 		b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
@@ -393,6 +395,17 @@ func TestPodRangeHeldAcrossShims(t *testing.T) {
 		openBundle(t, b)
 		m := e.rootfs(id)
 		return e.create(s, testNS, id, b, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(m) })
+	}
+	// The sandbox's pipeline (shim start) takes the pod's hold.
+	sbBundle := e.bundle(testNS, "sb", e.image, criSpec("sandbox", "sb", "uid-1", "apps"))
+	e.fake.addSandbox("sb", "uid-1", "apps")
+	openBundle(t, sbBundle)
+	sbRec, err := e.run(e.pipeline("shim start"), testNS, "sb", sbBundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en, _ := e.alloc.Entries(); len(en) != 1 || !slices.Equal(en[0].Holders, []string{"sb"}) || sbRec.UserNamespace != nil {
+		t.Fatalf("after the sandbox: %+v (its record's %+v), want the pod's range held by the sandbox, which does not run in it", en, sbRec.UserNamespace)
 	}
 	s1, _ := e.service()
 	s2, _ := e.service()
@@ -407,7 +420,7 @@ func TestPodRangeHeldAcrossShims(t *testing.T) {
 		t.Fatalf("entries %+v, want one range for the pod", entries)
 	}
 	// A container of the pod the level refuses (a hook): its hold goes.
-	_, err := create(s2, "bad", func(sp *specs.Spec) {
+	_, err = create(s2, "bad", func(sp *specs.Spec) {
 		sp.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}}
 	})
 	if err == nil {
@@ -430,11 +443,97 @@ func TestPodRangeHeldAcrossShims(t *testing.T) {
 		t.Fatalf("after both containers: %+v, want the range held by the sandbox alone", en)
 	}
 	// The sandbox's task (its record: the pod's claim) goes last.
-	s1.containers["sb"] = &hardenedContainer{rec: &record{Version: recordVersion, Container: containerFacts{ID: "sb", Namespace: testNS, SandboxID: "sb"}}}
+	s1.containers["sb"] = &hardenedContainer{bundle: sbBundle, rec: sbRec}
 	if _, err := s1.Delete(ctx, &taskAPI.DeleteRequest{ID: "sb"}); err != nil {
 		t.Fatal(err)
 	}
 	if has, _ := e.alloc.Has(pod); has {
 		t.Error("the pod's range outlived all its holders")
+	}
+}
+
+// TestMembersHoldOnlyThemselves: a container of a pod holds the pod's
+// range for itself only; the sandbox's hold is taken by the sandbox's own
+// pipeline. So a pod whose sandbox never ran (records any client can
+// write) keeps no range once its containers are gone or refused, and a
+// container runc still has keeps its hold.
+func TestMembersHoldOnlyThemselves(t *testing.T) {
+	e := newUsernsEnv(t)
+	mk := func(id string, edit func(*specs.Spec)) (string, []*types.Mount) {
+		b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
+			criSpec("container", "ghost", "uid-9", "apps")(sp)
+			if edit != nil {
+				edit(sp)
+			}
+		})
+		e.fake.containers[id].Sandbox = "ghost"
+		openBundle(t, b)
+		return b, e.rootfs(id)
+	}
+	e.bundle(testNS, "ghost", e.image, criSpec("sandbox", "ghost", "uid-9", "apps"))
+	e.fake.addSandbox("ghost", "uid-9", "apps") // a record, never a task
+	pod := userns.Owner{Namespace: testNS, ID: "ghost"}
+	s, _ := e.service()
+	b, m := mk("refused", func(sp *specs.Spec) { sp.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}} })
+	if _, err := e.create(s, testNS, "refused", b, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(m) }); err == nil {
+		t.Fatal("a container with a hook was not refused")
+	}
+	if has, _ := e.alloc.Has(pod); has {
+		t.Fatal("a refused container of a pod whose sandbox never ran left the pod's range reserved")
+	}
+	b, m = mk("m1", nil)
+	if _, err := e.create(s, testNS, "m1", b, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(m) }); err != nil {
+		t.Fatal(err)
+	}
+	if en, _ := e.alloc.Entries(); len(en) != 1 || !slices.Equal(en[0].Holders, []string{"m1"}) {
+		t.Fatalf("entries %+v, want the pod's range held by m1 alone", en)
+	}
+	// runc still has m1 (its Delete failed halfway): the hold stays.
+	state := filepath.Join(t.TempDir(), "runc")
+	if err := runc.WriteOptions(b, &options.Options{Root: state}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(state, testNS, "m1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	s.drop(ctx, "m1")
+	if has, _ := e.alloc.Has(pod); !has {
+		t.Fatal("the hold of a container runc still has was dropped")
+	}
+	// Its shim delete, once runc has let it go, drops it.
+	if err := os.RemoveAll(filepath.Join(state, testNS, "m1")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(b)
+	releaseAfterDeadShim(ctx, "m1")
+	if has, _ := e.alloc.Has(pod); has {
+		t.Error("the pod's range outlived its only container")
+	}
+}
+
+// TestAliveAsksRuncToo: a range's owner or holder counts as alive while
+// runc keeps its state, even when its containerd record is gone (any
+// client may delete a record whose task runs on): reclaim never takes it.
+func TestAliveAsksRuncToo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: runc's root is root's")
+	}
+	e := newTestEnv(t)
+	ns := fmt.Sprintf("hardened-alive-test-%d", os.Getpid())
+	dir := filepath.Join(process.RuncRoot, ns, "running")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(process.RuncRoot, ns)) })
+	a, err := e.pipeline("create").allocator(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alive, err := a.Alive(userns.Owner{Namespace: ns, ID: "running"}); !alive || err != nil {
+		t.Errorf("a container runc has, without a containerd record: alive %v, %v", alive, err)
+	}
+	if alive, _ := a.Alive(userns.Owner{Namespace: testNS, ID: "gone"}); alive {
+		t.Error("a container neither containerd nor runc has counts as alive")
 	}
 }

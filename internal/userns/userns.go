@@ -88,8 +88,8 @@ type Entry struct {
 	Since time.Time `json:"since"`
 	// Holders are the ids of the containers (in the owner's namespace)
 	// that hold the range: it is released when the last lets go (Drop).
-	// An entry without holders (written before there were any) goes when
-	// its owner lets go.
+	// An entry without holders (written before there were any, by a shim
+	// that may still run its containers) is only reclaimed.
 	Holders []string `json:"holders,omitempty"`
 }
 
@@ -189,7 +189,10 @@ func (a *Allocator) Reserve(owner Owner, holders ...string) (Entry, error) {
 	var got Entry
 	err := a.update(func(st *state) (bool, error) {
 		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && !e.Own }); i >= 0 {
-			changed := st.Entries[i].hold(holders)
+			changed := false
+			if len(st.Entries[i].Holders) > 0 { // one without holders stays so
+				changed = st.Entries[i].hold(holders)
+			}
 			got = st.Entries[i]
 			return changed, nil
 		}
@@ -235,6 +238,9 @@ func (a *Allocator) Record(owner Owner, hostID, size uint32, holders ...string) 
 			return false, fmt.Errorf("host ids %d-%d hold id %d of a host user or group", hostID, uint64(hostID)+uint64(size)-1, id)
 		}
 		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && e.HostID == hostID && e.Size == size }); i >= 0 {
+			if len(st.Entries[i].Holders) == 0 {
+				return false, nil // one without holders stays so
+			}
 			return st.Entries[i].hold(holders), nil
 		}
 		e := Entry{Owner: owner, HostID: hostID, Size: size, Own: true, Since: a.clock()}
@@ -245,8 +251,8 @@ func (a *Allocator) Record(owner Owner, hostID, size uint32, holders ...string) 
 }
 
 // Drop lets holder go of owner's ranges, and releases those it was the last
-// holder of (an entry without holders: when holder is the owner). Dropping
-// a hold that does not exist is not an error.
+// holder of. An entry without holders is left to reclaim. Dropping a hold
+// that does not exist is not an error.
 func (a *Allocator) Drop(owner Owner, holder string) error {
 	if _, err := os.Stat(filepath.Join(a.Dir, stateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil // nothing was ever reserved on this node
@@ -255,19 +261,11 @@ func (a *Allocator) Drop(owner Owner, holder string) error {
 		changed := false
 		kept := st.Entries[:0]
 		for _, e := range st.Entries {
-			if e.Owner == owner {
-				switch {
-				case len(e.Holders) == 0:
-					if holder == owner.ID {
-						changed = true
-						continue // it goes with its owner
-					}
-				case slices.Contains(e.Holders, holder):
-					e.Holders = slices.DeleteFunc(slices.Clone(e.Holders), func(h string) bool { return h == holder })
-					changed = true
-					if len(e.Holders) == 0 {
-						continue // the last hold
-					}
+			if e.Owner == owner && slices.Contains(e.Holders, holder) {
+				e.Holders = slices.DeleteFunc(slices.Clone(e.Holders), func(h string) bool { return h == holder })
+				changed = true
+				if len(e.Holders) == 0 {
+					continue // the last hold
 				}
 			}
 			kept = append(kept, e)

@@ -387,18 +387,22 @@ func TestHoldersShareARange(t *testing.T) {
 	if has, _ := a.Has(pod); has {
 		t.Error("after the last hold: still reserved")
 	}
-	// An entry from before holders: it goes with its owner's drop only.
+	// An entry from before holders (whose shim may still run containers in
+	// it): no drop releases it and no reserve turns it into a held one;
+	// only reclaim takes it.
 	if _, err := a.Reserve(owner(3)); err != nil {
 		t.Fatal(err)
 	}
-	a.Drop(owner(3), "a-member")
-	if has, _ := a.Has(owner(3)); !has {
-		t.Error("an entry without holders went with a member's drop")
+	if e, _ := a.Reserve(owner(3), "new-member"); len(e.Holders) != 0 {
+		t.Errorf("a reserve gave an entry without holders holders %v", e.Holders)
 	}
-	a.Drop(owner(3), owner(3).ID)
-	if has, _ := a.Has(owner(3)); has {
-		t.Error("an entry without holders stayed after its owner's drop")
+	for _, h := range []string{"a-member", owner(3).ID} {
+		a.Drop(owner(3), h)
+		if has, _ := a.Has(owner(3)); !has {
+			t.Errorf("an entry without holders went with %s's drop", h)
+		}
 	}
+	a.Release(owner(3))
 	// A recorded own range holds the same way.
 	if err := a.Record(owner(4), 1<<29, Size, "m1", owner(4).ID); err != nil {
 		t.Fatal(err)
