@@ -82,12 +82,18 @@ func (m *groupingManager) Start(ctx context.Context, params *bootapi.BootstrapPa
 		res, err := m.Shim.Start(ctx, own)
 		spawn <- started{res, err}
 	}()
+	var rec *record
 	if src, err := startPolicySource(params); err == nil {
 		p := newPipeline("shim start", params.GetContainerdGrpcAddress(), execRunner)
-		_, _ = p.run(ctx, request{Namespace: ns, ID: params.GetInstanceID(), Bundle: bundle, Policy: src})
+		rec, _ = p.run(ctx, request{Namespace: ns, ID: params.GetInstanceID(), Bundle: bundle, Policy: src})
 		p.records.close()
 	}
 	st := <-spawn
+	if st.err != nil && rec != nil {
+		// No shim, so no Create and no shim delete: the hold the pipeline
+		// took on a range is given back here.
+		dropHold(namespaces.WithNamespace(ctx, ns), ownerOf(rec.Container.Namespace, rec.Container), params.GetInstanceID())
+	}
 	return st.res, st.err
 }
 

@@ -86,7 +86,7 @@ func (p *pipeline) run(ctx context.Context, req request) (*record, error) {
 	t.mark("harden")
 	rec.Timing = t.String()
 	if err := writeHardened(req.Bundle, rec, out); err != nil {
-		if u := rec.UserNamespace; u != nil {
+		if u := rec.UserNamespace; u != nil && taskStateGone(req.Bundle, req.Namespace, req.ID) {
 			dropHold(ctx, u.Owner, req.ID) // no record says it holds the range
 		}
 		return nil, err

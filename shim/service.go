@@ -119,8 +119,9 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 func (s *service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest) (*record, error) {
 	rec, seen, err := s.admitRecord(ctx, r)
 	if err != nil {
-		// A hold the pipeline took for a container that will not run.
-		if seen != nil && seen.UserNamespace != nil {
+		// A hold the pipeline took for a container that will not run
+		// (unless a task of that id runc still has holds it).
+		if ns, _ := namespaces.Namespace(ctx); seen != nil && seen.UserNamespace != nil && taskStateGone(r.Bundle, ns, r.ID) {
 			dropHold(ctx, seen.UserNamespace.Owner, r.ID)
 		}
 		return nil, err
@@ -347,7 +348,7 @@ func (s *service) drop(ctx context.Context, id string) {
 	if c == nil || c.rec == nil {
 		return
 	}
-	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !runcStateGone(c.bundle, ns, id) {
+	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !taskStateGone(c.bundle, ns, id) {
 		log.G(ctx).WithField("id", id).Warn("hardened: runc may still have the container: its hold on the range of its user namespace is kept (shim delete lets go of it)")
 		return
 	}

@@ -436,10 +436,14 @@ func TestUpdateIsChecked(t *testing.T) {
 type fakeShim struct {
 	shim.Shim
 	params *bootapi.BootstrapParams
+	err    error
 }
 
 func (f *fakeShim) Start(_ context.Context, p *bootapi.BootstrapParams) (*bootapi.BootstrapResult, error) {
 	f.params = p
+	if f.err != nil {
+		return nil, f.err
+	}
 	return &bootapi.BootstrapResult{Version: 3, Address: "unix://" + p.GetSocketDir() + "/x", Protocol: "ttrpc"}, nil
 }
 

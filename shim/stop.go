@@ -56,11 +56,32 @@ func releaseAfterDeadShim(ctx context.Context, id string) {
 	if !ok || owner.Namespace == "" {
 		return
 	}
-	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !runcStateGone(bundle, ns, id) {
+	if ns, err := namespaces.NamespaceRequired(ctx); err != nil || !taskStateGone(bundle, ns, id) {
 		log.G(ctx).WithField("id", id).Warn("hardened: runc still has the container: its hold on the range of its user namespace is kept")
 		return
 	}
 	dropHold(ctx, owner, id)
+}
+
+// taskStateGone reports whether the runtime keeps no state of container
+// id of namespace ns under the root the bundle's runc options name (the
+// default one without): the container's processes are gone, whatever
+// runtime binary it was given (go-runc passes --root to any). Unreadable
+// options: not gone.
+func taskStateGone(bundle, ns, id string) bool {
+	if !isPathElem(ns) || !isPathElem(id) {
+		return false
+	}
+	opts, err := runc.ReadOptions(bundle)
+	if err != nil {
+		return false
+	}
+	root := process.RuncRoot
+	if opts != nil && opts.Root != "" {
+		root = opts.Root
+	}
+	_, err = os.Lstat(filepath.Join(root, ns, id))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // recordOwner is the owner of the range of the container of bundle, read

@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
@@ -74,16 +73,20 @@ func ownerOf(ns string, c containerFacts) userns.Owner {
 
 // allocator returns the node's range allocator, which reclaims a leaked
 // range only when containerd's records no longer have its owner.
-func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
+func (p *pipeline) allocator(ctx context.Context, bundle string) (*userns.Allocator, error) {
 	a, err := userns.FromEnv()
 	if err != nil {
 		return nil, err
 	}
-	// Alive: containerd's record of the container, or runc's state of it
-	// (a client may delete a record whose task runs on).
+	// Alive: the container's bundle in containerd's task directory (there
+	// while its task is, whatever runc options it was given), or its
+	// record (a client may delete a record whose task runs on).
+	taskDir := filepath.Dir(filepath.Dir(bundle))
 	a.Alive = func(o userns.Owner) (bool, error) {
-		if runcKnows(o.Namespace, o.ID) {
-			return true, nil
+		if isPathElem(o.Namespace) && isPathElem(o.ID) {
+			if _, err := os.Lstat(filepath.Join(taskDir, o.Namespace, o.ID)); err == nil {
+				return true, nil
+			}
 		}
 		_, err := p.records.container(ctx, o.Namespace, o.ID)
 		if err != nil && errdefs.IsNotFound(errgrpc.ToNative(errors.Unwrap(err))) {
@@ -94,14 +97,9 @@ func (p *pipeline) allocator(ctx context.Context) (*userns.Allocator, error) {
 	return a, nil
 }
 
-// runcKnows reports whether runc keeps state for container id of
-// namespace ns under the runc root of containerd's runc shims.
-func runcKnows(ns, id string) bool {
-	if ns == "" || id == "" || strings.ContainsAny(ns+id, "/\x00") || id == "." || id == ".." {
-		return false
-	}
-	_, err := os.Lstat(filepath.Join(process.RuncRoot, ns, id))
-	return err == nil
+// isPathElem: id names one directory (not empty, . or .., no slash).
+func isPathElem(id string) bool {
+	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\x00")
 }
 
 // reserveUserNamespace runs before the engine: for a root process of a
@@ -122,7 +120,7 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 	// A pod's own user namespace is recorded whoever runs in it and
 	// whatever the level, so that no range is handed out over it.
 	if len(in.Linux.UIDMappings) > 0 || len(in.Linux.GIDMappings) > 0 {
-		v, err := p.recordOwnUserNamespace(ctx, owner, rec, in)
+		v, err := p.recordOwnUserNamespace(ctx, owner, rec, in, req.Bundle)
 		if v == nil || err != nil {
 			return err
 		}
@@ -139,7 +137,7 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 		// gets it again, with the owners of the files it left in the
 		// pod's volumes. Only the sandbox's own delete lets go of it.
 		if level.User.UsesUserNamespace() && inputs.Host.IDMappedMounts && d.Mode != policy.Audit {
-			a, err := p.allocator(ctx)
+			a, err := p.allocator(ctx, req.Bundle)
 			if err == nil {
 				_, err = a.Reserve(owner, req.ID)
 			}
@@ -163,7 +161,7 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 		c.UserNamespaceUnavailable = why
 		return nil
 	}
-	a, err := p.allocator(ctx)
+	a, err := p.allocator(ctx, req.Bundle)
 	if err == nil {
 		var e userns.Entry
 		if e, err = a.Reserve(owner, req.ID); err == nil {
@@ -181,8 +179,8 @@ func (p *pipeline) reserveUserNamespace(ctx context.Context, req request, rec *r
 // overlaps one reserved for another pod or holds a host user's id is not
 // recorded: it returns the violation (rule user-namespace), which the
 // caller refuses.
-func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owner, rec *record, in *specs.Spec) (*spec.Violation, error) {
-	a, err := p.allocator(ctx)
+func (p *pipeline) recordOwnUserNamespace(ctx context.Context, owner userns.Owner, rec *record, in *specs.Spec, bundle string) (*spec.Violation, error) {
+	a, err := p.allocator(ctx, bundle)
 	if err != nil {
 		return nil, refuse(errFailedPrecondition, "user namespace: %v", err)
 	}
@@ -314,7 +312,10 @@ func (p *pipeline) settleUserNamespace(ctx context.Context, req request, rec *re
 		return nil
 	}
 	rec.UserNamespace = nil
-	a, err := p.allocator(ctx)
+	if !taskStateGone(req.Bundle, req.Namespace, req.ID) {
+		return nil // a task of that id runc still has holds it
+	}
+	a, err := p.allocator(ctx, req.Bundle)
 	if err == nil {
 		err = a.Drop(u.Owner, req.ID) // a pod's stays for its other holders
 	}

@@ -2,19 +2,22 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/api/types/runc/options"
-	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/process"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/runc"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -490,7 +493,7 @@ func TestMembersHoldOnlyThemselves(t *testing.T) {
 	}
 	// runc still has m1 (its Delete failed halfway): the hold stays.
 	state := filepath.Join(t.TempDir(), "runc")
-	if err := runc.WriteOptions(b, &options.Options{Root: state}); err != nil {
+	if err := runc.WriteOptions(b, &options.Options{Root: state, BinaryName: "/usr/local/bin/crun"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(filepath.Join(state, testNS, "m1"), 0o700); err != nil {
@@ -501,7 +504,7 @@ func TestMembersHoldOnlyThemselves(t *testing.T) {
 	if has, _ := e.alloc.Has(pod); !has {
 		t.Fatal("the hold of a container runc still has was dropped")
 	}
-	// Its shim delete, once runc has let it go, drops it.
+	// Its shim delete, once the runtime (any binary) has let it go, drops it.
 	if err := os.RemoveAll(filepath.Join(state, testNS, "m1")); err != nil {
 		t.Fatal(err)
 	}
@@ -512,28 +515,55 @@ func TestMembersHoldOnlyThemselves(t *testing.T) {
 	}
 }
 
-// TestAliveAsksRuncToo: a range's owner or holder counts as alive while
-// runc keeps its state, even when its containerd record is gone (any
-// client may delete a record whose task runs on): reclaim never takes it.
-func TestAliveAsksRuncToo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: runc's root is root's")
-	}
+// TestAliveWhileTheBundleExists: a range's owner or holder counts as
+// alive while its bundle is in containerd's task directory (containerd
+// removes it only once the task is gone, whatever runc options the client
+// chose), even when its containerd record is gone (any client may delete a
+// record whose task runs on): reclaim never takes it.
+func TestAliveWhileTheBundleExists(t *testing.T) {
 	e := newTestEnv(t)
-	ns := fmt.Sprintf("hardened-alive-test-%d", os.Getpid())
-	dir := filepath.Join(process.RuncRoot, ns, "running")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	tasks := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tasks, "other-ns", "running"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Join(process.RuncRoot, ns)) })
-	a, err := e.pipeline("create").allocator(context.Background())
+	a, err := e.pipeline("create").allocator(context.Background(), filepath.Join(tasks, testNS, "this"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alive, err := a.Alive(userns.Owner{Namespace: ns, ID: "running"}); !alive || err != nil {
-		t.Errorf("a container runc has, without a containerd record: alive %v, %v", alive, err)
+	if alive, err := a.Alive(userns.Owner{Namespace: "other-ns", ID: "running"}); !alive || err != nil {
+		t.Errorf("a container whose bundle exists, without a containerd record: alive %v, %v", alive, err)
 	}
 	if alive, _ := a.Alive(userns.Owner{Namespace: testNS, ID: "gone"}); alive {
-		t.Error("a container neither containerd nor runc has counts as alive")
+		t.Error("a container with neither a bundle nor a record counts as alive")
+	}
+	if alive, _ := a.Alive(userns.Owner{Namespace: "..", ID: ".."}); alive {
+		t.Error("an id that is no path element counts as alive")
+	}
+}
+
+// TestShimStartThatCannotSpawnDropsItsHold: when the long-running shim
+// cannot be spawned, no Create and no shim delete follow: `shim start`
+// gives back the hold its pipeline took.
+func TestShimStartThatCannotSpawnDropsItsHold(t *testing.T) {
+	e := newUsernsEnv(t)
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	bundle := e.bundle(testNS, "nospawn", e.image, nil)
+	openBundle(t, bundle)
+	e.rootfs("nospawn")
+	t.Chdir(bundle)
+	socketDir := filepath.Join(t.TempDir(), "s")
+	params := &bootapi.BootstrapParams{InstanceID: "nospawn", Namespace: testNS, ContainerdGrpcAddress: e.address, SocketDir: &socketDir}
+	if err := params.AddExtension(&runtimeoptions.Options{ConfigPath: e.policy.Path}); err != nil {
+		t.Fatal(err)
+	}
+	m := &groupingManager{Shim: &fakeShim{err: errors.New("invalid shim cgroup")}}
+	if _, err := m.Start(context.Background(), params); err == nil {
+		t.Fatal("Start did not fail")
+	}
+	if rec, ok := readRecord(bundle, e.policy.Path); !ok || rec.UserNamespace == nil {
+		t.Fatalf("the pipeline gave no range (%+v): the test proves nothing", rec)
+	}
+	if has, _ := e.alloc.Has(userns.Owner{Namespace: testNS, ID: "nospawn"}); has {
+		t.Error("the range stayed held after shim start failed to spawn the shim")
 	}
 }

@@ -91,11 +91,18 @@ type Entry struct {
 	// An entry without holders (written before there were any, by a shim
 	// that may still run its containers) is only reclaimed.
 	Holders []string `json:"holders,omitempty"`
+	// Kept marks such an entry once holders are added to it: it is still
+	// only reclaimed (which asks about the holders too), never dropped.
+	Kept bool `json:"kept,omitempty"`
 }
 
-// hold adds holders to e and reports whether it added any.
+// hold adds holders to e and reports whether it changed e. An entry of
+// before holders (none yet, not kept) is marked kept.
 func (e *Entry) hold(holders []string) bool {
 	changed := false
+	if len(e.Holders) == 0 && !e.Kept && !e.Since.IsZero() && len(holders) > 0 {
+		e.Kept, changed = true, true
+	}
 	for _, h := range holders {
 		if h != "" && !slices.Contains(e.Holders, h) {
 			e.Holders = append(e.Holders, h)
@@ -189,10 +196,7 @@ func (a *Allocator) Reserve(owner Owner, holders ...string) (Entry, error) {
 	var got Entry
 	err := a.update(func(st *state) (bool, error) {
 		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && !e.Own }); i >= 0 {
-			changed := false
-			if len(st.Entries[i].Holders) > 0 { // one without holders stays so
-				changed = st.Entries[i].hold(holders)
-			}
+			changed := st.Entries[i].hold(holders)
 			got = st.Entries[i]
 			return changed, nil
 		}
@@ -208,8 +212,9 @@ func (a *Allocator) Reserve(owner Owner, holders ...string) (Entry, error) {
 			return false, fmt.Errorf("no free range of %d host ids in %d-%d (%s=%d:%d): %d reserved, the rest overlap /etc/subuid, /etc/subgid or host users",
 				Size, a.First, uint64(a.First)+uint64(a.Length)-1, RangeEnv, a.First, a.Length, len(st.Entries))
 		}
-		got = Entry{Owner: owner, HostID: a.slotFirst(slot), Size: Size, Since: a.clock()}
-		got.hold(holders)
+		got = Entry{Owner: owner, HostID: a.slotFirst(slot), Size: Size}
+		got.hold(holders) // a new entry: held, not kept
+		got.Since = a.clock()
 		st.Entries = append(st.Entries, got)
 		st.Next = (slot + 1) % a.slots()
 		return true, nil
@@ -238,21 +243,19 @@ func (a *Allocator) Record(owner Owner, hostID, size uint32, holders ...string) 
 			return false, fmt.Errorf("host ids %d-%d hold id %d of a host user or group", hostID, uint64(hostID)+uint64(size)-1, id)
 		}
 		if i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.Owner == owner && e.HostID == hostID && e.Size == size }); i >= 0 {
-			if len(st.Entries[i].Holders) == 0 {
-				return false, nil // one without holders stays so
-			}
 			return st.Entries[i].hold(holders), nil
 		}
-		e := Entry{Owner: owner, HostID: hostID, Size: size, Own: true, Since: a.clock()}
-		e.hold(holders)
+		e := Entry{Owner: owner, HostID: hostID, Size: size, Own: true}
+		e.hold(holders) // a new entry: held, not kept
+		e.Since = a.clock()
 		st.Entries = append(st.Entries, e)
 		return true, nil
 	})
 }
 
 // Drop lets holder go of owner's ranges, and releases those it was the last
-// holder of. An entry without holders is left to reclaim. Dropping a hold
-// that does not exist is not an error.
+// holder of. An entry of before holders (none, or kept) is left to
+// reclaim. Dropping a hold that does not exist is not an error.
 func (a *Allocator) Drop(owner Owner, holder string) error {
 	if _, err := os.Stat(filepath.Join(a.Dir, stateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil // nothing was ever reserved on this node
@@ -264,7 +267,7 @@ func (a *Allocator) Drop(owner Owner, holder string) error {
 			if e.Owner == owner && slices.Contains(e.Holders, holder) {
 				e.Holders = slices.DeleteFunc(slices.Clone(e.Holders), func(h string) bool { return h == holder })
 				changed = true
-				if len(e.Holders) == 0 {
+				if len(e.Holders) == 0 && !e.Kept {
 					continue // the last hold
 				}
 			}

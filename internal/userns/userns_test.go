@@ -388,18 +388,18 @@ func TestHoldersShareARange(t *testing.T) {
 		t.Error("after the last hold: still reserved")
 	}
 	// An entry from before holders (whose shim may still run containers in
-	// it): no drop releases it and no reserve turns it into a held one;
-	// only reclaim takes it.
+	// it): a new holder is recorded (reclaim asks about it) but the entry
+	// is kept: no drop releases it; only reclaim takes it.
 	if _, err := a.Reserve(owner(3)); err != nil {
 		t.Fatal(err)
 	}
-	if e, _ := a.Reserve(owner(3), "new-member"); len(e.Holders) != 0 {
-		t.Errorf("a reserve gave an entry without holders holders %v", e.Holders)
+	if e, _ := a.Reserve(owner(3), "new-member"); !e.Kept || !slices.Equal(e.Holders, []string{"new-member"}) {
+		t.Errorf("a reserve on an entry without holders: %+v, want it kept, held by new-member", e)
 	}
-	for _, h := range []string{"a-member", owner(3).ID} {
+	for _, h := range []string{"a-member", owner(3).ID, "new-member"} {
 		a.Drop(owner(3), h)
 		if has, _ := a.Has(owner(3)); !has {
-			t.Errorf("an entry without holders went with %s's drop", h)
+			t.Errorf("an entry of before holders went with %s's drop", h)
 		}
 	}
 	a.Release(owner(3))
