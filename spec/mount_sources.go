@@ -65,12 +65,20 @@ type ownPath struct {
 //     namespace, when the level allows that namespace and the container
 //     is in it.
 func (h *hardening) hostPaths() *hostPaths {
-	hp := &hostPaths{}
+	hp := &hostPaths{
+		own:       make([]ownPath, 0, 16),
+		sensitive: make([]profiles.SensitivePath, 0, 2*(len(profiles.SensitiveHostPaths)+len(h.in.Host.RuntimeSockets)+3)),
+	}
 	host, c := h.in.Host, h.in.Container
 	root, state, kubelet := cleanAbs(host.ContainerdRoot), cleanAbs(host.ContainerdState), cleanAbs(host.KubeletRoot)
+	// The elements are names of this file or ids that are one path
+	// element each (isPathElement), and base a clean absolute path: base
+	// and elements joined with slashes is path.Join of them.
 	own := func(base string, subtree bool, elems ...string) {
 		for _, b := range h.resolved(base) {
-			hp.own = append(hp.own, ownPath{path.Join(append([]string{b}, elems...)...), subtree})
+			if b != "" {
+				hp.own = append(hp.own, ownPath{joinElements(b, elems), subtree})
+			}
 		}
 	}
 	if sid := c.SandboxID; isPathElement(sid) && h.criFiles() {
@@ -99,6 +107,9 @@ func (h *hardening) hostPaths() *hostPaths {
 
 	sensitive := func(p string, why string) {
 		for _, r := range h.resolved(p) {
+			if r == "" {
+				continue
+			}
 			hp.sensitive = append(hp.sensitive, profiles.SensitivePath{Path: r, Subtree: true, Why: why})
 		}
 	}
@@ -118,6 +129,9 @@ func (h *hardening) hostPaths() *hostPaths {
 	}
 	for _, s := range profiles.SensitiveHostPaths {
 		for _, r := range h.resolved(s.Path) {
+			if r == "" {
+				continue
+			}
 			s.Path = r
 			hp.sensitive = append(hp.sensitive, s)
 		}
@@ -133,15 +147,39 @@ func (h *hardening) hostPaths() *hostPaths {
 	return hp
 }
 
-// resolved returns p and, when it differs, p with symbolic links resolved.
-func (h *hardening) resolved(p string) []string {
+// resolved returns p and, when it differs, p with symbolic links resolved
+// ("" when it does not).
+func (h *hardening) resolved(p string) [2]string {
 	if h.in.Host.ResolvePath == nil {
-		return []string{p}
+		return [2]string{p}
 	}
 	if r := path.Clean(h.in.Host.ResolvePath(p)); r != p && path.IsAbs(r) {
-		return []string{p, r}
+		return [2]string{p, r}
 	}
-	return []string{p}
+	return [2]string{p}
+}
+
+// joinElements is path.Join(base, elems...) for a clean absolute base and
+// elements that are one path element each, in one allocation.
+func joinElements(base string, elems []string) string {
+	if len(elems) == 0 {
+		return base
+	}
+	if base == "/" {
+		base = ""
+	}
+	n := len(base)
+	for _, e := range elems {
+		n += 1 + len(e)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(base)
+	for _, e := range elems {
+		b.WriteByte('/')
+		b.WriteString(e)
+	}
+	return b.String()
 }
 
 func cleanAbs(p string) string {
@@ -189,7 +227,7 @@ func (h *hardening) bindSourceOK(m *specs.Mount, field, dest string, hp *hostPat
 			"give the bind mount an absolute host path")
 		return false
 	}
-	src := path.Clean(m.Source)
+	src := cleanPath(m.Source)
 	real := src
 	if h.in.Host.ResolvePath != nil {
 		real = path.Clean(h.in.Host.ResolvePath(src))
@@ -316,4 +354,36 @@ func (h *hardening) missingFacts(p string) string {
 		return ""
 	}
 	return " (the runtime did not say " + strings.Join(missing, ", ") + ")"
+}
+
+// cleanPath is path.Clean(p), without the walk through p when p is already
+// a clean absolute path (as nearly every path of a spec is).
+func cleanPath(p string) string {
+	if isCleanAbs(p) {
+		return p
+	}
+	return path.Clean(p)
+}
+
+// isCleanAbs reports whether p is an absolute path that path.Clean leaves
+// as it is: "/", or "/"-separated elements none of which is empty, "." or
+// "..". (A false "no" only costs path.Clean's walk.)
+func isCleanAbs(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+		return false
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		if e := p[start:i]; e == "" || e == "." || e == ".." {
+			return false
+		}
+		start = i + 1
+	}
+	return true
 }

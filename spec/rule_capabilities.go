@@ -50,6 +50,9 @@ func ruleCapabilities(h *hardening) {
 			if slices.Contains(allow, c) {
 				continue
 			}
+			if dropped == nil {
+				dropped = make([]string, 0, len(*s.set))
+			}
 			if !slices.Contains(profiles.RuntimeDefaultCapabilities, c) && h.level.Capabilities.OnRequest == profiles.Refuse {
 				refused = append(refused, c)
 				continue

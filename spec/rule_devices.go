@@ -59,8 +59,7 @@ func DeviceRuleViolations(rules []specs.LinuxDeviceCgroup, level *profiles.Level
 		if !r.Allow {
 			continue
 		}
-		value := "allow " + orAll(r.Type) + " " + wildcard(r.Major) + ":" + wildcard(r.Minor) + " " + r.Access
-		v := Violation{Rule: "devices", Field: "linux.resources.devices[" + itoa(i) + "]", Value: value, Refused: true}
+		var v Violation
 		switch {
 		case strings.Trim(r.Access, "rwm") != "":
 			v.Reason, v.Fix = "device cgroup access "+r.Access+" is not made of r, w and m", "give the rule's access as a subset of rwm"
@@ -74,6 +73,9 @@ func DeviceRuleViolations(rules []specs.LinuxDeviceCgroup, level *profiles.Level
 		default:
 			continue
 		}
+		v.Rule, v.Refused = "devices", true
+		v.Field = "linux.resources.devices[" + itoa(i) + "]"
+		v.Value = "allow " + orAll(r.Type) + " " + wildcard(r.Major) + ":" + wildcard(r.Minor) + " " + r.Access
 		vs = append(vs, v)
 	}
 	return vs

@@ -67,7 +67,7 @@ func ruleMounts(h *hardening) {
 				"give the mount an absolute destination in the container")
 			continue
 		}
-		dest := path.Clean(m.Destination)
+		dest := cleanPath(m.Destination)
 		if why := h.badDestination(kind, dest, m, seen); why != "" {
 			h.refuse(field+".destination", dest, why,
 				"remove the mount; every container has its proc, sysfs, cgroup, devpts and mqueue mounts already, and nothing else may cover /, /proc or /sys")
@@ -215,7 +215,7 @@ var mountData = map[string]map[string]func(string) bool{
 func badOptions(kind string, opts []string) string {
 	data := mountData[kind]
 	for _, o := range opts {
-		if strings.ContainsAny(o, ",\x00") {
+		if strings.IndexByte(o, ',') >= 0 || strings.IndexByte(o, 0) >= 0 {
 			return o
 		}
 		if mountFlags[o] {

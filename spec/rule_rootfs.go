@@ -140,7 +140,7 @@ const (
 func (h *hardening) fixSharedTmpfs(dest string) {
 	for i := range h.spec.Mounts {
 		m := &h.spec.Mounts[i]
-		if m.Type != "tmpfs" || path.Clean(m.Destination) != dest {
+		if m.Type != "tmpfs" || cleanPath(m.Destination) != dest {
 			continue
 		}
 		opts := slices.Clone(m.Options)
@@ -211,22 +211,20 @@ func (h *hardening) tmpfsOptions(opts string) []string {
 // m is in the spec now: added, or there already as it is.
 func (h *hardening) addMount(m specs.Mount, reason string) bool {
 	dest := m.Destination
-	for _, e := range h.spec.Mounts {
-		if path.Clean(e.Destination) == dest {
-			return e.Type == m.Type && e.Source == m.Source && slices.Equal(e.Options, m.Options)
-		}
-	}
-	for _, e := range h.spec.Mounts {
-		if d := path.Clean(e.Destination); d != "/" && strings.HasPrefix(dest, d+"/") {
-			return false
-		}
-	}
-	at := len(h.spec.Mounts)
+	at, above := len(h.spec.Mounts), false
 	for i, e := range h.spec.Mounts {
-		if strings.HasPrefix(path.Clean(e.Destination), dest+"/") {
-			at = i
-			break
+		d := cleanPath(e.Destination)
+		switch {
+		case d == dest:
+			return e.Type == m.Type && e.Source == m.Source && slices.Equal(e.Options, m.Options)
+		case d != "/" && profiles.IsBelow(dest, d):
+			above = true
+		case at == len(h.spec.Mounts) && dest != "/" && profiles.IsBelow(d, dest):
+			at = i // the first mount below it
 		}
+	}
+	if above {
+		return false
 	}
 	h.spec.Mounts = slices.Insert(h.spec.Mounts, at, m)
 	to := m.Type + " " + strings.Join(m.Options, ",")
@@ -306,7 +304,7 @@ func (h *hardening) criVolume(v string) bool {
 	}
 	dir := path.Join(root, criPlugin, "containers", id, "volumes")
 	for _, m := range h.spec.Mounts {
-		if path.Clean(m.Destination) != v || !isBind(m.Type, m.Options) || !profiles.IsBelow(path.Clean(m.Source), dir) ||
+		if cleanPath(m.Destination) != v || !isBind(m.Type, m.Options) || !profiles.IsBelow(cleanPath(m.Source), dir) ||
 			slices.Contains(m.Options, "ro") || slices.Contains(m.Options, "rro") {
 			continue
 		}

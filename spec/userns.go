@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"path"
 	"slices"
 	"strings"
 
@@ -197,7 +196,7 @@ func (h *hardening) giveUserNamespace() {
 	joinedIPC = !joinedIPC || ipc.Path != ""
 	for i := 0; i < len(h.spec.Mounts); i++ {
 		mnt := &h.spec.Mounts[i]
-		dest := path.Clean(mnt.Destination)
+		dest := cleanPath(mnt.Destination)
 		switch {
 		case mnt.Type == "sysfs" && dest == "/sys" && !ownNet:
 			where := "the host's"

@@ -1,6 +1,7 @@
 package seccompmodel
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"sync"
 
@@ -160,44 +161,55 @@ func hashProfile(p *specs.LinuxSeccomp) uint64 {
 	if p == nil {
 		return 0
 	}
-	h := uint64(len(p.Syscalls))
-	mix := func(v uint64) { h = (h^v)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019 }
-	str := func(s string) { mix(maphash.String(seed, s)) }
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var buf [8]byte
+	num := func(v uint64) {
+		binary.LittleEndian.PutUint64(buf[:], v)
+		h.Write(buf[:])
+	}
+	// Each string ends with a byte no name or action holds, so that
+	// neighbours cannot trade characters.
+	str := func(s string) {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
 	ptr := func(v *uint) {
 		if v == nil {
-			mix(1 << 63)
+			num(1 << 63)
 			return
 		}
-		mix(uint64(*v))
+		num(uint64(*v))
 	}
+	num(uint64(len(p.Syscalls)))
 	str(string(p.DefaultAction))
 	ptr(p.DefaultErrnoRet)
-	mix(uint64(len(p.Architectures)))
+	num(uint64(len(p.Architectures)))
 	for _, a := range p.Architectures {
 		str(string(a))
 	}
-	mix(uint64(len(p.Flags)))
+	num(uint64(len(p.Flags)))
 	for _, f := range p.Flags {
 		str(string(f))
 	}
 	str(p.ListenerPath)
 	str(p.ListenerMetadata)
 	for _, r := range p.Syscalls {
-		mix(uint64(len(r.Names)))
+		num(uint64(len(r.Names)))
 		for _, n := range r.Names {
 			str(n)
 		}
 		str(string(r.Action))
 		ptr(r.ErrnoRet)
-		mix(uint64(len(r.Args)))
+		num(uint64(len(r.Args)))
 		for _, a := range r.Args {
-			mix(uint64(a.Index))
-			mix(a.Value)
-			mix(a.ValueTwo)
+			num(uint64(a.Index))
+			num(a.Value)
+			num(a.ValueTwo)
 			str(string(a.Op))
 		}
 	}
-	return h
+	return h.Sum64()
 }
 
 // equalProfile compares two profiles as config.json would hold them (an
