@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hardened-runtime/hardened/internal/userns"
+	"github.com/hardened-runtime/hardened/spec"
 )
 
 // Stop is `shim delete`, which containerd runs after every task once its
@@ -69,7 +70,7 @@ func releaseAfterDeadShim(ctx context.Context, id string) {
 // runtime binary it was given (go-runc passes --root to any). Unreadable
 // options: not gone.
 func taskStateGone(bundle, ns, id string) bool {
-	if !isPathElem(ns) || !isPathElem(id) {
+	if !spec.IsPathElement(ns) || !spec.IsPathElement(id) {
 		return false
 	}
 	opts, err := runc.ReadOptions(bundle)
@@ -148,14 +149,5 @@ func runcStateGone(path, ns, id string) bool {
 	if binary = strings.TrimSpace(binary); binary != "" && filepath.Base(binary) != "runc" {
 		return false
 	}
-	opts, err := runc.ReadOptions(path)
-	if err != nil {
-		return false
-	}
-	root := process.RuncRoot
-	if opts != nil && opts.Root != "" {
-		root = opts.Root
-	}
-	_, err = os.Lstat(filepath.Join(root, ns, id))
-	return errors.Is(err, fs.ErrNotExist)
+	return taskStateGone(path, ns, id)
 }

@@ -83,7 +83,7 @@ func (p *pipeline) allocator(ctx context.Context, bundle string) (*userns.Alloca
 	// record (a client may delete a record whose task runs on).
 	taskDir := filepath.Dir(filepath.Dir(bundle))
 	a.Alive = func(o userns.Owner) (bool, error) {
-		if isPathElem(o.Namespace) && isPathElem(o.ID) {
+		if spec.IsPathElement(o.Namespace) && spec.IsPathElement(o.ID) {
 			if _, err := os.Lstat(filepath.Join(taskDir, o.Namespace, o.ID)); err == nil {
 				return true, nil
 			}
@@ -95,11 +95,6 @@ func (p *pipeline) allocator(ctx context.Context, bundle string) (*userns.Alloca
 		return err == nil, err
 	}
 	return a, nil
-}
-
-// isPathElem: id names one directory (not empty, . or .., no slash).
-func isPathElem(id string) bool {
-	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\x00")
 }
 
 // reserveUserNamespace runs before the engine: for a root process of a

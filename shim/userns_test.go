@@ -69,9 +69,24 @@ func (e *usernsEnv) rootfs(id string) []*types.Mount {
 	return m
 }
 
+// member makes the bundle and snapshot of container id of pod sandbox
+// (uid, Kubernetes namespace apps), its spec edited by edit, and returns
+// the bundle and the task's rootfs mounts.
+func (e *usernsEnv) member(sandbox, uid, id string, edit func(*specs.Spec)) (string, []*types.Mount) {
+	b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
+		criSpec("container", sandbox, uid, "apps")(sp)
+		if edit != nil {
+			edit(sp)
+		}
+	})
+	e.fake.containers[id].Sandbox = sandbox
+	openBundle(e.t, b)
+	return b, e.rootfs(id)
+}
+
 // openBundle lets others through the directories above a bundle, as
 // containerd's state directory is on a node (0711).
-func openBundle(t *testing.T, bundle string) {
+func openBundle(t testing.TB, bundle string) {
 	t.Helper()
 	for d := filepath.Dir(bundle); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o711); err != nil {
@@ -388,15 +403,7 @@ func TestPodRangeHeldAcrossShims(t *testing.T) {
 	e := newUsernsEnv(t)
 	pod := userns.Owner{Namespace: testNS, ID: "sb"}
 	create := func(s *service, id string, edit func(*specs.Spec)) (*taskAPI.CreateTaskResponse, error) {
-		b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
-			criSpec("container", "sb", "uid-1", "apps")(sp)
-			if edit != nil {
-				edit(sp)
-			}
-		})
-		e.fake.containers[id].Sandbox = "sb"
-		openBundle(t, b)
-		m := e.rootfs(id)
+		b, m := e.member("sb", "uid-1", id, edit)
 		return e.create(s, testNS, id, b, func(r *taskAPI.CreateTaskRequest) { r.Rootfs = copyMounts(m) })
 	}
 	// The sandbox's pipeline (shim start) takes the pod's hold.
@@ -463,15 +470,7 @@ func TestPodRangeHeldAcrossShims(t *testing.T) {
 func TestMembersHoldOnlyThemselves(t *testing.T) {
 	e := newUsernsEnv(t)
 	mk := func(id string, edit func(*specs.Spec)) (string, []*types.Mount) {
-		b := e.bundle(testNS, id, e.image, func(sp *specs.Spec) {
-			criSpec("container", "ghost", "uid-9", "apps")(sp)
-			if edit != nil {
-				edit(sp)
-			}
-		})
-		e.fake.containers[id].Sandbox = "ghost"
-		openBundle(t, b)
-		return b, e.rootfs(id)
+		return e.member("ghost", "uid-9", id, edit)
 	}
 	e.bundle(testNS, "ghost", e.image, criSpec("sandbox", "ghost", "uid-9", "apps"))
 	e.fake.addSandbox("ghost", "uid-9", "apps") // a record, never a task

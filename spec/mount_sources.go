@@ -81,7 +81,7 @@ func (h *hardening) hostPaths() *hostPaths {
 			}
 		}
 	}
-	if sid := c.SandboxID; isPathElement(sid) && h.criFiles() {
+	if sid := c.SandboxID; IsPathElement(sid) && h.criFiles() {
 		if root != "" {
 			for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
 				own(root, false, criPlugin, "sandboxes", sid, f)
@@ -92,13 +92,13 @@ func (h *hardening) hostPaths() *hostPaths {
 			own(state, true, criPlugin, "image-volumes", sid)
 		}
 	}
-	if isPathElement(c.ID) && root != "" && h.criFiles() {
+	if IsPathElement(c.ID) && root != "" && h.criFiles() {
 		own(root, true, criPlugin, "containers", c.ID, "volumes")
 	}
 	if v := cleanAbs(c.VolumeDir); v != "" && v != "/" {
 		own(v, true)
 	}
-	if isPathElement(c.PodUID) && kubelet != "" {
+	if IsPathElement(c.PodUID) && kubelet != "" {
 		own(kubelet, true, "pods", c.PodUID)
 	}
 	if h.level.AllowsHostNamespace(string(specs.IPCNamespace)) && !h.ownNamespace(specs.IPCNamespace) {
@@ -189,9 +189,9 @@ func cleanAbs(p string) string {
 	return p
 }
 
-// isPathElement reports whether an id can name a directory: not empty,
-// not . or .., no slash.
-func isPathElement(id string) bool {
+// IsPathElement reports whether an id can name one directory: not empty,
+// not . or .., no slash or NUL.
+func IsPathElement(id string) bool {
 	return id != "" && id != "." && id != ".." && !strings.ContainsAny(id, "/\x00")
 }
 

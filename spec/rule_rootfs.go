@@ -286,7 +286,7 @@ func (h *hardening) addVolumes() {
 // reboot. "" when a fact is missing or not one path element.
 func TaskVolumeDir(containerdRoot, namespace, id string) string {
 	root := cleanAbs(containerdRoot)
-	if root == "" || !isPathElement(namespace) || !isPathElement(id) {
+	if root == "" || !IsPathElement(namespace) || !IsPathElement(id) {
 		return ""
 	}
 	return path.Join(root, "io.containerd.runtime.v2.task", namespace, id, "volumes")
@@ -299,7 +299,7 @@ func TaskVolumeDir(containerdRoot, namespace, id string) string {
 // a process user that is not root, as it does with its own volumes.
 func (h *hardening) criVolume(v string) bool {
 	root, id := cleanAbs(h.in.Host.ContainerdRoot), h.in.Container.ID
-	if root == "" || !isPathElement(id) || !h.criFiles() {
+	if root == "" || !IsPathElement(id) || !h.criFiles() {
 		return false
 	}
 	dir := path.Join(root, criPlugin, "containers", id, "volumes")
